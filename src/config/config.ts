@@ -1,0 +1,103 @@
+import { z } from "zod";
+
+/** Everything Tally reads from its environment, validated once and frozen. */
+export interface Config {
+  /** The one port for gRPC, gRPC-Web, Connect and REST. @default 8080 */
+  readonly port: number;
+  /** @default "0.0.0.0" */
+  readonly host: string;
+  /** RabbitMQ; unset means the in-process queue. */
+  readonly amqpUrl: string | undefined;
+  /** Redis; unset means the in-process dedupe store. */
+  readonly redisUrl: string | undefined;
+  /** A ClickHouse server's HTTP URL; unset means embedded chDB in `dataDir`. */
+  readonly clickhouseUrl: string | undefined;
+  /** Where the embedded engine keeps its data. @default "./var" */
+  readonly dataDir: string;
+  /** Prefix of queues and Redis keys, and the ClickHouse database. @default "tally" */
+  readonly namespace: string;
+  /** Accepted API keys; empty means no auth. */
+  readonly apiKeys: readonly string[];
+  /** How long Redis remembers an event_id. @default 7 days */
+  readonly dedupeTtlSeconds: number;
+  /** How far in the future occurred_at may be. @default 24 h */
+  readonly maxFutureSkewMs: number;
+  /** The consumer inserts once it holds this many rows... @default 20000 */
+  readonly flushRows: number;
+  /** ...or once its oldest row has waited this long. @default 200 */
+  readonly flushIntervalMs: number;
+  /** Unacknowledged messages a consumer holds. @default 64 */
+  readonly prefetch: number;
+  /** Largest REST body accepted. @default 8 MiB */
+  readonly maxBodyBytes: number;
+}
+
+const url = (scheme: RegExp, example: string) =>
+  z
+    .string()
+    .trim()
+    .refine((s) => URL.canParse(s) && scheme.test(new URL(s).protocol), `expected a URL like ${example}`)
+    .optional()
+    .transform((s) => (s === "" ? undefined : s));
+
+const int = (min: number, max: number, fallback: number) =>
+  z.coerce
+    .number({ error: "expected a whole number" })
+    .int("expected a whole number")
+    .min(min)
+    .max(max)
+    .default(fallback);
+
+const schema = z.object({
+  PORT: int(0, 65535, 8080),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  AMQP_URL: url(/^amqps?:$/, "amqp://guest:guest@127.0.0.1:5672"),
+  REDIS_URL: url(/^rediss?:$/, "redis://127.0.0.1:6379"),
+  CLICKHOUSE_URL: url(/^https?:$/, "http://127.0.0.1:8123"),
+  TALLY_DATA_DIR: z.string().min(1).default("./var"),
+  TALLY_NAMESPACE: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,47}$/, "expected lower-case letters, digits and _, starting with a letter")
+    .default("tally"),
+  TALLY_API_KEYS: z
+    .string()
+    .default("")
+    .transform((s) => s.split(",").map((k) => k.trim()).filter((k) => k !== "")),
+  TALLY_DEDUPE_TTL_SECONDS: int(60, 366 * 86400, 7 * 86400),
+  TALLY_MAX_FUTURE_SKEW_SECONDS: int(0, 366 * 86400, 86400),
+  TALLY_FLUSH_ROWS: int(1, 1_000_000, 20_000),
+  TALLY_FLUSH_INTERVAL_MS: int(1, 60_000, 200),
+  TALLY_PREFETCH: int(1, 10_000, 64),
+  TALLY_MAX_BODY_BYTES: int(1024, 1 << 30, 8 << 20),
+});
+
+/** Thrown for a bad environment; the message names every bad variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads and validates the configuration from `env` (process.env by default). */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    amqpUrl: e.AMQP_URL,
+    redisUrl: e.REDIS_URL,
+    clickhouseUrl: e.CLICKHOUSE_URL,
+    dataDir: e.TALLY_DATA_DIR,
+    namespace: e.TALLY_NAMESPACE,
+    apiKeys: Object.freeze(e.TALLY_API_KEYS),
+    dedupeTtlSeconds: e.TALLY_DEDUPE_TTL_SECONDS,
+    maxFutureSkewMs: e.TALLY_MAX_FUTURE_SKEW_SECONDS * 1000,
+    flushRows: e.TALLY_FLUSH_ROWS,
+    flushIntervalMs: e.TALLY_FLUSH_INTERVAL_MS,
+    prefetch: e.TALLY_PREFETCH,
+    maxBodyBytes: e.TALLY_MAX_BODY_BYTES,
+  });
+}
