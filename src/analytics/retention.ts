@@ -1,0 +1,99 @@
+import type { Warehouse } from "../warehouse/warehouse.ts";
+import {
+  type Day,
+  formatDay,
+  InvalidParameterError,
+  MAX_RANGE_DAYS,
+  mondayOf,
+  parseBounded,
+  parseChoice,
+  parseDay,
+  parseTimeZone,
+  today,
+} from "./params.ts";
+import { parseSegments, segmentsSql } from "./segments.ts";
+
+/** Parameters of {@link retention}, as in `GET /stats/retention`. */
+export interface RetentionQuery {
+  startDate: string;
+  /** Default: the last complete period. */
+  endDate: string;
+  /** 1..365; default 7. */
+  windows?: number | undefined;
+  /** day (default) or week. */
+  granularity: string;
+  tz: string;
+  segment: readonly string[];
+}
+
+/**
+ * Cohorts by the period of each user's first event ever (before the range
+ * too: a user first seen earlier belongs to no cohort in it), and how many
+ * of each cohort were active k periods later. Segments filter the events
+ * that count, for the first event and for activity alike.
+ */
+export async function retention(warehouse: Warehouse, q: RetentionQuery, now = new Date()) {
+  const granularity = parseChoice("granularity", q.granularity, ["day", "week"] as const);
+  const windows = parseBounded("windows", q.windows, 1, 365, 7);
+  const tz = parseTimeZone(q.tz);
+  const step = granularity === "day" ? 1 : 7;
+  const align = (d: Day) => (granularity === "day" ? d : mondayOf(d));
+  if (q.startDate === "") throw new InvalidParameterError("start_date", "required (YYYY-MM-DD)");
+  const start = align(parseDay("start_date", q.startDate));
+  const end =
+    q.endDate === ""
+      ? align(today(tz, now)) - step // the last complete period
+      : align(parseDay("end_date", q.endDate));
+  if (start > end) {
+    throw new InvalidParameterError(
+      "start_date",
+      `${formatDay(start)} is after end_date (${formatDay(end)}${q.endDate === "" ? ", the last complete period" : ""})`,
+    );
+  }
+  if (end - start + 1 > MAX_RANGE_DAYS) {
+    throw new InvalidParameterError("end_date", `the cohorts may span at most ${MAX_RANGE_DAYS} days`);
+  }
+  const segments = segmentsSql(parseSegments(q.segment));
+  const period =
+    granularity === "day" ? "toDate(occurred_at, {tz:String})" : "toMonday(occurred_at, {tz:String})";
+  const rows = await warehouse.rows<{ cohort: string; k: number; users: string }>(
+    `WITH
+       firsts AS (
+         SELECT user_id, min(${period}) AS cohort
+         FROM ${warehouse.db}.events FINAL
+         WHERE ${segments.sql}
+         GROUP BY user_id
+         HAVING cohort BETWEEN toDate({start:String}) AND toDate({end:String})
+       ),
+       activity AS (
+         SELECT DISTINCT user_id, ${period} AS period
+         FROM ${warehouse.db}.events FINAL
+         WHERE period BETWEEN toDate({start:String}) AND toDate({last:String}) AND ${segments.sql}
+       )
+     SELECT toString(f.cohort) AS cohort,
+            toUInt32(intDiv(dateDiff('day', f.cohort, a.period), {step:UInt32})) AS k,
+            count() AS users
+     FROM firsts AS f INNER JOIN activity AS a ON f.user_id = a.user_id
+     WHERE a.period >= f.cohort AND a.period <= f.cohort + {span:UInt32}
+     GROUP BY cohort, k`,
+    {
+      ...segments.params,
+      tz,
+      start: formatDay(start),
+      end: formatDay(end),
+      last: formatDay(end + windows * step),
+      step,
+      span: windows * step,
+    },
+  );
+  const counts = new Map(rows.map((r) => [`${r.cohort}/${r.k}`, Number(r.users)]));
+  const cohorts = [];
+  for (let c = start; c <= end; c += step) {
+    const cohort = formatDay(c);
+    const retained = Array.from({ length: windows + 1 }, (_, k) => counts.get(`${cohort}/${k}`) ?? 0);
+    const size = retained[0] ?? 0; // every member is active in their first period
+    const rates = retained.map((n) => (size === 0 ? 0 : n / size));
+    cohorts.push({ cohort, size, retained, rates });
+  }
+  return cohorts;
+}

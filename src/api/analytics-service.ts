@@ -1,0 +1,68 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  type AnalyticsService,
+  GetActiveUsersResponseSchema,
+  GetDauResponseSchema,
+  GetRetentionResponseSchema,
+  GetTopEventsResponseSchema,
+} from "../../gen/tally/v1/analytics_pb.js";
+import { activeUsers } from "../analytics/active-users.ts";
+import { dau } from "../analytics/dau.ts";
+import { InvalidParameterError } from "../analytics/params.ts";
+import { retention } from "../analytics/retention.ts";
+import { topEvents } from "../analytics/top-events.ts";
+import type { Warehouse } from "../warehouse/warehouse.ts";
+
+/** Answers stats from the warehouse. */
+export function createAnalyticsService(warehouse: Warehouse): ServiceImpl<typeof AnalyticsService> {
+  return {
+    getDau: (req) =>
+      answer(async () => {
+        const days = await dau(warehouse, req);
+        return create(GetDauResponseSchema, {
+          days: days.map((d) => ({ date: d.date, uniqueUsers: BigInt(d.uniqueUsers) })),
+        });
+      }),
+    getActiveUsers: (req) =>
+      answer(async () => {
+        const days = await activeUsers(warehouse, req);
+        return create(GetActiveUsersResponseSchema, {
+          days: days.map((d) => ({ date: d.date, activeUsers: BigInt(d.activeUsers) })),
+        });
+      }),
+    getTopEvents: (req) =>
+      answer(async () => {
+        const events = await topEvents(warehouse, req);
+        return create(GetTopEventsResponseSchema, {
+          events: events.map((e) => ({ eventType: e.eventType, count: BigInt(e.count) })),
+        });
+      }),
+    getRetention: (req) =>
+      answer(async () => {
+        const cohorts = await retention(warehouse, req);
+        return create(GetRetentionResponseSchema, {
+          cohorts: cohorts.map((c) => ({
+            cohort: c.cohort,
+            size: BigInt(c.size),
+            retained: c.retained.map(BigInt),
+            rates: c.rates,
+          })),
+        });
+      }),
+  };
+}
+
+/** Maps analytics failures to RPC codes. */
+async function answer<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof InvalidParameterError) throw new ConnectError(err.message, Code.InvalidArgument);
+    if (err instanceof ConnectError) throw err;
+    throw new ConnectError(
+      `the warehouse could not answer; retry later (${err instanceof Error ? err.message : String(err)})`,
+      Code.Unavailable,
+    );
+  }
+}

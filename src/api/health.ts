@@ -1,0 +1,79 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  type Health,
+  HealthCheckResponse_ServingStatus as Status,
+  HealthCheckResponseSchema,
+  HealthListResponseSchema,
+} from "../../gen/health/v1/health_pb.js";
+
+/** Something the service depends on, checked for readiness. */
+export interface Dependency {
+  /** Named in reports: "rabbitmq", "redis", "clickhouse". */
+  readonly name: string;
+  /** Throws when the dependency cannot serve. */
+  check(): Promise<void>;
+}
+
+/** The outcome of checking every dependency. */
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, string>;
+  /** Names of the dependencies that did not answer. */
+  failing: string[];
+}
+
+/** Checks all dependencies at once, each within `timeoutMs`. */
+export async function checkReadiness(deps: readonly Dependency[], timeoutMs = 2000): Promise<Readiness> {
+  const results = await Promise.all(
+    deps.map(async (d) => {
+      try {
+        await Promise.race([
+          d.check(),
+          new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs).unref()),
+        ]);
+        return [d.name, "ok"] as const;
+      } catch (err) {
+        return [d.name, err instanceof Error ? err.message : String(err)] as const;
+      }
+    }),
+  );
+  const failing = results.filter(([, r]) => r !== "ok").map(([n]) => n);
+  return { ready: failing.length === 0, checks: Object.fromEntries(results), failing };
+}
+
+/**
+ * grpc.health.v1: the overall service ("") and each served service are
+ * SERVING when every dependency answers.
+ */
+export function createHealthService(
+  deps: readonly Dependency[],
+  services: readonly string[],
+  watchIntervalMs = 5000,
+): ServiceImpl<typeof Health> {
+  const known = new Set(["", ...services]);
+  async function status(service: string) {
+    if (!known.has(service)) throw new ConnectError(`unknown service "${service}"`, Code.NotFound);
+    return (await checkReadiness(deps)).ready ? Status.SERVING : Status.NOT_SERVING;
+  }
+  return {
+    async check(req) {
+      return create(HealthCheckResponseSchema, { status: await status(req.service) });
+    },
+    async list() {
+      const status = (await checkReadiness(deps)).ready ? Status.SERVING : Status.NOT_SERVING;
+      const statuses: Record<string, { status: Status }> = {};
+      for (const s of known) statuses[s] = { status };
+      return create(HealthListResponseSchema, { statuses });
+    },
+    async *watch(req, ctx) {
+      let last: Status | undefined;
+      while (!ctx.signal.aborted) {
+        const now = known.has(req.service) ? await status(req.service) : Status.SERVICE_UNKNOWN;
+        if (now !== last) yield create(HealthCheckResponseSchema, { status: now });
+        last = now;
+        await new Promise((r) => setTimeout(r, watchIntervalMs));
+      }
+    },
+  };
+}

@@ -1,0 +1,127 @@
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Event } from "../../gen/tally/v1/event_pb.js";
+import {
+  type IngestRequest,
+  type IngestResponse,
+  IngestResponseSchema,
+  type IngestService,
+  type Rejection,
+  RejectionSchema,
+} from "../../gen/tally/v1/ingest_pb.js";
+import { clickhouseTime, type EventBatch, encodeRow } from "../queue/event-batch.ts";
+import { type EventQueue, QueueUnavailableError } from "../queue/queue.ts";
+import { requestIdOf } from "./request-id.ts";
+import { bodyErrorsKey } from "./rest/body-errors.ts";
+import { type EventRules, validateEvent, validateProperties } from "./validate-event.ts";
+
+/** Options of {@link createIngestService}. */
+export interface IngestServiceOptions {
+  queue: EventQueue;
+  rules: EventRules;
+  /** Batches of one stream being published at once; more waits (flow control). @default 8 */
+  streamPublishesInFlight?: number;
+}
+
+/**
+ * Validates events, turns the valid ones into one queue batch per request
+ * (or per stream message), and answers only once the queue has them.
+ */
+export function createIngestService(options: IngestServiceOptions): ServiceImpl<typeof IngestService> {
+  const { queue, rules } = options;
+  const inFlight = options.streamPublishesInFlight ?? 8;
+
+  async function publish(batch: EventBatch) {
+    try {
+      await queue.publish(batch);
+    } catch (err) {
+      if (err instanceof QueueUnavailableError) {
+        throw new ConnectError(
+          `the queue could not take the events, none of them was accepted; retry later (${err.message})`,
+          Code.Unavailable,
+        );
+      }
+      throw err;
+    }
+  }
+
+  return {
+    async ingest(request: IngestRequest, ctx: HandlerContext): Promise<IngestResponse> {
+      if (request.events.length === 0) {
+        throw new ConnectError("events: at least one event is required", Code.InvalidArgument);
+      }
+      const prepared = prepare(request.events, 0, rules, ctx);
+      if (prepared.batch === undefined) {
+        throw new ConnectError(summarize(prepared.rejected), Code.InvalidArgument);
+      }
+      await publish({ ...prepared.batch, requestId: requestIdOf(ctx) });
+      return create(IngestResponseSchema, {
+        accepted: BigInt(prepared.batch.rows),
+        rejected: prepared.rejected,
+      });
+    },
+
+    async ingestStream(requests: AsyncIterable<IngestRequest>, ctx: HandlerContext) {
+      const requestId = requestIdOf(ctx);
+      const publishing: Promise<void>[] = [];
+      const rejected: Rejection[] = [];
+      let accepted = 0;
+      let offset = 0;
+      try {
+        for await (const request of requests) {
+          const prepared = prepare(request.events, offset, rules, ctx);
+          offset += request.events.length;
+          rejected.push(...prepared.rejected);
+          if (prepared.batch === undefined) continue;
+          accepted += prepared.batch.rows;
+          const p = publish({ ...prepared.batch, requestId });
+          p.catch(() => {}); // awaited below; never unhandled
+          publishing.push(p);
+          // Stop reading the stream while too many batches await the broker.
+          if (publishing.length >= inFlight) await publishing.shift();
+        }
+        await Promise.all(publishing);
+      } catch (err) {
+        await Promise.allSettled(publishing);
+        throw err;
+      }
+      return create(IngestResponseSchema, { accepted: BigInt(accepted), rejected });
+    },
+  };
+}
+
+/** Validates `events` (indexes counted from `offset`) and encodes the valid ones. */
+function prepare(events: readonly Event[], offset: number, rules: EventRules, ctx: HandlerContext) {
+  const bodyErrors = ctx.values.get(bodyErrorsKey);
+  const now = Date.now();
+  const acceptedAt = `${clickhouseTime(now)}000`;
+  const rejected: Rejection[] = [];
+  let body = "";
+  let rows = 0;
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i] as Event;
+    let reason = bodyErrors?.get(i) ?? validateEvent(event, rules, now);
+    let properties = "{}";
+    if (reason === undefined && event.properties !== undefined) {
+      properties = JSON.stringify(event.properties);
+      reason = validateProperties(properties);
+    }
+    if (reason !== undefined) {
+      rejected.push(create(RejectionSchema, { index: BigInt(offset + i), eventId: event.eventId, reason }));
+      continue;
+    }
+    body += encodeRow(event, properties, acceptedAt);
+    rows++;
+  }
+  const batch =
+    rows === 0 ? undefined : { id: randomBytes(12).toString("base64url"), body: Buffer.from(body), rows };
+  return { batch, rejected };
+}
+
+/** One message for a request whose every event was refused. */
+function summarize(rejected: readonly Rejection[]): string {
+  const shown = rejected.slice(0, 5).map((r) => `events[${r.index}].${r.reason}`);
+  const more = rejected.length > shown.length ? ` (and ${rejected.length - shown.length} more)` : "";
+  return `no event was accepted: ${shown.join("; ")}${more}`;
+}

@@ -1,0 +1,234 @@
+import { gunzipSync } from "node:zlib";
+import {
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  fromJson,
+  getOption,
+  type JsonObject,
+  type JsonValue,
+  toBinary,
+  toJson,
+} from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { http } from "../../../gen/google/api/annotations_pb.js";
+import { bodyErrorsKey } from "./body-errors.ts";
+import { checkElement, int64AsNumbers } from "./json-shape.ts";
+
+/** A REST route read from a `google.api.http` annotation. */
+export interface RestRoute {
+  readonly verb: string;
+  readonly path: string;
+  readonly method: DescMethod;
+  /** The request field the body fills ("*" for all of it), or "" for none. */
+  readonly body: string;
+  /** The response field that is the response body, or "" for all of it. */
+  readonly responseBody: string;
+}
+
+/** A REST request, already read. */
+export interface RestRequest {
+  verb: string;
+  path: string;
+  query: URLSearchParams;
+  header: Headers;
+  body: Buffer;
+  signal: AbortSignal;
+}
+
+/** A REST response: a status and a JSON body. */
+export interface RestResponse {
+  status: number;
+  body: JsonValue;
+  header?: Record<string, string>;
+}
+
+/** Every annotated unary method of `services`. */
+export function restRoutes(services: readonly DescService[]): RestRoute[] {
+  const routes: RestRoute[] = [];
+  for (const service of services) {
+    for (const method of service.methods) {
+      if (method.methodKind !== "unary") continue;
+      const rule = getOption(method, http);
+      const { case: verb, value } = rule.pattern;
+      if (verb === undefined || verb === "custom") continue;
+      if (value.includes("{")) throw new Error(`${method.name}: path variables are not supported (${value})`);
+      routes.push({ verb: verb.toUpperCase(), path: value, method, body: rule.body, responseBody: rule.responseBody });
+    }
+  }
+  return routes;
+}
+
+/**
+ * Transcodes REST to the RPC handlers: the request becomes the method's
+ * input message (query parameters by field name; the body into the field the
+ * annotation names), goes through the same handler as gRPC and Connect
+ * (interceptors and all), and the output comes back as snake_case JSON with
+ * counts as numbers. POST routes answer 202: ingestion completes later.
+ * Errors keep Connect's shape, `{"code": ..., "message": ...}`.
+ */
+export function createTranscoder(
+  routes: readonly RestRoute[],
+  handlers: readonly UniversalHandler[],
+  /** Cap on a gzip body once inflated, in bytes. */
+  maxInflated: number,
+) {
+  const byPath = new Map(handlers.map((h) => [h.requestPath, h]));
+  const table = new Map<string, { route: RestRoute; handler: UniversalHandler }>();
+  for (const route of routes) {
+    const handler = byPath.get(`/${route.method.parent.typeName}/${route.method.name}`);
+    if (handler !== undefined) table.set(`${route.verb} ${route.path}`, { route, handler });
+  }
+  const paths = new Set(routes.map((r) => r.path));
+
+  return {
+    /** Whether `path` is a REST route (with any verb). */
+    has: (path: string) => paths.has(path),
+
+    async handle(req: RestRequest): Promise<RestResponse> {
+      const entry = table.get(`${req.verb} ${req.path}`);
+      if (entry === undefined) {
+        return error(405, "unimplemented", `${req.verb} is not allowed on ${req.path}`);
+      }
+      const { route, handler } = entry;
+      let input: ReturnType<typeof readInput>;
+      try {
+        input = readInput(route, req, maxInflated);
+      } catch (err) {
+        if (err instanceof ConnectError) return errorFrom(err);
+        throw err;
+      }
+      const header = new Headers(req.header);
+      for (const h of ["content-type", "content-length", "content-encoding", "accept-encoding", "connect-timeout-ms"]) {
+        header.delete(h);
+      }
+      header.set("content-type", "application/proto");
+      header.set("connect-protocol-version", "1");
+      const bytes = toBinary(route.method.input, input.message);
+      const res = await handler({
+        httpVersion: "1.1",
+        url: `http://rest${handler.requestPath}`,
+        method: "POST",
+        header,
+        body: (async function* () {
+          yield bytes;
+        })(),
+        signal: req.signal,
+        contextValues: createContextValues().set(bodyErrorsKey, input.bodyErrors),
+      });
+      const out = await collect(res.body);
+      if (res.status !== 200) {
+        return { status: res.status, body: JSON.parse(out.toString("utf8") || "{}") as JsonValue };
+      }
+      const message = fromBinary(route.method.output, out);
+      const json = int64AsNumbers(
+        route.method.output,
+        toJson(route.method.output, message, { useProtoFieldName: true, alwaysEmitImplicit: true }),
+      ) as JsonObject;
+      const body = route.responseBody === "" ? json : (json[route.responseBody] ?? null);
+      return { status: route.verb === "POST" ? 202 : 200, body };
+    },
+  };
+}
+
+function readInput(route: RestRoute, req: RestRequest, maxInflated: number) {
+  const schema = route.method.input;
+  const json: JsonObject = {};
+  for (const [key, value] of req.query) {
+    const field = schema.fields.find((f) => f.name === key || f.jsonName === key);
+    if (field === undefined || field.fieldKind === "message" || field.fieldKind === "map") {
+      throw invalid(`${key}: unknown query parameter`);
+    }
+    try {
+      fromJson(schema, { [key]: field.fieldKind === "list" ? [value] : value });
+    } catch {
+      throw invalid(`${key}: invalid value "${value}"`);
+    }
+    if (field.fieldKind === "list") ((json[key] ??= []) as JsonValue[]).push(value);
+    else json[key] = value;
+  }
+  let bodyErrors: Map<number, string> | undefined;
+  if (route.body !== "") {
+    const parsed = parseBody(req, maxInflated);
+    if (route.body === "*") {
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+        throw invalid("body: expected a JSON object");
+      }
+      Object.assign(json, parsed);
+    } else {
+      const field = schema.fields.find((f) => f.name === route.body);
+      if (field?.fieldKind !== "list" || field.listKind !== "message") {
+        throw new Error(`${route.method.name}: body "${route.body}" must name a repeated message field`);
+      }
+      // A bare array, or an object holding it under the field's name.
+      const items =
+        Array.isArray(parsed) ? parsed
+        : parsed !== null && typeof parsed === "object" && Array.isArray(parsed[field.name]) ? parsed[field.name]
+        : undefined;
+      if (!Array.isArray(items)) {
+        throw invalid(`body: expected a JSON array of ${field.name}, or {"${field.name}": [...]}`);
+      }
+      bodyErrors = new Map();
+      const idField = field.message.fields[0]?.name ?? "";
+      const elements: JsonValue[] = [];
+      for (let i = 0; i < items.length; i++) {
+        const checked = checkElement(field.message, items[i] as JsonValue);
+        if (typeof checked === "string") {
+          // Keep the id, when readable, so the rejection can name it.
+          const id = (items[i] as JsonObject | null)?.[idField];
+          bodyErrors.set(i, checked);
+          elements.push(typeof id === "string" ? { [idField]: id } : {});
+        } else elements.push(checked);
+      }
+      json[field.jsonName] = elements;
+    }
+  }
+  try {
+    return { message: fromJson(schema, json), bodyErrors };
+  } catch (err) {
+    throw invalid(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function parseBody(req: RestRequest, maxInflated: number): JsonValue {
+  let bytes = req.body;
+  if (req.header.get("content-encoding") === "gzip") {
+    try {
+      bytes = gunzipSync(bytes, { maxOutputLength: maxInflated });
+    } catch (err) {
+      if (err instanceof RangeError) {
+        throw new ConnectError(`body: larger than ${maxInflated} bytes once decompressed`, Code.ResourceExhausted);
+      }
+      throw invalid("body: not valid gzip");
+    }
+  }
+  // JSON whatever the Content-Type says (curl's form default included).
+  try {
+    return JSON.parse(bytes.toString("utf8")) as JsonValue;
+  } catch (err) {
+    throw invalid(`body: not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+function invalid(message: string) {
+  return new ConnectError(message, Code.InvalidArgument);
+}
+
+/** A REST error in Connect's shape and status. */
+export function error(status: number, code: string, message: string): RestResponse {
+  return { status, body: { code, message } };
+}
+
+function errorFrom(err: ConnectError): RestResponse {
+  const status = err.code === Code.ResourceExhausted ? 413 : 400;
+  return error(status, codeToString(err.code), err.rawMessage);
+}
+
+async function collect(body: AsyncIterable<Uint8Array> | undefined): Promise<Buffer> {
+  if (body === undefined) return Buffer.alloc(0);
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}

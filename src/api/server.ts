@@ -1,0 +1,168 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { AddressInfo, Socket } from "node:net";
+import type { DescService, JsonObject } from "@bufbuild/protobuf";
+import { createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
+import { createServer } from "@httptoolkit/httpolyglot";
+import { Health } from "../../gen/health/v1/health_pb.js";
+import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
+import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { checkReadiness, createHealthService, type Dependency } from "./health.ts";
+import { registerReflection } from "./reflection.ts";
+import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
+
+/** Options of {@link createApiServer}. */
+export interface ApiServerOptions {
+  ingest: ServiceImpl<typeof IngestService>;
+  analytics: ServiceImpl<typeof AnalyticsService>;
+  /** Checked by /readyz and grpc.health.v1. */
+  dependencies: readonly Dependency[];
+  /** Largest request body or message accepted, in bytes. */
+  maxBodyBytes: number;
+  /** Told about handler failures that reached no client. */
+  onError?: (err: unknown) => void;
+}
+
+/** The API: every protocol on one port. */
+export interface ApiServer {
+  /** Starts listening; resolves to the bound port (useful with port 0). */
+  listen(port: number, host: string): Promise<number>;
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/**
+ * gRPC (h2c), gRPC-Web and Connect over HTTP/1.1 and HTTP/2, and REST
+ * transcoded from the `google.api.http` annotations, all on one port: the
+ * first bytes of each connection tell HTTP/2's preface from HTTP/1.1.
+ */
+export function createApiServer(options: ApiServerOptions): ApiServer {
+  const services: DescService[] = [IngestService, AnalyticsService, Health];
+  const router = createConnectRouter({
+    readMaxBytes: options.maxBodyBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
+  });
+  router.service(IngestService, options.ingest);
+  router.service(AnalyticsService, options.analytics);
+  router.service(
+    Health,
+    createHealthService(
+      options.dependencies,
+      services.map((s) => s.typeName),
+    ),
+  );
+  registerReflection(router, services);
+  const rpc = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const rest = createTranscoder(restRoutes([IngestService, AnalyticsService]), router.handlers, options.maxBodyBytes * 8);
+  const onError = options.onError ?? ((err) => console.error(err));
+  let inFlight = 0;
+
+  async function handle(req: NodeRequest, res: NodeResponse) {
+    const [path = "/", search = ""] = (req.url ?? "/").split("?", 2);
+    const handler = rpc.get(path);
+    if (handler !== undefined) {
+      const uRes = await handler(universalRequestFromNodeRequest(req, res, undefined, undefined));
+      await universalResponseToNodeResponse(uRes, res);
+      return;
+    }
+    if (path === "/healthz") return send(res, { status: 200, body: { status: "ok" } });
+    if (path === "/readyz") {
+      const r = await checkReadiness(options.dependencies);
+      const body: JsonObject = r.ready
+        ? { status: "ok", checks: r.checks }
+        : { status: "unavailable", message: `not ready: ${r.failing.join(", ")} unavailable`, checks: r.checks };
+      return send(res, { status: r.ready ? 200 : 503, body });
+    }
+    if (rest.has(path)) {
+      const body = await readBody(req, options.maxBodyBytes);
+      if (body === undefined) {
+        return send(res, error(413, "resource_exhausted", `body: larger than ${options.maxBodyBytes} bytes`));
+      }
+      const ac = new AbortController();
+      res.once("close", () => ac.abort());
+      return send(
+        res,
+        await rest.handle({
+          verb: req.method ?? "GET",
+          path,
+          query: new URLSearchParams(search),
+          header: headersOf(req),
+          body,
+          signal: ac.signal,
+        }),
+      );
+    }
+    send(res, error(404, "not_found", `no route ${req.method} ${path}`));
+  }
+
+  const server = createServer((req, res) => {
+    inFlight++;
+    res.once("close", () => inFlight--);
+    handle(req, res).catch((err: unknown) => {
+      onError(err);
+      if (!res.headersSent) send(res, error(500, "internal", "internal error"));
+      else res.destroy();
+    });
+  });
+  const sockets = new Set<Socket>();
+  server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
+
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+      });
+    },
+    async close(graceMs = 5000) {
+      const closed = new Promise((r) => server.close(r));
+      const deadline = Date.now() + graceMs;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
+
+function send(res: NodeResponse, r: RestResponse) {
+  const text = JSON.stringify(r.body);
+  (res as http.ServerResponse).writeHead(r.status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    ...r.header,
+  });
+  res.end(text);
+}
+
+function headersOf(req: NodeRequest): Headers {
+  const h = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k.startsWith(":") || v === undefined) continue;
+    h.set(k, Array.isArray(v) ? v.join(", ") : v);
+  }
+  return h;
+}
+
+/** The body, or undefined once it passes `max` bytes. */
+async function readBody(req: NodeRequest, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,74 @@
+import type { Event } from "../../gen/tally/v1/event_pb.js";
+
+/** Limits an event must keep, from CONTRACT.md. */
+export interface EventRules {
+  /** How far in the future occurred_at may be, in ms. */
+  readonly maxFutureSkewMs: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAX_ID_BYTES = 256;
+const MAX_PROPERTIES_BYTES = 32 * 1024;
+const MAX_DEPTH = 16;
+// ClickHouse DateTime64 ends in 2299; earlier than the epoch is no product event.
+const MIN_TIME_MS = 0;
+
+/**
+ * Checks one event against the contract. Returns the reason it is refused,
+ * naming the field ("event_id: must be a UUID"), or undefined when valid.
+ * On the hot path: cheap checks first, no allocation when valid.
+ */
+export function validateEvent(event: Event, rules: EventRules, nowMs: number): string | undefined {
+  if (event.eventId === "") return "event_id: required";
+  if (!UUID.test(event.eventId)) return "event_id: must be a UUID";
+  const at = event.occurredAt;
+  if (at === undefined) return "occurred_at: required";
+  const ms = Number(at.seconds) * 1000 + at.nanos / 1e6;
+  if (!(ms >= MIN_TIME_MS)) return "occurred_at: must be after 1970-01-01T00:00:00Z";
+  if (ms > nowMs + rules.maxFutureSkewMs) {
+    return `occurred_at: more than ${rules.maxFutureSkewMs / 3_600_000} h in the future`;
+  }
+  const idReason = checkId(event.userId);
+  if (idReason !== undefined) return `user_id: ${idReason}`;
+  const typeReason = checkId(event.eventType);
+  if (typeReason !== undefined) return `event_type: ${typeReason}`;
+  return undefined;
+}
+
+function checkId(value: string): string | undefined {
+  if (value === "") return "required";
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only long strings need measuring.
+  if (value.length * 3 > MAX_ID_BYTES && Buffer.byteLength(value) > MAX_ID_BYTES) {
+    return `longer than ${MAX_ID_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks the properties' encoded JSON (as stored). Returns the reason they
+ * are refused, or undefined.
+ */
+export function validateProperties(json: string): string | undefined {
+  if (json.length * 3 > MAX_PROPERTIES_BYTES && Buffer.byteLength(json) > MAX_PROPERTIES_BYTES) {
+    return `properties: larger than ${MAX_PROPERTIES_BYTES / 1024} KiB`;
+  }
+  if (nestingDepth(json) > MAX_DEPTH) return `properties: nested deeper than ${MAX_DEPTH}`;
+  return undefined;
+}
+
+/** Depth of the deepest object or array in a JSON text. */
+export function nestingDepth(json: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) max = Math.max(max, ++depth);
+    else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return max;
+}

@@ -1,0 +1,106 @@
+import type { Logger } from "pino";
+import { createAnalyticsService } from "../api/analytics-service.ts";
+import type { Dependency } from "../api/health.ts";
+import { createIngestService } from "../api/ingest-service.ts";
+import { type ApiServer, createApiServer } from "../api/server.ts";
+import { ConfigError, type Config } from "../config/config.ts";
+import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consumer.ts";
+import type { DedupeStore } from "../dedupe/dedupe-store.ts";
+import { createMemoryDedupe } from "../dedupe/memory-dedupe.ts";
+import { createRedisDedupe } from "../dedupe/redis-dedupe.ts";
+import { createMemoryQueue } from "../queue/memory-queue.ts";
+import type { EventQueue } from "../queue/queue.ts";
+import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
+import { migrate } from "../warehouse/migrations.ts";
+import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
+
+/** Which parts of Tally a process runs. */
+export type Role = "api" | "consumer" | "all";
+
+/** A running Tally. */
+export interface Tally {
+  /** The API's port, when this process serves it. */
+  readonly port: number | undefined;
+  readonly queue: EventQueue;
+  readonly dedupe: DedupeStore;
+  readonly warehouse: Warehouse;
+  readonly consumer: BatchConsumer | undefined;
+  /** Drains the API, hands held batches back to the queue, disconnects. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `role` from `config`: the one place where real services or their
+ * embedded stand-ins are chosen and wired together.
+ */
+export async function startTally(config: Config, role: Role, log: Logger): Promise<Tally> {
+  if (config.amqpUrl === undefined && role !== "all") {
+    throw new ConfigError(
+      `--role ${role} needs AMQP_URL: without it the queue is in-process, so the API and the consumer must share one process (--role all)`,
+    );
+  }
+  const queue =
+    config.amqpUrl === undefined
+      ? createMemoryQueue()
+      : createRabbitQueue({ url: config.amqpUrl, namespace: config.namespace, prefetch: config.prefetch });
+  const dedupe =
+    config.redisUrl === undefined
+      ? createMemoryDedupe(config.dedupeTtlSeconds)
+      : createRedisDedupe({ url: config.redisUrl, namespace: config.namespace, ttlSeconds: config.dedupeTtlSeconds });
+  const warehouse = createWarehouse({
+    url: config.clickhouseUrl,
+    dataDir: config.dataDir,
+    database: config.namespace,
+  });
+  const applied = await migrate(warehouse);
+  if (applied.length > 0) log.info({ applied }, "applied warehouse migrations");
+
+  let consumer: BatchConsumer | undefined;
+  if (role !== "api") {
+    consumer = createBatchConsumer({
+      dedupe,
+      warehouse,
+      flushRows: config.flushRows,
+      flushIntervalMs: config.amqpUrl === undefined ? Math.min(config.flushIntervalMs, 20) : config.flushIntervalMs,
+      onWarning: (message, err) => log.warn({ err }, message),
+    });
+    await queue.consume(consumer.handle);
+  }
+
+  let api: ApiServer | undefined;
+  let port: number | undefined;
+  if (role !== "consumer") {
+    const dependencies: Dependency[] = [
+      { name: config.amqpUrl === undefined ? "queue" : "rabbitmq", check: () => queue.check() },
+      { name: config.redisUrl === undefined ? "dedupe" : "redis", check: () => dedupe.check() },
+      { name: warehouse.kind, check: () => warehouse.check() },
+    ];
+    api = createApiServer({
+      ingest: createIngestService({ queue, rules: { maxFutureSkewMs: config.maxFutureSkewMs } }),
+      analytics: createAnalyticsService(warehouse),
+      dependencies,
+      maxBodyBytes: config.maxBodyBytes,
+      onError: (err) => log.error({ err }, "request failed"),
+    });
+    port = await api.listen(config.port, config.host);
+  }
+  log.info(
+    { role, port, queue: queue.kind, dedupe: dedupe.kind, warehouse: warehouse.kind, namespace: config.namespace },
+    "tally started",
+  );
+
+  return {
+    port,
+    queue,
+    dedupe,
+    warehouse,
+    consumer,
+    async close() {
+      await api?.close();
+      await consumer?.close();
+      await queue.close();
+      await dedupe.close();
+      await warehouse.close();
+    },
+  };
+}

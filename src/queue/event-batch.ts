@@ -1,0 +1,76 @@
+import type { Event } from "../../gen/tally/v1/event_pb.js";
+
+/**
+ * The queue's message format. The API turns each accepted event into one
+ * TabSeparated row, once; the consumer reads the event_id off the start of
+ * each row and hands the surviving rows to ClickHouse untouched, so no stage
+ * after the edge decodes or re-encodes an event.
+ */
+export const BATCH_CONTENT_TYPE = "text/tab-separated-values; tally=v1";
+
+/** Columns of each row, in order: the names of the warehouse's columns. */
+export const BATCH_COLUMNS = [
+  "event_id",
+  "occurred_at",
+  "user_id",
+  "event_type",
+  "properties",
+  "accepted_at",
+] as const;
+
+/** A UUID is 36 characters; every row starts with its lower-cased event_id and a tab. */
+const ID_LENGTH = 36;
+
+/** One message on the queue: rows of accepted events. */
+export interface EventBatch {
+  /** Unique per message, kept across redeliveries: dedupe claims are made in its name. */
+  readonly id: string;
+  /** TabSeparated rows, each ending in "\n". */
+  readonly body: Buffer;
+  /** Number of rows. */
+  readonly rows: number;
+  /** The request that produced it, for following a batch through the logs. */
+  readonly requestId?: string;
+}
+
+/** ClickHouse's DateTime64 text form of a time in ms: "2025-10-28 12:00:00.123". */
+export function clickhouseTime(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+}
+
+/** Escapes a value for a TabSeparated field. */
+export function escapeTsv(value: string): string {
+  // Fast path: most ids and types need nothing.
+  if (!/[\\\t\n\r\0]/.test(value)) return value;
+  return value.replace(/[\\\t\n\r\0]/g, (c) =>
+    c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\0",
+  );
+}
+
+/**
+ * One TabSeparated row for a valid event. `propertiesJson` is the event's
+ * properties already encoded (validated by the caller); `acceptedAt` is the
+ * batch's acceptance time in ClickHouse's text form.
+ */
+export function encodeRow(event: Event, propertiesJson: string, acceptedAt: string): string {
+  const at = event.occurredAt;
+  const ms = at === undefined ? 0 : Number(at.seconds) * 1000 + Math.floor(at.nanos / 1e6);
+  return `${event.eventId.toLowerCase()}\t${clickhouseTime(ms)}\t${escapeTsv(event.userId)}\t${escapeTsv(event.eventType)}\t${escapeTsv(propertiesJson)}\t${acceptedAt}\n`;
+}
+
+/** The event_id of each row of a batch body, in order. */
+export function rowIds(body: Buffer): { ids: string[]; rows: string[] } {
+  const text = body.toString("utf8");
+  const rows = text.split("\n");
+  if (rows.at(-1) === "") rows.pop();
+  const ids = new Array<string>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i] as string;
+    if (row.charCodeAt(ID_LENGTH) !== 9 /* \t */) {
+      throw new Error(`row ${i} does not start with an event_id`);
+    }
+    ids[i] = row.slice(0, ID_LENGTH);
+  }
+  return { ids, rows };
+}

@@ -1,0 +1,116 @@
+import { Connection, ConsumerStatus } from "rabbitmq-client";
+import { BATCH_CONTENT_TYPE, type EventBatch } from "./event-batch.ts";
+import { type BatchHandler, type EventQueue, PoisonBatchError, QueueUnavailableError } from "./queue.ts";
+
+/** Options of {@link createRabbitQueue}. */
+export interface RabbitQueueOptions {
+  /** e.g. "amqp://guest:guest@127.0.0.1:5672" */
+  url: string;
+  /** Prefix of the queue and exchange names. */
+  namespace: string;
+  /** Unacknowledged messages held by the consumer. */
+  prefetch: number;
+  /** How long a publish may wait for a connection before it fails. @default 3000 */
+  publishTimeoutMs?: number;
+  /** Deliveries of one message before it is dead-lettered (crash loops). @default 20 */
+  deliveryLimit?: number;
+}
+
+/**
+ * Batches on a durable quorum queue `<ns>.events`, published with confirms.
+ * Messages the consumer rejects, or that were delivered `deliveryLimit`
+ * times, go to `<ns>.events.dead`.
+ */
+export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
+  const queue = `${options.namespace}.events`;
+  const deadExchange = `${options.namespace}.dead-letter`;
+  const deadQueue = `${options.namespace}.events.dead`;
+  const rabbit = new Connection({
+    url: options.url,
+    connectionName: `tally-${options.namespace}`,
+    acquireTimeout: options.publishTimeoutMs ?? 3000,
+    retryHigh: 5000,
+  });
+  // The client reconnects by itself; errors are reported by check().
+  rabbit.on("error", () => {});
+  const queueOptions = {
+    queue,
+    durable: true,
+    arguments: {
+      "x-queue-type": "quorum" as const,
+      "x-dead-letter-exchange": deadExchange,
+      "x-delivery-limit": options.deliveryLimit ?? 20,
+    },
+  };
+  const publisher = rabbit.createPublisher({
+    confirm: true,
+    maxAttempts: 1,
+    exchanges: [{ exchange: deadExchange, type: "fanout", durable: true }],
+    queues: [queueOptions, { queue: deadQueue, durable: true }],
+    queueBindings: [{ exchange: deadExchange, queue: deadQueue }],
+  });
+  let consumer: ReturnType<Connection["createConsumer"]> | undefined;
+
+  return {
+    kind: "rabbitmq",
+    async publish(batch: EventBatch) {
+      try {
+        await publisher.send(
+          {
+            routingKey: queue,
+            durable: true,
+            messageId: batch.id,
+            contentType: BATCH_CONTENT_TYPE,
+            timestamp: Math.floor(Date.now() / 1000),
+            headers: { rows: batch.rows, "request-id": batch.requestId ?? "" },
+          },
+          batch.body,
+        );
+      } catch (cause) {
+        throw new QueueUnavailableError(`RabbitMQ did not confirm the batch: ${messageOf(cause)}`, {
+          cause,
+        });
+      }
+    },
+    async consume(handler: BatchHandler) {
+      consumer = rabbit.createConsumer(
+        {
+          queue,
+          queueOptions,
+          qos: { prefetchCount: options.prefetch },
+          concurrency: options.prefetch,
+        },
+        async (msg) => {
+          const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(String(msg.body ?? ""));
+          const requestId = msg.headers?.["request-id"];
+          try {
+            await handler({
+              id: msg.messageId ?? `delivery-${msg.deliveryTag}`,
+              body,
+              rows: Number(msg.headers?.rows ?? 0),
+              ...(typeof requestId === "string" && requestId !== "" ? { requestId } : {}),
+            });
+            return ConsumerStatus.ACK;
+          } catch (err) {
+            if (err instanceof PoisonBatchError) return ConsumerStatus.DROP;
+            return ConsumerStatus.REQUEUE;
+          }
+        },
+      );
+      consumer.on("error", () => {});
+    },
+    async check() {
+      if (!rabbit.ready) throw new QueueUnavailableError("RabbitMQ is not connected");
+      await rabbit.queueDeclare({ queue, passive: true });
+    },
+    async close() {
+      await consumer?.close();
+      await publisher.close();
+      await rabbit.close();
+    },
+  };
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

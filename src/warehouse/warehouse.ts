@@ -1,0 +1,75 @@
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { Readable } from "node:stream";
+import {
+  type ClickHouseClient,
+  type ClickHouseClientConfigOptions,
+  createClient,
+} from "@clickhouse/client";
+import { createChdbConnection } from "chdb/connection";
+
+/** Options of {@link createWarehouse}. */
+export interface WarehouseOptions {
+  /** A ClickHouse server's HTTP URL; unset means embedded chDB in `dataDir`. */
+  url: string | undefined;
+  /** The embedded engine's data directory (one per process). */
+  dataDir: string;
+  /** The database every table lives in. */
+  database: string;
+}
+
+/** ClickHouse, a server or embedded: one client, one SQL dialect. */
+export interface Warehouse {
+  /** "clickhouse" or "chdb", for health reports. */
+  readonly kind: string;
+  /** The database's name, quoted for SQL. */
+  readonly db: string;
+  readonly client: ClickHouseClient;
+  /** Inserts TabSeparated rows into `table`, naming their columns. */
+  insertTsv(table: string, columns: readonly string[], body: string): Promise<void>;
+  /** Runs a parameterised query and returns its rows. */
+  rows<T>(query: string, params: Record<string, unknown>): Promise<T[]>;
+  /** Throws when ClickHouse does not answer. */
+  check(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Connects to ClickHouse over HTTP when `url` is set, or opens chDB. */
+export function createWarehouse(options: WarehouseOptions): Warehouse {
+  let client: ClickHouseClient;
+  if (options.url !== undefined) {
+    client = createClient({ url: options.url, request_timeout: 60_000 });
+  } else {
+    const path = resolve(options.dataDir, "chdb");
+    mkdirSync(path, { recursive: true });
+    // chdb types its connection against its own copy of client-common.
+    const connection = createChdbConnection({ path }) as unknown as ClickHouseClientConfigOptions["connection"];
+    client = createClient({ connection });
+  }
+  const db = `\`${options.database}\``;
+  return {
+    kind: options.url === undefined ? "chdb" : "clickhouse",
+    db,
+    client,
+    async insertTsv(table, columns, body) {
+      await client.insert({
+        table: `${db}.${table}`,
+        columns: [...columns] as [string, ...string[]],
+        format: "TabSeparated",
+        // chDB reads the whole body into one string anyway: hand it one chunk.
+        values: Readable.from([body], { objectMode: false }),
+      });
+    },
+    async rows<T>(query: string, params: Record<string, unknown>) {
+      const result = await client.query({ query, query_params: params, format: "JSONEachRow" });
+      return result.json<T>();
+    },
+    async check() {
+      const ping = await client.ping();
+      if (!ping.success) throw ping.error;
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}
