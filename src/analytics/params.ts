@@ -54,7 +54,9 @@ export function parseRange(from: string, to: string): { from: Day; to: Day } {
 export function parseTimeZone(tz: string): string {
   if (tz === "" || tz === "UTC") return "UTC";
   try {
-    return new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
+    // Validate only: ICU would rename some zones (Europe/Kyiv to Europe/Kiev).
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return tz;
   } catch {
     throw new InvalidParameterError("tz", `"${tz}" is not an IANA time zone (like Europe/Kyiv)`);
   }

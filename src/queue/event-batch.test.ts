@@ -1,0 +1,36 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { describe, expect, it } from "vitest";
+import { EventSchema } from "../../gen/tally/v1/event_pb.js";
+import { clickhouseTime, encodeRow, escapeTsv, rowIds } from "./event-batch.ts";
+
+describe("event batch rows", () => {
+  it("escapes TabSeparated specials", () => {
+    expect(escapeTsv("plain")).toBe("plain");
+    expect(escapeTsv("a\tb\nc\\d\re\0")).toBe("a\\tb\\nc\\\\d\\re\\0");
+  });
+
+  it("writes ClickHouse DateTime64 text", () => {
+    expect(clickhouseTime(Date.parse("2025-10-28T12:00:00.123Z"))).toBe("2025-10-28 12:00:00.123");
+  });
+
+  it("encodes a row that starts with the lower-cased id and reads back", () => {
+    const event = create(EventSchema, {
+      eventId: "8F14E45F-CEEA-467F-A0E6-1D8F1E6B0B2A",
+      occurredAt: timestampFromMs(Date.parse("2025-10-28T12:00:00.5Z")),
+      userId: "u\t1",
+      eventType: "view\nx",
+    });
+    const row = encodeRow(event, '{"k":"a\\tb"}', "2025-10-28 12:00:01.000000");
+    expect(row).toBe(
+      '8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a\t2025-10-28 12:00:00.500\tu\\t1\tview\\nx\t{"k":"a\\\\tb"}\t2025-10-28 12:00:01.000000\n',
+    );
+    const { ids, rows } = rowIds(Buffer.from(row + row));
+    expect(ids).toEqual(["8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a", "8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a"]);
+    expect(rows).toHaveLength(2);
+  });
+
+  it("refuses a body whose rows do not start with an id", () => {
+    expect(() => rowIds(Buffer.from("garbage\n"))).toThrow(/row 0/);
+  });
+});

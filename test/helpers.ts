@@ -1,0 +1,93 @@
+import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { startTally, type Role, type Tally } from "../src/app/tally.ts";
+import { type Config, loadConfig } from "../src/config/config.ts";
+
+export const AMQP_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** One chDB data directory for this test process (chDB binds one per process). */
+export const DATA_DIR = mkdtempSync(join(tmpdir(), "tally-test-"));
+
+/** A namespace no other run shares: its own queues, Redis keys and database. */
+export function uniqueNamespace(): string {
+  return `t_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+}
+
+/** A config for tests: port 0, this process's data dir, a fresh namespace. */
+export function testConfig(env: Record<string, string | undefined> = {}): Config {
+  return loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    TALLY_DATA_DIR: DATA_DIR,
+    TALLY_NAMESPACE: uniqueNamespace(),
+    TALLY_FLUSH_INTERVAL_MS: "20",
+    ...env,
+  });
+}
+
+/** The real services: RabbitMQ and Redis, chDB embedded. */
+export function realServices(): Record<string, string> {
+  return { AMQP_URL, REDIS_URL };
+}
+
+export const silentLog = pino({ level: "silent" });
+
+export async function start(config: Config, role: Role = "all"): Promise<Tally> {
+  return startTally(config, role, silentLog);
+}
+
+/** Polls `probe` until it returns a value `done` accepts; fails after `timeoutMs`. */
+export async function waitFor<T>(
+  probe: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await probe();
+    if (done(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting; last value: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A small deterministic PRNG (mulberry32), for reproducible test data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A UUID drawn from `random`, so generated events are reproducible. */
+export function uuidFrom(random: () => number): string {
+  const hex = Array.from({ length: 32 }, () => Math.floor(random() * 16).toString(16)).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** A test event in the REST JSON shape. */
+export interface JsonEvent {
+  event_id: string;
+  occurred_at: string;
+  user_id: string;
+  event_type: string;
+  properties?: Record<string, unknown>;
+}
+
+/** Rows counted in the warehouse: physical rows and distinct event_ids. */
+export async function warehouseCounts(tally: Tally) {
+  const [row] = await tally.warehouse.rows<{ rows: string; ids: string }>(
+    `SELECT count() AS rows, uniqExact(event_id) AS ids FROM ${tally.warehouse.db}.events`,
+    {},
+  );
+  return { rows: Number(row?.rows ?? 0), ids: Number(row?.ids ?? 0) };
+}

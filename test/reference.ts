@@ -1,0 +1,68 @@
+import type { JsonEvent } from "./helpers.ts";
+
+/**
+ * Slow, obviously correct stats over a list of sent events, for checking the
+ * warehouse's answers. The first copy of each event_id wins.
+ */
+export function firstCopies(sent: readonly JsonEvent[]): JsonEvent[] {
+  const seen = new Map<string, JsonEvent>();
+  for (const e of sent) if (!seen.has(e.event_id.toLowerCase())) seen.set(e.event_id.toLowerCase(), e);
+  return [...seen.values()];
+}
+
+export function dayIn(tz: string, iso: string): string {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(
+    new Date(iso),
+  );
+}
+
+function addDays(date: string, n: number): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+}
+
+function matches(e: JsonEvent, segment: { type?: string; country?: string }): boolean {
+  if (segment.type !== undefined && e.event_type !== segment.type) return false;
+  if (segment.country !== undefined && e.properties?.country !== segment.country) return false;
+  return true;
+}
+
+export function refDau(events: readonly JsonEvent[], from: string, to: string, tz: string, segment = {}) {
+  const out = [];
+  for (let d = from; d <= to; d = addDays(d, 1)) {
+    const users = new Set(events.filter((e) => matches(e, segment) && dayIn(tz, e.occurred_at) === d).map((e) => e.user_id));
+    out.push({ date: d, unique_users: users.size });
+  }
+  return out;
+}
+
+export function refTopEvents(events: readonly JsonEvent[], from: string, to: string, tz: string, limit: number, segment = {}) {
+  const counts = new Map<string, number>();
+  for (const e of events) {
+    const d = dayIn(tz, e.occurred_at);
+    if (d < from || d > to || !matches(e, segment)) continue;
+    counts.set(e.event_type, (counts.get(e.event_type) ?? 0) + 1);
+  }
+  return [...counts]
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, limit)
+    .map(([event_type, count]) => ({ event_type, count }));
+}
+
+export function refRetentionDaily(events: readonly JsonEvent[], start: string, end: string, windows: number, tz: string, segment = {}) {
+  const firsts = new Map<string, string>();
+  const active = new Set<string>();
+  for (const e of events) {
+    if (!matches(e, segment)) continue;
+    const d = dayIn(tz, e.occurred_at);
+    const f = firsts.get(e.user_id);
+    if (f === undefined || d < f) firsts.set(e.user_id, d);
+    active.add(`${e.user_id}/${d}`);
+  }
+  const out = [];
+  for (let c = start; c <= end; c = addDays(c, 1)) {
+    const members = [...firsts].filter(([, f]) => f === c).map(([u]) => u);
+    const retained = Array.from({ length: windows + 1 }, (_, k) => members.filter((u) => active.has(`${u}/${addDays(c, k)}`)).length);
+    out.push({ cohort: c, size: members.length, retained, rates: retained.map((n) => (members.length === 0 ? 0 : n / members.length)) });
+  }
+  return out;
+}
