@@ -1,0 +1,148 @@
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { type BatchConsumer, createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
+import type { DedupeStore } from "../../src/dedupe/dedupe-store.ts";
+import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
+import { type EventBatch, encodeRow } from "../../src/queue/event-batch.ts";
+import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
+import { migrate } from "../../src/warehouse/migrations.ts";
+import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
+import { toProto } from "../clients.ts";
+import { AMQP_URL, DATA_DIR, REDIS_URL, rng, uniqueNamespace, uuidFrom, waitFor } from "../helpers.ts";
+
+/** The consumer's parts on the real services, in a namespace of their own. */
+async function parts() {
+  const namespace = uniqueNamespace();
+  const queue = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 16 });
+  const dedupe = createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 });
+  const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
+  await migrate(warehouse);
+  return { queue, dedupe, warehouse };
+}
+
+function batchOf(n: number, seed: number, acceptedAt = "2025-10-28 12:00:00.000000"): EventBatch {
+  const random = rng(seed);
+  let body = "";
+  for (let i = 0; i < n; i++) {
+    const event = toProto({
+      event_id: uuidFrom(random),
+      occurred_at: "2025-10-28T10:00:00Z",
+      user_id: `u${i % 10}`,
+      event_type: "page_view",
+    });
+    body += encodeRow(event, "{}", acceptedAt);
+  }
+  return { id: randomBytes(12).toString("base64url"), body: Buffer.from(body), rows: n };
+}
+
+async function stats(warehouse: Warehouse) {
+  const [r] = await warehouse.rows<{ rows: string; events: string }>(
+    `SELECT (SELECT count() FROM ${warehouse.db}.events) AS rows, (SELECT count() FROM ${warehouse.db}.events FINAL) AS events`,
+    {},
+  );
+  return { rows: Number(r?.rows), events: Number(r?.events) };
+}
+
+/** A warehouse whose inserts run `fault` around the real insert. */
+function withFault(warehouse: Warehouse, fault: (insert: () => Promise<void>, attempt: number) => Promise<void>): Warehouse {
+  let attempt = 0;
+  return { ...warehouse, insertTsv: (t, c, b) => fault(() => warehouse.insertTsv(t, c, b), attempt++) };
+}
+
+const consumerOn = (dedupe: DedupeStore, warehouse: Warehouse) =>
+  createBatchConsumer({ dedupe, warehouse, flushRows: 10_000, flushIntervalMs: 20, retryDelayMs: [10, 50] });
+
+describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
+  const open: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const o of open.reverse()) await o.close();
+    open.length = 0;
+  });
+  const track = <T extends { close(): Promise<void> }>(o: T) => (open.push(o), o);
+
+  it("does not lose events claimed in Redis whose insert failed, when the batch is redelivered", async () => {
+    const { queue, dedupe, warehouse } = await parts();
+    track(warehouse);
+    track(dedupe);
+    // First consumer: claims the ids in Redis, then every insert fails; it dies holding the batch.
+    let failures = 0;
+    const broken = withFault(warehouse, async () => {
+      failures++;
+      throw new Error("injected: ClickHouse refused the insert");
+    });
+    const first = consumerOn(dedupe, broken);
+    await queue.consume(first.handle);
+    await queue.publish(batchOf(500, 1));
+    await waitFor(async () => failures, (n) => n >= 2);
+    await first.close();
+    await queue.close(); // the unacknowledged batch goes back on the queue
+
+    // A new consumer gets the redelivery: the claims are the batch's own, so it stores everything.
+    const again = track(createRabbitQueue({ url: AMQP_URL, namespace: warehouse.db.replaceAll("`", ""), prefetch: 16 }));
+    const second = track(consumerOn(dedupe, warehouse));
+    await again.consume(second.handle);
+    await waitFor(() => stats(warehouse), (s) => s.events === 500);
+    expect(await stats(warehouse)).toEqual({ rows: 500, events: 500 });
+    expect(first.counts.inserted).toBe(0);
+    expect(second.counts).toMatchObject({ received: 500, duplicates: 0, inserted: 500 });
+  });
+
+  it("counts once a batch inserted twice (insert succeeded, its acknowledgement did not)", async () => {
+    const { queue, dedupe, warehouse } = await parts();
+    track(warehouse);
+    track(dedupe);
+    track(queue);
+    const flaky = withFault(warehouse, async (insert, attempt) => {
+      await insert();
+      if (attempt === 0) throw new Error("injected: connection lost after the insert");
+    });
+    const consumer = track(consumerOn(dedupe, flaky));
+    await queue.consume(consumer.handle);
+    await queue.publish(batchOf(300, 2));
+    await waitFor(() => stats(warehouse), (s) => s.rows === 600);
+    // Two physical copies of every row; every stat reads one.
+    expect(await stats(warehouse)).toEqual({ rows: 600, events: 300 });
+  });
+
+  it("keeps storing, exactly, while Redis is unreachable", async () => {
+    const { queue, dedupe, warehouse } = await parts();
+    track(warehouse);
+    track(dedupe);
+    track(queue);
+    const down: DedupeStore = {
+      kind: "redis",
+      claim: async () => {
+        throw new Error("injected: ECONNREFUSED");
+      },
+      check: async () => {},
+      close: async () => {},
+    };
+    const consumer = track(consumerOn(down, warehouse));
+    await queue.consume(consumer.handle);
+    await queue.publish(batchOf(200, 3));
+    await waitFor(() => stats(warehouse), (s) => s.rows === 200);
+    // The same events again, accepted later: without Redis both copies are stored.
+    await queue.publish({ ...batchOf(200, 3, "2025-10-28 12:05:00.000000"), id: "later" });
+    await waitFor(() => stats(warehouse), (s) => s.rows === 400);
+    expect(await stats(warehouse)).toEqual({ rows: 400, events: 200 });
+    const [kept] = await warehouse.rows<{ accepted_at: string }>(
+      `SELECT DISTINCT toString(accepted_at) AS accepted_at FROM ${warehouse.db}.events FINAL`,
+      {},
+    );
+    expect(kept?.accepted_at).toBe("2025-10-28 12:00:00.000000"); // the first accepted copy
+  });
+
+  it("dead-letters a malformed batch instead of retrying it forever", async () => {
+    const { queue, dedupe, warehouse } = await parts();
+    track(warehouse);
+    track(dedupe);
+    track(queue);
+    const consumer: BatchConsumer = track(consumerOn(dedupe, warehouse));
+    await queue.consume(consumer.handle);
+    await queue.publish({ id: "bad", body: Buffer.from("not a row\n"), rows: 1 });
+    await queue.publish(batchOf(10, 4));
+    await waitFor(() => stats(warehouse), (s) => s.events === 10);
+    expect(consumer.counts.received).toBe(10);
+  });
+});
+
