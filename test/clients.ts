@@ -1,7 +1,17 @@
-import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { AnalyticsService } from "../gen/tally/v1/analytics_pb.js";
 import { type Event, EventSchema } from "../gen/tally/v1/event_pb.js";
@@ -82,7 +92,8 @@ export function grpcJsClient(port: number) {
           new grpc.Metadata(),
           (err, value) => (err ? reject(err) : resolve(value as IngestResponse)),
         );
-        for (const events of batches) call.write(create(IngestRequestSchema, { events }) as IngestRequest);
+        for (const events of batches)
+          call.write(create(IngestRequestSchema, { events }) as IngestRequest);
         call.end();
       });
     },
@@ -98,5 +109,9 @@ export async function rest(port: number, path: string, body?: unknown, init: Req
     ...init,
   });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text === "" ? undefined : (JSON.parse(text) as unknown) };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: text === "" ? undefined : (JSON.parse(text) as unknown),
+  };
 }

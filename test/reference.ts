@@ -6,14 +6,18 @@ import type { JsonEvent } from "./helpers.ts";
  */
 export function firstCopies(sent: readonly JsonEvent[]): JsonEvent[] {
   const seen = new Map<string, JsonEvent>();
-  for (const e of sent) if (!seen.has(e.event_id.toLowerCase())) seen.set(e.event_id.toLowerCase(), e);
+  for (const e of sent)
+    if (!seen.has(e.event_id.toLowerCase())) seen.set(e.event_id.toLowerCase(), e);
   return [...seen.values()];
 }
 
 export function dayIn(tz: string, iso: string): string {
-  return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(
-    new Date(iso),
-  );
+  return new Intl.DateTimeFormat("en-CA", {
+    timeZone: tz,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+  }).format(new Date(iso));
 }
 
 function addDays(date: string, n: number): string {
@@ -26,16 +30,33 @@ function matches(e: JsonEvent, segment: { type?: string; country?: string }): bo
   return true;
 }
 
-export function refDau(events: readonly JsonEvent[], from: string, to: string, tz: string, segment = {}) {
+export function refDau(
+  events: readonly JsonEvent[],
+  from: string,
+  to: string,
+  tz: string,
+  segment = {},
+) {
   const out = [];
   for (let d = from; d <= to; d = addDays(d, 1)) {
-    const users = new Set(events.filter((e) => matches(e, segment) && dayIn(tz, e.occurred_at) === d).map((e) => e.user_id));
+    const users = new Set(
+      events
+        .filter((e) => matches(e, segment) && dayIn(tz, e.occurred_at) === d)
+        .map((e) => e.user_id),
+    );
     out.push({ date: d, unique_users: users.size });
   }
   return out;
 }
 
-export function refTopEvents(events: readonly JsonEvent[], from: string, to: string, tz: string, limit: number, segment = {}) {
+export function refTopEvents(
+  events: readonly JsonEvent[],
+  from: string,
+  to: string,
+  tz: string,
+  limit: number,
+  segment = {},
+) {
   const counts = new Map<string, number>();
   for (const e of events) {
     const d = dayIn(tz, e.occurred_at);
@@ -48,7 +69,14 @@ export function refTopEvents(events: readonly JsonEvent[], from: string, to: str
     .map(([event_type, count]) => ({ event_type, count }));
 }
 
-export function refRetentionDaily(events: readonly JsonEvent[], start: string, end: string, windows: number, tz: string, segment = {}) {
+export function refRetentionDaily(
+  events: readonly JsonEvent[],
+  start: string,
+  end: string,
+  windows: number,
+  tz: string,
+  segment = {},
+) {
   const firsts = new Map<string, string>();
   const active = new Set<string>();
   for (const e of events) {
@@ -61,8 +89,16 @@ export function refRetentionDaily(events: readonly JsonEvent[], start: string, e
   const out = [];
   for (let c = start; c <= end; c = addDays(c, 1)) {
     const members = [...firsts].filter(([, f]) => f === c).map(([u]) => u);
-    const retained = Array.from({ length: windows + 1 }, (_, k) => members.filter((u) => active.has(`${u}/${addDays(c, k)}`)).length);
-    out.push({ cohort: c, size: members.length, retained, rates: retained.map((n) => (members.length === 0 ? 0 : n / members.length)) });
+    const retained = Array.from(
+      { length: windows + 1 },
+      (_, k) => members.filter((u) => active.has(`${u}/${addDays(c, k)}`)).length,
+    );
+    out.push({
+      cohort: c,
+      size: members.length,
+      retained,
+      rates: retained.map((n) => (members.length === 0 ? 0 : n / members.length)),
+    });
   }
   return out;
 }

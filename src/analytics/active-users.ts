@@ -20,7 +20,8 @@ const WINDOW_DAYS = { day: 1, week: 7, month: 30 } as const;
  */
 export async function activeUsers(warehouse: Warehouse, q: ActiveUsersQuery) {
   const range = parseRange(q.from, q.to);
-  const windowDays = WINDOW_DAYS[parseChoice("window", q.window, ["day", "week", "month"] as const)];
+  const windowDays =
+    WINDOW_DAYS[parseChoice("window", q.window, ["day", "week", "month"] as const)];
   const tz = parseTimeZone(q.tz);
   const segments = segmentsSql(parseSegments(q.segment));
   // Each (user, day) pair counts towards every window that contains its day.

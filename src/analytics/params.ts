@@ -19,7 +19,8 @@ export type Day = number;
 /** Parses YYYY-MM-DD (a real calendar date) or throws naming `param`. */
 export function parseDay(param: string, value: string): Day {
   const m = DATE.exec(value);
-  if (m === null) throw new InvalidParameterError(param, `expected a date as YYYY-MM-DD, got "${value}"`);
+  if (m === null)
+    throw new InvalidParameterError(param, `expected a date as YYYY-MM-DD, got "${value}"`);
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
   const ms = Date.UTC(y, mo - 1, d);
   const back = new Date(ms);
@@ -83,13 +84,20 @@ export function parseBounded(
 ): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidParameterError(param, `must be a whole number from ${min} to ${max}, got ${value}`);
+    throw new InvalidParameterError(
+      param,
+      `must be a whole number from ${min} to ${max}, got ${value}`,
+    );
   }
   return value;
 }
 
 /** One of a closed set of words; empty means the first. */
-export function parseChoice<T extends string>(param: string, value: string, choices: readonly T[]): T {
+export function parseChoice<T extends string>(
+  param: string,
+  value: string,
+  choices: readonly T[],
+): T {
   if (value === "") return choices[0] as T;
   if ((choices as readonly string[]).includes(value)) return value as T;
   throw new InvalidParameterError(param, `expected one of ${choices.join(", ")}, got "${value}"`);

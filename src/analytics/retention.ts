@@ -51,11 +51,16 @@ export async function retention(warehouse: Warehouse, q: RetentionQuery, now = n
     );
   }
   if (end - start + 1 > MAX_RANGE_DAYS) {
-    throw new InvalidParameterError("end_date", `the cohorts may span at most ${MAX_RANGE_DAYS} days`);
+    throw new InvalidParameterError(
+      "end_date",
+      `the cohorts may span at most ${MAX_RANGE_DAYS} days`,
+    );
   }
   const segments = segmentsSql(parseSegments(q.segment));
   const period =
-    granularity === "day" ? "toDate(occurred_at, {tz:String})" : "toMonday(occurred_at, {tz:String})";
+    granularity === "day"
+      ? "toDate(occurred_at, {tz:String})"
+      : "toMonday(occurred_at, {tz:String})";
   const rows = await warehouse.rows<{ cohort: string; k: number; users: string }>(
     `WITH
        firsts AS (
@@ -90,7 +95,10 @@ export async function retention(warehouse: Warehouse, q: RetentionQuery, now = n
   const cohorts = [];
   for (let c = start; c <= end; c += step) {
     const cohort = formatDay(c);
-    const retained = Array.from({ length: windows + 1 }, (_, k) => counts.get(`${cohort}/${k}`) ?? 0);
+    const retained = Array.from(
+      { length: windows + 1 },
+      (_, k) => counts.get(`${cohort}/${k}`) ?? 0,
+    );
     const size = retained[0] ?? 0; // every member is active in their first period
     const rates = retained.map((n) => (size === 0 ? 0 : n / size));
     cohorts.push({ cohort, size, retained, rates });

@@ -31,7 +31,10 @@ export function parseSegments(values: readonly string[]): Segment[] {
  * The segments as one SQL condition over the events table, with its query
  * parameters: every value and key travels as a parameter, none is spliced.
  */
-export function segmentsSql(segments: readonly Segment[]): { sql: string; params: Record<string, string> } {
+export function segmentsSql(segments: readonly Segment[]): {
+  sql: string;
+  params: Record<string, string>;
+} {
   const params: Record<string, string> = {};
   const conditions = segments.map((s, i) => {
     params[`seg${i}`] = s.value;

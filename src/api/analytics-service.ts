@@ -58,7 +58,8 @@ async function answer<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    if (err instanceof InvalidParameterError) throw new ConnectError(err.message, Code.InvalidArgument);
+    if (err instanceof InvalidParameterError)
+      throw new ConnectError(err.message, Code.InvalidArgument);
     if (err instanceof ConnectError) throw err;
     throw new ConnectError(
       `the warehouse could not answer; retry later (${err instanceof Error ? err.message : String(err)})`,

@@ -2,9 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   type Health,
-  HealthCheckResponse_ServingStatus as Status,
   HealthCheckResponseSchema,
   HealthListResponseSchema,
+  HealthCheckResponse_ServingStatus as Status,
 } from "../../gen/health/v1/health_pb.js";
 
 /** Something the service depends on, checked for readiness. */
@@ -24,13 +24,18 @@ export interface Readiness {
 }
 
 /** Checks all dependencies at once, each within `timeoutMs`. */
-export async function checkReadiness(deps: readonly Dependency[], timeoutMs = 2000): Promise<Readiness> {
+export async function checkReadiness(
+  deps: readonly Dependency[],
+  timeoutMs = 2000,
+): Promise<Readiness> {
   const results = await Promise.all(
     deps.map(async (d) => {
       try {
         await Promise.race([
           d.check(),
-          new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs).unref()),
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs).unref(),
+          ),
         ]);
         return [d.name, "ok"] as const;
       } catch (err) {

@@ -28,7 +28,9 @@ export interface IngestServiceOptions {
  * Validates events, turns the valid ones into one queue batch per request
  * (or per stream message), and answers only once the queue has them.
  */
-export function createIngestService(options: IngestServiceOptions): ServiceImpl<typeof IngestService> {
+export function createIngestService(
+  options: IngestServiceOptions,
+): ServiceImpl<typeof IngestService> {
   const { queue, rules } = options;
   const inFlight = options.streamPublishesInFlight ?? 8;
 
@@ -108,20 +110,25 @@ function prepare(events: readonly Event[], offset: number, rules: EventRules, ct
       reason = validateProperties(properties);
     }
     if (reason !== undefined) {
-      rejected.push(create(RejectionSchema, { index: BigInt(offset + i), eventId: event.eventId, reason }));
+      rejected.push(
+        create(RejectionSchema, { index: BigInt(offset + i), eventId: event.eventId, reason }),
+      );
       continue;
     }
     body += encodeRow(event, properties, acceptedAt);
     rows++;
   }
   const batch =
-    rows === 0 ? undefined : { id: randomBytes(12).toString("base64url"), body: Buffer.from(body), rows };
+    rows === 0
+      ? undefined
+      : { id: randomBytes(12).toString("base64url"), body: Buffer.from(body), rows };
   return { batch, rejected };
 }
 
 /** One message for a request whose every event was refused. */
 function summarize(rejected: readonly Rejection[]): string {
   const shown = rejected.slice(0, 5).map((r) => `events[${r.index}].${r.reason}`);
-  const more = rejected.length > shown.length ? ` (and ${rejected.length - shown.length} more)` : "";
+  const more =
+    rejected.length > shown.length ? ` (and ${rejected.length - shown.length} more)` : "";
   return `no event was accepted: ${shown.join("; ")}${more}`;
 }

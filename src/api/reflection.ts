@@ -1,4 +1,10 @@
-import { createRegistry, type DescFile, type DescService, type Registry, toBinary } from "@bufbuild/protobuf";
+import {
+  createRegistry,
+  type DescFile,
+  type DescService,
+  type Registry,
+  toBinary,
+} from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
@@ -23,12 +29,14 @@ export function registerReflection(router: ConnectRouter, services: readonly Des
   const answer = (req: Request) => respond(req, files, registry, names);
   router.service(v1.ServerReflection, {
     async *serverReflectionInfo(requests) {
-      for await (const req of requests) yield { ...answer(req), validHost: req.host, originalRequest: req };
+      for await (const req of requests)
+        yield { ...answer(req), validHost: req.host, originalRequest: req };
     },
   });
   router.service(v1alpha.ServerReflection, {
     async *serverReflectionInfo(requests) {
-      for await (const req of requests) yield { ...answer(req), validHost: req.host, originalRequest: req };
+      for await (const req of requests)
+        yield { ...answer(req), validHost: req.host, originalRequest: req };
     },
   });
 }
@@ -41,7 +49,10 @@ function respond(
 ) {
   const r = req.messageRequest;
   const notFound = (what: string) => ({
-    messageResponse: { case: "errorResponse" as const, value: { errorCode: 5, errorMessage: `${what} not found` } },
+    messageResponse: {
+      case: "errorResponse" as const,
+      value: { errorCode: 5, errorMessage: `${what} not found` },
+    },
   });
   const withDeps = (file: DescFile) => {
     const out: Uint8Array[] = [];
@@ -53,7 +64,12 @@ function respond(
       for (const d of f.dependencies) walk(d);
     };
     walk(file);
-    return { messageResponse: { case: "fileDescriptorResponse" as const, value: { fileDescriptorProto: out } } };
+    return {
+      messageResponse: {
+        case: "fileDescriptorResponse" as const,
+        value: { fileDescriptorProto: out },
+      },
+    };
   };
   switch (r.case) {
     case "listServices":
@@ -69,7 +85,8 @@ function respond(
     }
     case "fileContainingSymbol": {
       // A method's symbol is its service's name plus ".Method".
-      const desc = registry.get(r.value) ?? registry.get(r.value.slice(0, r.value.lastIndexOf(".")));
+      const desc =
+        registry.get(r.value) ?? registry.get(r.value.slice(0, r.value.lastIndexOf(".")));
       return desc === undefined ? notFound(`symbol ${r.value}`) : withDeps(desc.file);
     }
     case "allExtensionNumbersOfType":

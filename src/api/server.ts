@@ -62,7 +62,11 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   );
   registerReflection(router, services);
   const rpc = new Map(router.handlers.map((h) => [h.requestPath, h]));
-  const rest = createTranscoder(restRoutes([IngestService, AnalyticsService]), router.handlers, options.maxBodyBytes * 8);
+  const rest = createTranscoder(
+    restRoutes([IngestService, AnalyticsService]),
+    router.handlers,
+    options.maxBodyBytes * 8,
+  );
   const onError = options.onError ?? ((err) => console.error(err));
   let inFlight = 0;
 
@@ -79,13 +83,20 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       const r = await checkReadiness(options.dependencies);
       const body: JsonObject = r.ready
         ? { status: "ok", checks: r.checks }
-        : { status: "unavailable", message: `not ready: ${r.failing.join(", ")} unavailable`, checks: r.checks };
+        : {
+            status: "unavailable",
+            message: `not ready: ${r.failing.join(", ")} unavailable`,
+            checks: r.checks,
+          };
       return send(res, { status: r.ready ? 200 : 503, body });
     }
     if (rest.has(path)) {
       const body = await readBody(req, options.maxBodyBytes);
       if (body === undefined) {
-        return send(res, error(413, "resource_exhausted", `body: larger than ${options.maxBodyBytes} bytes`));
+        return send(
+          res,
+          error(413, "resource_exhausted", `body: larger than ${options.maxBodyBytes} bytes`),
+        );
       }
       const ac = new AbortController();
       res.once("close", () => ac.abort());

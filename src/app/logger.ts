@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 /** JSON logs on stderr; readable lines when stderr is a terminal. */
 export function createLogger(level = "info"): Logger {

@@ -3,7 +3,7 @@ import { createAnalyticsService } from "../api/analytics-service.ts";
 import type { Dependency } from "../api/health.ts";
 import { createIngestService } from "../api/ingest-service.ts";
 import { type ApiServer, createApiServer } from "../api/server.ts";
-import { ConfigError, type Config } from "../config/config.ts";
+import { type Config, ConfigError } from "../config/config.ts";
 import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consumer.ts";
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
 import { createMemoryDedupe } from "../dedupe/memory-dedupe.ts";
@@ -42,11 +42,19 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   const queue =
     config.amqpUrl === undefined
       ? createMemoryQueue()
-      : createRabbitQueue({ url: config.amqpUrl, namespace: config.namespace, prefetch: config.prefetch });
+      : createRabbitQueue({
+          url: config.amqpUrl,
+          namespace: config.namespace,
+          prefetch: config.prefetch,
+        });
   const dedupe =
     config.redisUrl === undefined
       ? createMemoryDedupe(config.dedupeTtlSeconds)
-      : createRedisDedupe({ url: config.redisUrl, namespace: config.namespace, ttlSeconds: config.dedupeTtlSeconds });
+      : createRedisDedupe({
+          url: config.redisUrl,
+          namespace: config.namespace,
+          ttlSeconds: config.dedupeTtlSeconds,
+        });
   const warehouse = createWarehouse({
     url: config.clickhouseUrl,
     dataDir: config.dataDir,
@@ -61,7 +69,10 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       dedupe,
       warehouse,
       flushRows: config.flushRows,
-      flushIntervalMs: config.amqpUrl === undefined ? Math.min(config.flushIntervalMs, 20) : config.flushIntervalMs,
+      flushIntervalMs:
+        config.amqpUrl === undefined
+          ? Math.min(config.flushIntervalMs, 20)
+          : config.flushIntervalMs,
       onWarning: (message, err) => log.warn({ err }, message),
     });
     await queue.consume(consumer.handle);
@@ -85,7 +96,14 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     port = await api.listen(config.port, config.host);
   }
   log.info(
-    { role, port, queue: queue.kind, dedupe: dedupe.kind, warehouse: warehouse.kind, namespace: config.namespace },
+    {
+      role,
+      port,
+      queue: queue.kind,
+      dedupe: dedupe.kind,
+      warehouse: warehouse.kind,
+      namespace: config.namespace,
+    },
     "tally started",
   );
 

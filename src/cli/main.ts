@@ -66,10 +66,15 @@ async function main(argv: string[]) {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConfigError || (err instanceof Error && err.name === "TypeError" && "code" in err)) {
+  if (
+    err instanceof ConfigError ||
+    (err instanceof Error && err.name === "TypeError" && "code" in err)
+  ) {
     process.stderr.write(`tally: ${err.message}\n`);
   } else {
-    process.stderr.write(`tally: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `tally: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
   }
   process.exit(1);
 });

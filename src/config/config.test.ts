@@ -4,18 +4,29 @@ import { loadConfig } from "./config.ts";
 describe("loadConfig", () => {
   it("defaults to the embedded mode on port 8080", () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 8080, amqpUrl: undefined, redisUrl: undefined, namespace: "tally", apiKeys: [] });
+    expect(c).toMatchObject({
+      port: 8080,
+      amqpUrl: undefined,
+      redisUrl: undefined,
+      namespace: "tally",
+      apiKeys: [],
+    });
     expect(Object.isFrozen(c)).toBe(true);
   });
 
   it("reads URLs and lists", () => {
-    const c = loadConfig({ AMQP_URL: "amqp://guest:guest@127.0.0.1:5672", TALLY_API_KEYS: "a, b,,c" });
+    const c = loadConfig({
+      AMQP_URL: "amqp://guest:guest@127.0.0.1:5672",
+      TALLY_API_KEYS: "a, b,,c",
+    });
     expect(c.amqpUrl).toBe("amqp://guest:guest@127.0.0.1:5672");
     expect(c.apiKeys).toEqual(["a", "b", "c"]);
   });
 
   it("names every bad variable and the expected form", () => {
-    expect(() => loadConfig({ PORT: "http", REDIS_URL: "localhost:6379", TALLY_NAMESPACE: "Bad-Name" })).toThrow(
+    expect(() =>
+      loadConfig({ PORT: "http", REDIS_URL: "localhost:6379", TALLY_NAMESPACE: "Bad-Name" }),
+    ).toThrow(
       /PORT: expected a whole number[\s\S]*REDIS_URL: expected a URL like redis:\/\/127\.0\.0\.1:6379[\s\S]*TALLY_NAMESPACE: expected lower-case/,
     );
   });

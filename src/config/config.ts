@@ -36,7 +36,10 @@ const url = (scheme: RegExp, example: string) =>
   z
     .string()
     .trim()
-    .refine((s) => URL.canParse(s) && scheme.test(new URL(s).protocol), `expected a URL like ${example}`)
+    .refine(
+      (s) => URL.canParse(s) && scheme.test(new URL(s).protocol),
+      `expected a URL like ${example}`,
+    )
     .optional()
     .transform((s) => (s === "" ? undefined : s));
 
@@ -57,12 +60,20 @@ const schema = z.object({
   TALLY_DATA_DIR: z.string().min(1).default("./var"),
   TALLY_NAMESPACE: z
     .string()
-    .regex(/^[a-z][a-z0-9_]{0,47}$/, "expected lower-case letters, digits and _, starting with a letter")
+    .regex(
+      /^[a-z][a-z0-9_]{0,47}$/,
+      "expected lower-case letters, digits and _, starting with a letter",
+    )
     .default("tally"),
   TALLY_API_KEYS: z
     .string()
     .default("")
-    .transform((s) => s.split(",").map((k) => k.trim()).filter((k) => k !== "")),
+    .transform((s) =>
+      s
+        .split(",")
+        .map((k) => k.trim())
+        .filter((k) => k !== ""),
+    ),
   TALLY_DEDUPE_TTL_SECONDS: int(60, 366 * 86400, 7 * 86400),
   TALLY_MAX_FUTURE_SKEW_SECONDS: int(0, 366 * 86400, 86400),
   TALLY_FLUSH_ROWS: int(1, 1_000_000, 20_000),

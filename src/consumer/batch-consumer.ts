@@ -163,7 +163,11 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     }
     counts.received += parsed.rows.length;
     return new Promise<void>((resolve, reject) => {
-      pending.push({ batch, ...parsed, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      pending.push({
+        batch,
+        ...parsed,
+        done: (err) => (err === undefined ? resolve() : reject(err)),
+      });
       pendingRows += parsed.rows.length;
       schedule();
     });

@@ -26,7 +26,10 @@ describe("event batch rows", () => {
       '8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a\t2025-10-28 12:00:00.500\tu\\t1\tview\\nx\t{"k":"a\\\\tb"}\t2025-10-28 12:00:01.000000\n',
     );
     const { ids, rows } = rowIds(Buffer.from(row + row));
-    expect(ids).toEqual(["8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a", "8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a"]);
+    expect(ids).toEqual([
+      "8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a",
+      "8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a",
+    ]);
     expect(rows).toHaveLength(2);
   });
 

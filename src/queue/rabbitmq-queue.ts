@@ -1,6 +1,11 @@
 import { Connection, ConsumerStatus } from "rabbitmq-client";
 import { BATCH_CONTENT_TYPE, type EventBatch } from "./event-batch.ts";
-import { type BatchHandler, type EventQueue, PoisonBatchError, QueueUnavailableError } from "./queue.ts";
+import {
+  type BatchHandler,
+  type EventQueue,
+  PoisonBatchError,
+  QueueUnavailableError,
+} from "./queue.ts";
 
 /** Options of {@link createRabbitQueue}. */
 export interface RabbitQueueOptions {

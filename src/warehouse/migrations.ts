@@ -44,9 +44,9 @@ export async function migrate(warehouse: Warehouse): Promise<number[]> {
     ) ENGINE = ReplacingMergeTree ORDER BY version`,
   });
   const done = new Set(
-    (await warehouse.rows<{ version: number }>(`SELECT version FROM ${db}.schema_migrations`, {})).map(
-      (r) => Number(r.version),
-    ),
+    (
+      await warehouse.rows<{ version: number }>(`SELECT version FROM ${db}.schema_migrations`, {})
+    ).map((r) => Number(r.version)),
   );
   const applied: number[] = [];
   for (const m of MIGRATIONS) {

@@ -43,7 +43,9 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
     const path = resolve(options.dataDir, "chdb");
     mkdirSync(path, { recursive: true });
     // chdb types its connection against its own copy of client-common.
-    const connection = createChdbConnection({ path }) as unknown as ClickHouseClientConfigOptions["connection"];
+    const connection = createChdbConnection({
+      path,
+    }) as unknown as ClickHouseClientConfigOptions["connection"];
     client = createClient({ connection });
   }
   const db = `\`${options.database}\``;

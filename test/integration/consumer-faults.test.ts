@@ -8,7 +8,15 @@ import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
 import { toProto } from "../clients.ts";
-import { AMQP_URL, DATA_DIR, REDIS_URL, rng, uniqueNamespace, uuidFrom, waitFor } from "../helpers.ts";
+import {
+  AMQP_URL,
+  DATA_DIR,
+  REDIS_URL,
+  rng,
+  uniqueNamespace,
+  uuidFrom,
+  waitFor,
+} from "../helpers.ts";
 
 /** The consumer's parts on the real services, in a namespace of their own. */
 async function parts() {
@@ -44,13 +52,25 @@ async function stats(warehouse: Warehouse) {
 }
 
 /** A warehouse whose inserts run `fault` around the real insert. */
-function withFault(warehouse: Warehouse, fault: (insert: () => Promise<void>, attempt: number) => Promise<void>): Warehouse {
+function withFault(
+  warehouse: Warehouse,
+  fault: (insert: () => Promise<void>, attempt: number) => Promise<void>,
+): Warehouse {
   let attempt = 0;
-  return { ...warehouse, insertTsv: (t, c, b) => fault(() => warehouse.insertTsv(t, c, b), attempt++) };
+  return {
+    ...warehouse,
+    insertTsv: (t, c, b) => fault(() => warehouse.insertTsv(t, c, b), attempt++),
+  };
 }
 
 const consumerOn = (dedupe: DedupeStore, warehouse: Warehouse) =>
-  createBatchConsumer({ dedupe, warehouse, flushRows: 10_000, flushIntervalMs: 20, retryDelayMs: [10, 50] });
+  createBatchConsumer({
+    dedupe,
+    warehouse,
+    flushRows: 10_000,
+    flushIntervalMs: 20,
+    retryDelayMs: [10, 50],
+  });
 
 describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
   const open: { close(): Promise<void> }[] = [];
@@ -58,7 +78,10 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     for (const o of open.reverse()) await o.close();
     open.length = 0;
   });
-  const track = <T extends { close(): Promise<void> }>(o: T) => (open.push(o), o);
+  const track = <T extends { close(): Promise<void> }>(o: T) => {
+    open.push(o);
+    return o;
+  };
 
   it("does not lose events claimed in Redis whose insert failed, when the batch is redelivered", async () => {
     const { queue, dedupe, warehouse } = await parts();
@@ -73,15 +96,27 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     const first = consumerOn(dedupe, broken);
     await queue.consume(first.handle);
     await queue.publish(batchOf(500, 1));
-    await waitFor(async () => failures, (n) => n >= 2);
+    await waitFor(
+      async () => failures,
+      (n) => n >= 2,
+    );
     await first.close();
     await queue.close(); // the unacknowledged batch goes back on the queue
 
     // A new consumer gets the redelivery: the claims are the batch's own, so it stores everything.
-    const again = track(createRabbitQueue({ url: AMQP_URL, namespace: warehouse.db.replaceAll("`", ""), prefetch: 16 }));
+    const again = track(
+      createRabbitQueue({
+        url: AMQP_URL,
+        namespace: warehouse.db.replaceAll("`", ""),
+        prefetch: 16,
+      }),
+    );
     const second = track(consumerOn(dedupe, warehouse));
     await again.consume(second.handle);
-    await waitFor(() => stats(warehouse), (s) => s.events === 500);
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.events === 500,
+    );
     expect(await stats(warehouse)).toEqual({ rows: 500, events: 500 });
     expect(first.counts.inserted).toBe(0);
     expect(second.counts).toMatchObject({ received: 500, duplicates: 0, inserted: 500 });
@@ -99,7 +134,10 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     const consumer = track(consumerOn(dedupe, flaky));
     await queue.consume(consumer.handle);
     await queue.publish(batchOf(300, 2));
-    await waitFor(() => stats(warehouse), (s) => s.rows === 600);
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.rows === 600,
+    );
     // Two physical copies of every row; every stat reads one.
     expect(await stats(warehouse)).toEqual({ rows: 600, events: 300 });
   });
@@ -120,10 +158,16 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     const consumer = track(consumerOn(down, warehouse));
     await queue.consume(consumer.handle);
     await queue.publish(batchOf(200, 3));
-    await waitFor(() => stats(warehouse), (s) => s.rows === 200);
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.rows === 200,
+    );
     // The same events again, accepted later: without Redis both copies are stored.
     await queue.publish({ ...batchOf(200, 3, "2025-10-28 12:05:00.000000"), id: "later" });
-    await waitFor(() => stats(warehouse), (s) => s.rows === 400);
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.rows === 400,
+    );
     expect(await stats(warehouse)).toEqual({ rows: 400, events: 200 });
     const [kept] = await warehouse.rows<{ accepted_at: string }>(
       `SELECT DISTINCT toString(accepted_at) AS accepted_at FROM ${warehouse.db}.events FINAL`,
@@ -141,8 +185,10 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     await queue.consume(consumer.handle);
     await queue.publish({ id: "bad", body: Buffer.from("not a row\n"), rows: 1 });
     await queue.publish(batchOf(10, 4));
-    await waitFor(() => stats(warehouse), (s) => s.events === 10);
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.events === 10,
+    );
     expect(consumer.counts.received).toBe(10);
   });
 });
-

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { rest } from "../clients.ts";
-import { type JsonEvent, rng, start, testConfig, uuidFrom, waitFor, warehouseCounts } from "../helpers.ts";
+import {
+  type JsonEvent,
+  rng,
+  start,
+  testConfig,
+  uuidFrom,
+  waitFor,
+  warehouseCounts,
+} from "../helpers.ts";
 
 function events(n: number, type: string): JsonEvent[] {
   const random = rng(99);
@@ -15,7 +23,11 @@ function events(n: number, type: string): JsonEvent[] {
 describe("the embedded default (in-process queue and dedupe, chDB on disk)", () => {
   it("acknowledges only stored events, and keeps stats exact across a restart that forgets the dedupe store", async () => {
     const config = testConfig();
-    expect(config).toMatchObject({ amqpUrl: undefined, redisUrl: undefined, clickhouseUrl: undefined });
+    expect(config).toMatchObject({
+      amqpUrl: undefined,
+      redisUrl: undefined,
+      clickhouseUrl: undefined,
+    });
     const first = await start(config);
     expect(first.queue.kind).toBe("in-process");
     const sent = events(300, "page_view");
@@ -29,13 +41,28 @@ describe("the embedded default (in-process queue and dedupe, chDB on disk)", () 
     const second = await start(config);
     const port = second.port as number;
     const repeats = sent.slice(0, 100).map((e) => ({ ...e, event_type: "changed" }));
-    expect(await rest(port, "/events", repeats)).toMatchObject({ status: 202, body: { accepted: 100 } });
-    await waitFor(() => warehouseCounts(second), (c) => c.rows === 400);
+    expect(await rest(port, "/events", repeats)).toMatchObject({
+      status: 202,
+      body: { accepted: 100 },
+    });
+    await waitFor(
+      () => warehouseCounts(second),
+      (c) => c.rows === 400,
+    );
     const top = await rest(port, "/stats/top-events?from=2025-10-01&to=2025-10-31");
     expect(top.body).toEqual([{ event_type: "page_view", count: 300 }]);
-    const dau = (await rest(port, "/stats/dau?from=2025-10-20&to=2025-10-24")).body as { unique_users: number }[];
-    expect(dau.map((d) => d.unique_users)).toEqual([25, 25, 25, 25, 25].map((_, day) => new Set(sent.filter((_, i) => i % 5 === day).map((e) => e.user_id)).size));
-    expect(await rest(port, "/readyz")).toMatchObject({ status: 200, body: { checks: { queue: "ok", dedupe: "ok", chdb: "ok" } } });
+    const dau = (await rest(port, "/stats/dau?from=2025-10-20&to=2025-10-24")).body as {
+      unique_users: number;
+    }[];
+    expect(dau.map((d) => d.unique_users)).toEqual(
+      [25, 25, 25, 25, 25].map(
+        (_, day) => new Set(sent.filter((_, i) => i % 5 === day).map((e) => e.user_id)).size,
+      ),
+    );
+    expect(await rest(port, "/readyz")).toMatchObject({
+      status: 200,
+      body: { checks: { queue: "ok", dedupe: "ok", chdb: "ok" } },
+    });
     await second.close();
   });
 });

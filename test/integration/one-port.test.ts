@@ -31,10 +31,18 @@ describe("one port, every protocol", () => {
     const query = { from: "2025-10-01", to: "2025-10-02", tz: "", segment: [] };
     for (const name of ["connect", "connect-h2", "grpc-web", "grpc"] as const) {
       const res = await clients[name].analytics.getDau(query);
-      expect(res.days.map((d) => d.date), name).toEqual(["2025-10-01", "2025-10-02"]);
+      expect(
+        res.days.map((d) => d.date),
+        name,
+      ).toEqual(["2025-10-01", "2025-10-02"]);
     }
-    expect(await rest(port, "/healthz")).toEqual(expect.objectContaining({ status: 200, body: { status: "ok" } }));
-    expect(await rest(port, "/nowhere")).toMatchObject({ status: 404, body: { code: "not_found" } });
+    expect(await rest(port, "/healthz")).toEqual(
+      expect.objectContaining({ status: 200, body: { status: "ok" } }),
+    );
+    expect(await rest(port, "/nowhere")).toMatchObject({
+      status: 404,
+      body: { code: "not_found" },
+    });
   });
 
   it("answers grpc.health.v1 to an independent gRPC peer", async () => {
@@ -43,7 +51,8 @@ describe("one port, every protocol", () => {
       new Promise<{ status: number } | grpc.ServiceError>((resolve) => {
         client.makeUnaryRequest(
           "/grpc.health.v1.Health/Check",
-          (m: ReturnType<typeof create<typeof HealthCheckRequestSchema>>) => Buffer.from(toBinary(HealthCheckRequestSchema, m)),
+          (m: ReturnType<typeof create<typeof HealthCheckRequestSchema>>) =>
+            Buffer.from(toBinary(HealthCheckRequestSchema, m)),
           (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
           create(HealthCheckRequestSchema, { service }),
           (err, value) => resolve(err ?? (value as { status: number })),
@@ -51,7 +60,9 @@ describe("one port, every protocol", () => {
       });
     try {
       expect(await check("")).toMatchObject({ status: HealthCheckResponse_ServingStatus.SERVING });
-      expect(await check("tally.v1.IngestService")).toMatchObject({ status: HealthCheckResponse_ServingStatus.SERVING });
+      expect(await check("tally.v1.IngestService")).toMatchObject({
+        status: HealthCheckResponse_ServingStatus.SERVING,
+      });
       expect(await check("no.Such")).toMatchObject({ code: grpc.status.NOT_FOUND });
     } finally {
       client.close();
@@ -62,7 +73,8 @@ describe("one port, every protocol", () => {
     const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     const call = client.makeBidiStreamRequest(
       "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-      (m: ReturnType<typeof create<typeof ServerReflectionRequestSchema>>) => Buffer.from(toBinary(ServerReflectionRequestSchema, m)),
+      (m: ReturnType<typeof create<typeof ServerReflectionRequestSchema>>) =>
+        Buffer.from(toBinary(ServerReflectionRequestSchema, m)),
       (b: Buffer) => fromBinary(ServerReflectionResponseSchema, b),
     );
     const answers: ServerReflectionResponse[] = [];
@@ -71,19 +83,46 @@ describe("one port, every protocol", () => {
       call.on("end", resolve);
       call.on("error", reject);
     });
-    call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
-    call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "tally.v1.IngestService.IngestStream" } }));
+    call.write(
+      create(ServerReflectionRequestSchema, {
+        messageRequest: { case: "listServices", value: "" },
+      }),
+    );
+    call.write(
+      create(ServerReflectionRequestSchema, {
+        messageRequest: {
+          case: "fileContainingSymbol",
+          value: "tally.v1.IngestService.IngestStream",
+        },
+      }),
+    );
     call.end();
     await done;
     client.close();
     const [list, file] = answers;
     expect(list?.messageResponse.case).toBe("listServicesResponse");
-    const names = list?.messageResponse.case === "listServicesResponse" ? list.messageResponse.value.service.map((s) => s.name) : [];
-    expect(names).toEqual(["tally.v1.IngestService", "tally.v1.AnalyticsService", "grpc.health.v1.Health"]);
-    const files = file?.messageResponse.case === "fileDescriptorResponse" ? file.messageResponse.value.fileDescriptorProto : [];
+    const names =
+      list?.messageResponse.case === "listServicesResponse"
+        ? list.messageResponse.value.service.map((s) => s.name)
+        : [];
+    expect(names).toEqual([
+      "tally.v1.IngestService",
+      "tally.v1.AnalyticsService",
+      "grpc.health.v1.Health",
+    ]);
+    const files =
+      file?.messageResponse.case === "fileDescriptorResponse"
+        ? file.messageResponse.value.fileDescriptorProto
+        : [];
     const fileNames = files.map((b) => fromBinary(FileDescriptorProtoSchema, b).name);
     expect(fileNames[0]).toBe("tally/v1/ingest.proto");
-    expect(fileNames).toEqual(expect.arrayContaining(["tally/v1/event.proto", "google/api/annotations.proto", "google/protobuf/timestamp.proto"]));
+    expect(fileNames).toEqual(
+      expect.arrayContaining([
+        "tally/v1/event.proto",
+        "google/api/annotations.proto",
+        "google/protobuf/timestamp.proto",
+      ]),
+    );
   });
 });
 
@@ -92,29 +131,48 @@ describe("when the broker cannot take events", () => {
   let port: number;
   beforeAll(async () => {
     // Nothing listens on port 1: the broker is unreachable.
-    tally = await start(testConfig({ ...realServices(), AMQP_URL: "amqp://guest:guest@127.0.0.1:1" }), "api");
+    tally = await start(
+      testConfig({ ...realServices(), AMQP_URL: "amqp://guest:guest@127.0.0.1:1" }),
+      "api",
+    );
     port = tally.port as number;
   });
   afterAll(() => tally?.close());
 
   it("answers UNAVAILABLE / 503 and accepts nothing", async () => {
-    const event = { event_id: "2b1e7c1a-0f7e-4a8e-9d43-0c9f5b7e1a11", occurred_at: "2025-10-28T12:00:00Z", user_id: "u", event_type: "x" };
+    const event = {
+      event_id: "2b1e7c1a-0f7e-4a8e-9d43-0c9f5b7e1a11",
+      occurred_at: "2025-10-28T12:00:00Z",
+      user_id: "u",
+      event_type: "x",
+    };
     const res = await rest(port, "/events", [event]);
-    expect(res).toMatchObject({ status: 503, body: { code: "unavailable", message: expect.stringContaining("none of them was accepted") } });
+    expect(res).toMatchObject({
+      status: 503,
+      body: { code: "unavailable", message: expect.stringContaining("none of them was accepted") },
+    });
     const peer = grpcJsClient(port);
     try {
       const { toProto } = await import("../clients.ts");
-      await expect(peer.ingest([toProto(event)])).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+      await expect(peer.ingest([toProto(event)])).rejects.toMatchObject({
+        code: grpc.status.UNAVAILABLE,
+      });
     } finally {
       peer.close();
     }
     const { connect } = connectClients(port);
-    await expect(connect.ingest.ingest({ events: [] })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(connect.ingest.ingest({ events: [] })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
   });
 
   it("reports not ready, naming RabbitMQ", async () => {
     const res = await rest(port, "/readyz");
     expect(res.status).toBe(503);
-    expect(res.body).toMatchObject({ status: "unavailable", message: "not ready: rabbitmq unavailable", checks: { redis: "ok", chdb: "ok" } });
+    expect(res.body).toMatchObject({
+      status: "unavailable",
+      message: "not ready: rabbitmq unavailable",
+      checks: { redis: "ok", chdb: "ok" },
+    });
   });
 });

@@ -1,8 +1,17 @@
-import { ConnectError, Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
 import { connectClients, grpcJsClient, rest, toProto } from "../clients.ts";
-import { type JsonEvent, realServices, rng, start, testConfig, uuidFrom, waitFor, warehouseCounts } from "../helpers.ts";
+import {
+  type JsonEvent,
+  realServices,
+  rng,
+  start,
+  testConfig,
+  uuidFrom,
+  waitFor,
+  warehouseCounts,
+} from "../helpers.ts";
 import { firstCopies, refDau, refRetentionDaily, refTopEvents } from "../reference.ts";
 
 const TYPES = ["page_view", "page_view", "page_view", "click", "click", "signup", "purchase"];
@@ -18,7 +27,10 @@ function generate(n: number, seed: number): JsonEvent[] {
       occurred_at: new Date(ms).toISOString(),
       user_id: `u${Math.floor(random() * 40)}`,
       event_type: TYPES[Math.floor(random() * TYPES.length)] as string,
-      properties: { country: COUNTRIES[Math.floor(random() * 3)], device: { os: random() < 0.5 ? "ios" : "web" } },
+      properties: {
+        country: COUNTRIES[Math.floor(random() * 3)],
+        device: { os: random() < 0.5 ? "ios" : "web" },
+      },
     };
   });
 }
@@ -40,19 +52,26 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
     const events = generate(1200, 42);
     const parts = Array.from({ length: 6 }, (_, i) => events.slice(i * 200, (i + 1) * 200));
     // Repeats: the same event_ids again over another transport, some with other fields.
-    const repeats = events.filter((_, i) => i % 7 === 0).map((e, i) => (i % 2 ? { ...e, event_type: "changed" } : e));
+    const repeats = events
+      .filter((_, i) => i % 7 === 0)
+      .map((e, i) => (i % 2 ? { ...e, event_type: "changed" } : e));
     const clients = connectClients(port);
     const peer = grpcJsClient(port);
     try {
       const answers = await Promise.all([
         peer.ingest(parts[0]!.map(toProto)),
-        peer.ingestStream([parts[1]!.slice(0, 100).map(toProto), parts[1]!.slice(100).map(toProto)]),
+        peer.ingestStream([
+          parts[1]!.slice(0, 100).map(toProto),
+          parts[1]!.slice(100).map(toProto),
+        ]),
         clients.connect.ingest.ingest({ events: parts[2]!.map(toProto) }),
         clients["grpc-web"].ingest.ingest({ events: parts[3]!.map(toProto) }),
         clients.grpc.ingest.ingest({ events: parts[4]!.map(toProto) }),
         rest(port, "/events", { events: parts[5] }),
       ]);
-      expect(answers.slice(0, 5).map((a) => ("accepted" in a ? Number(a.accepted) : -1))).toEqual([200, 200, 200, 200, 200]);
+      expect(answers.slice(0, 5).map((a) => ("accepted" in a ? Number(a.accepted) : -1))).toEqual([
+        200, 200, 200, 200, 200,
+      ]);
       expect(answers[5]).toMatchObject({ status: 202, body: { accepted: 200, rejected: [] } });
       sent.push(...events);
       // Repeats go out after the originals were acknowledged, so the originals are the first copies.
@@ -65,12 +84,19 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
 
     const unique = firstCopies(sent);
     const expected = refDau(unique, "2025-10-19", "2025-10-30", "UTC");
-    const total = (rows: { unique_users: number }[]) => rows.reduce((n, r) => n + r.unique_users, 0);
+    const total = (rows: { unique_users: number }[]) =>
+      rows.reduce((n, r) => n + r.unique_users, 0);
     await waitFor(
-      async () => (await rest(port, "/stats/dau?from=2025-10-19&to=2025-10-30")).body as { unique_users: number }[],
+      async () =>
+        (await rest(port, "/stats/dau?from=2025-10-19&to=2025-10-30")).body as {
+          unique_users: number;
+        }[],
       (rows) => total(rows) === total(expected),
     );
-    await waitFor(() => warehouseCounts(tally), (c) => c.ids === unique.length);
+    await waitFor(
+      () => warehouseCounts(tally),
+      (c) => c.ids === unique.length,
+    );
     expect((await warehouseCounts(tally)).rows).toBe(unique.length); // Redis kept the repeats out
   });
 
@@ -78,13 +104,22 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
     const unique = firstCopies(sent);
     expect(unique.length).toBe(1200);
     const cases: [string, unknown][] = [
-      ["/stats/dau?from=2025-10-19&to=2025-10-30", refDau(unique, "2025-10-19", "2025-10-30", "UTC")],
-      ["/stats/dau?from=2025-10-19&to=2025-10-30&tz=Europe/Kyiv", refDau(unique, "2025-10-19", "2025-10-30", "Europe/Kyiv")],
+      [
+        "/stats/dau?from=2025-10-19&to=2025-10-30",
+        refDau(unique, "2025-10-19", "2025-10-30", "UTC"),
+      ],
+      [
+        "/stats/dau?from=2025-10-19&to=2025-10-30&tz=Europe/Kyiv",
+        refDau(unique, "2025-10-19", "2025-10-30", "Europe/Kyiv"),
+      ],
       [
         "/stats/dau?from=2025-10-20&to=2025-10-29&tz=America/Los_Angeles&segment=properties.country:UA",
         refDau(unique, "2025-10-20", "2025-10-29", "America/Los_Angeles", { country: "UA" }),
       ],
-      ["/stats/top-events?from=2025-10-20&to=2025-10-29", refTopEvents(unique, "2025-10-20", "2025-10-29", "UTC", 10)],
+      [
+        "/stats/top-events?from=2025-10-20&to=2025-10-29",
+        refTopEvents(unique, "2025-10-20", "2025-10-29", "UTC", 10),
+      ],
       [
         "/stats/top-events?from=2025-10-22&to=2025-10-25&limit=2&tz=Asia/Tokyo&segment=properties.country:PL",
         refTopEvents(unique, "2025-10-22", "2025-10-25", "Asia/Tokyo", 2, { country: "PL" }),
@@ -100,19 +135,40 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
     ];
     for (const [path, want] of cases) {
       const got = await rest(port, path);
-      expect({ path, status: got.status, body: got.body }).toEqual({ path, status: 200, body: want });
+      expect({ path, status: got.status, body: got.body }).toEqual({
+        path,
+        status: 200,
+        body: want,
+      });
     }
     // The first copy won: the repeats typed "changed" count nowhere.
-    const top = (await rest(port, "/stats/top-events?from=2025-10-01&to=2025-10-31")).body as { event_type: string }[];
+    const top = (await rest(port, "/stats/top-events?from=2025-10-01&to=2025-10-31")).body as {
+      event_type: string;
+    }[];
     expect(top.map((t) => t.event_type)).not.toContain("changed");
   });
 
   it("answers the same over gRPC as over REST", async () => {
     const { grpc } = connectClients(port);
-    const dau = await grpc.analytics.getDau({ from: "2025-10-20", to: "2025-10-29", tz: "Europe/Kyiv", segment: [] });
-    const viaRest = (await rest(port, "/stats/dau?from=2025-10-20&to=2025-10-29&tz=Europe/Kyiv")).body;
-    expect(dau.days.map((d) => ({ date: d.date, unique_users: Number(d.uniqueUsers) }))).toEqual(viaRest);
-    const weekly = await grpc.analytics.getRetention({ startDate: "2025-10-20", endDate: "2025-10-27", windows: 1, granularity: "week", tz: "", segment: [] });
+    const dau = await grpc.analytics.getDau({
+      from: "2025-10-20",
+      to: "2025-10-29",
+      tz: "Europe/Kyiv",
+      segment: [],
+    });
+    const viaRest = (await rest(port, "/stats/dau?from=2025-10-20&to=2025-10-29&tz=Europe/Kyiv"))
+      .body;
+    expect(dau.days.map((d) => ({ date: d.date, unique_users: Number(d.uniqueUsers) }))).toEqual(
+      viaRest,
+    );
+    const weekly = await grpc.analytics.getRetention({
+      startDate: "2025-10-20",
+      endDate: "2025-10-27",
+      windows: 1,
+      granularity: "week",
+      tz: "",
+      segment: [],
+    });
     expect(weekly.cohorts.map((c) => c.cohort)).toEqual(["2025-10-20", "2025-10-27"]);
     expect(Number(weekly.cohorts[0]!.size)).toBe(Number(weekly.cohorts[0]!.retained[0]));
   });
@@ -125,19 +181,40 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
       const events = [bad, ...generate(1, Math.random() * 1e9)].map(toProto);
       const res = await client.ingest.ingest({ events });
       expect(Number(res.accepted)).toBe(1);
-      expect(res.rejected.map((r) => [Number(r.index), r.eventId, r.reason])).toEqual([[0, "nope", "event_id: must be a UUID"]]);
+      expect(res.rejected.map((r) => [Number(r.index), r.eventId, r.reason])).toEqual([
+        [0, "nope", "event_id: must be a UUID"],
+      ]);
     }
     const res = await rest(port, "/events", [
-      { event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c10", occurred_at: "2025-10-28T12:00:00+02:00", user_id: 17, event_type: "x" },
-      { event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c11", occurred_at: "last tuesday", user_id: "u", event_type: "x" },
-      { event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c12", occurred_at: "2025-10-28T12:00:00Z", user_id: "", event_type: "x" },
+      {
+        event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c10",
+        occurred_at: "2025-10-28T12:00:00+02:00",
+        user_id: 17,
+        event_type: "x",
+      },
+      {
+        event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c11",
+        occurred_at: "last tuesday",
+        user_id: "u",
+        event_type: "x",
+      },
+      {
+        event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c12",
+        occurred_at: "2025-10-28T12:00:00Z",
+        user_id: "",
+        event_type: "x",
+      },
       "not an object",
     ]);
     expect(res.status).toBe(202);
     expect(res.body).toEqual({
       accepted: 1,
       rejected: [
-        { index: 1, event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c11", reason: "occurred_at: expected an RFC 3339 time with a zone, like 2025-10-28T12:00:00Z" },
+        {
+          index: 1,
+          event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c11",
+          reason: "occurred_at: expected an RFC 3339 time with a zone, like 2025-10-28T12:00:00Z",
+        },
         { index: 2, event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c12", reason: "user_id: required" },
         { index: 3, event_id: "", reason: "must be a JSON object" },
       ],
@@ -147,15 +224,31 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
   it("answers 400 with Connect's error shape when nothing is accepted or the body is wrong", async () => {
     const none = await rest(port, "/events", [{ event_id: "x" }]);
     expect(none.status).toBe(400);
-    expect(none.body).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("events[0].event_id: must be a UUID") });
-    const notJson = await rest(port, "/events", "{oops", { headers: { "content-type": "application/x-www-form-urlencoded" } });
-    expect(notJson).toMatchObject({ status: 400, body: { code: "invalid_argument", message: expect.stringMatching(/^body: not valid JSON/) } });
+    expect(none.body).toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("events[0].event_id: must be a UUID"),
+    });
+    const notJson = await rest(port, "/events", "{oops", {
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    expect(notJson).toMatchObject({
+      status: 400,
+      body: { code: "invalid_argument", message: expect.stringMatching(/^body: not valid JSON/) },
+    });
     const wrongShape = await rest(port, "/events", { items: [] });
-    expect(wrongShape).toMatchObject({ status: 400, body: { message: 'body: expected a JSON array of events, or {"events": [...]}' } });
+    expect(wrongShape).toMatchObject({
+      status: 400,
+      body: { message: 'body: expected a JSON array of events, or {"events": [...]}' },
+    });
     const empty = await rest(port, "/events", []);
-    expect(empty).toMatchObject({ status: 400, body: { message: "events: at least one event is required" } });
+    expect(empty).toMatchObject({
+      status: 400,
+      body: { message: "events: at least one event is required" },
+    });
     const { grpc } = connectClients(port);
-    await expect(grpc.ingest.ingest({ events: [] })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(grpc.ingest.ingest({ events: [] })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
   });
 
   it("answers 400 naming the parameter for bad stats parameters", async () => {
@@ -179,8 +272,13 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
       expect((res.body as { message: string }).message).toMatch(message);
     }
     const { connect } = connectClients(port);
-    const err = await connect.analytics.getTopEvents({ from: "2025-10-01", to: "2025-10-02", limit: 0, tz: "", segment: [] }).catch((e) => e);
+    const err = await connect.analytics
+      .getTopEvents({ from: "2025-10-01", to: "2025-10-02", limit: 0, tz: "", segment: [] })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(ConnectError);
-    expect(err).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringMatching(/^limit: /) });
+    expect(err).toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: expect.stringMatching(/^limit: /),
+    });
   });
 });

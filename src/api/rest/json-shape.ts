@@ -26,7 +26,11 @@ export function int64AsNumbers(schema: DescMessage, json: JsonValue): JsonValue 
     if (value === undefined) continue;
     if (field.fieldKind === "scalar" && INT64.has(field.scalar)) {
       json[field.name] = Number(value);
-    } else if (field.fieldKind === "list" && field.listKind === "scalar" && INT64.has(field.scalar)) {
+    } else if (
+      field.fieldKind === "list" &&
+      field.listKind === "scalar" &&
+      INT64.has(field.scalar)
+    ) {
       json[field.name] = (value as JsonValue[]).map(Number);
     } else if (field.fieldKind === "message" && !isWellKnown(field.message)) {
       int64AsNumbers(field.message, value);
@@ -55,8 +59,13 @@ export function checkElement(schema: DescMessage, element: JsonValue): JsonObjec
     const field = schema.fields.find((f) => f.name === key || f.jsonName === key);
     if (field === undefined) return `${key}: unknown field`;
     let v = value;
-    if (field.fieldKind === "scalar" && field.scalar === ScalarType.STRING && typeof v === "number") {
-      if (!Number.isSafeInteger(v) || v < 0) return `${field.name}: expected a string or a non-negative integer`;
+    if (
+      field.fieldKind === "scalar" &&
+      field.scalar === ScalarType.STRING &&
+      typeof v === "number"
+    ) {
+      if (!Number.isSafeInteger(v) || v < 0)
+        return `${field.name}: expected a string or a non-negative integer`;
       v = String(v);
     }
     try {

@@ -54,8 +54,15 @@ export function restRoutes(services: readonly DescService[]): RestRoute[] {
       const rule = getOption(method, http);
       const { case: verb, value } = rule.pattern;
       if (verb === undefined || verb === "custom") continue;
-      if (value.includes("{")) throw new Error(`${method.name}: path variables are not supported (${value})`);
-      routes.push({ verb: verb.toUpperCase(), path: value, method, body: rule.body, responseBody: rule.responseBody });
+      if (value.includes("{"))
+        throw new Error(`${method.name}: path variables are not supported (${value})`);
+      routes.push({
+        verb: verb.toUpperCase(),
+        path: value,
+        method,
+        body: rule.body,
+        responseBody: rule.responseBody,
+      });
     }
   }
   return routes;
@@ -101,7 +108,13 @@ export function createTranscoder(
         throw err;
       }
       const header = new Headers(req.header);
-      for (const h of ["content-type", "content-length", "content-encoding", "accept-encoding", "connect-timeout-ms"]) {
+      for (const h of [
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "accept-encoding",
+        "connect-timeout-ms",
+      ]) {
         header.delete(h);
       }
       header.set("content-type", "application/proto");
@@ -146,7 +159,8 @@ function readInput(route: RestRoute, req: RestRequest, maxInflated: number) {
     } catch {
       throw invalid(`${key}: invalid value "${value}"`);
     }
-    if (field.fieldKind === "list") ((json[key] ??= []) as JsonValue[]).push(value);
+    if (field.fieldKind === "list")
+      json[key] = [...((json[key] as JsonValue[] | undefined) ?? []), value];
     else json[key] = value;
   }
   let bodyErrors: Map<number, string> | undefined;
@@ -160,13 +174,16 @@ function readInput(route: RestRoute, req: RestRequest, maxInflated: number) {
     } else {
       const field = schema.fields.find((f) => f.name === route.body);
       if (field?.fieldKind !== "list" || field.listKind !== "message") {
-        throw new Error(`${route.method.name}: body "${route.body}" must name a repeated message field`);
+        throw new Error(
+          `${route.method.name}: body "${route.body}" must name a repeated message field`,
+        );
       }
       // A bare array, or an object holding it under the field's name.
-      const items =
-        Array.isArray(parsed) ? parsed
-        : parsed !== null && typeof parsed === "object" && Array.isArray(parsed[field.name]) ? parsed[field.name]
-        : undefined;
+      const items = Array.isArray(parsed)
+        ? parsed
+        : parsed !== null && typeof parsed === "object" && Array.isArray(parsed[field.name])
+          ? parsed[field.name]
+          : undefined;
       if (!Array.isArray(items)) {
         throw invalid(`body: expected a JSON array of ${field.name}, or {"${field.name}": [...]}`);
       }
@@ -199,7 +216,10 @@ function parseBody(req: RestRequest, maxInflated: number): JsonValue {
       bytes = gunzipSync(bytes, { maxOutputLength: maxInflated });
     } catch (err) {
       if (err instanceof RangeError) {
-        throw new ConnectError(`body: larger than ${maxInflated} bytes once decompressed`, Code.ResourceExhausted);
+        throw new ConnectError(
+          `body: larger than ${maxInflated} bytes once decompressed`,
+          Code.ResourceExhausted,
+        );
       }
       throw invalid("body: not valid gzip");
     }
