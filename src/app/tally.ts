@@ -69,6 +69,8 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       dedupe,
       warehouse,
       flushRows: config.flushRows,
+      // The queue lends at most `prefetch` batches: flush before they run out.
+      flushBatches: Math.max(1, Math.floor(config.prefetch / 2)),
       flushIntervalMs:
         config.amqpUrl === undefined
           ? Math.min(config.flushIntervalMs, 20)

@@ -26,7 +26,7 @@ export interface Config {
   readonly flushRows: number;
   /** ...or once its oldest row has waited this long. @default 200 */
   readonly flushIntervalMs: number;
-  /** Unacknowledged messages a consumer holds. @default 64 */
+  /** Unacknowledged messages a consumer holds; it flushes at half of them. @default 256 */
   readonly prefetch: number;
   /** Largest REST body accepted. @default 8 MiB */
   readonly maxBodyBytes: number;
@@ -78,7 +78,7 @@ const schema = z.object({
   TALLY_MAX_FUTURE_SKEW_SECONDS: int(0, 366 * 86400, 86400),
   TALLY_FLUSH_ROWS: int(1, 1_000_000, 20_000),
   TALLY_FLUSH_INTERVAL_MS: int(1, 60_000, 200),
-  TALLY_PREFETCH: int(1, 10_000, 64),
+  TALLY_PREFETCH: int(1, 10_000, 256),
   TALLY_MAX_BODY_BYTES: int(1024, 1 << 30, 8 << 20),
 });
 

@@ -9,6 +9,8 @@ export interface BatchConsumerOptions {
   warehouse: Warehouse;
   /** Insert once this many rows are waiting... */
   flushRows: number;
+  /** ...or once it holds this many batches (keep it below the queue's prefetch, which caps them)... */
+  flushBatches: number;
   /** ...or once the oldest has waited this long (ms). */
   flushIntervalMs: number;
   /** Backoff between failed inserts, doubling up to the max (ms). @default [100, 5000] */
@@ -45,7 +47,8 @@ interface Pending {
 }
 
 /**
- * Gathers batches until `flushRows` rows or `flushIntervalMs`, then: drops
+ * Gathers batches until `flushRows` rows, `flushBatches` batches or
+ * `flushIntervalMs`, then: drops
  * repeats within the flush, claims the rest in the dedupe store in one round
  * trip, inserts the survivors in one insert, and only then resolves each
  * batch's handler (so the queue acknowledges it). A failed insert is retried
@@ -54,7 +57,7 @@ interface Pending {
  * batch's own name, let them through again.
  */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
-  const { dedupe, warehouse, flushRows, flushIntervalMs } = options;
+  const { dedupe, warehouse, flushRows, flushBatches, flushIntervalMs } = options;
   const [minDelay, maxDelay] = options.retryDelayMs ?? [100, 5000];
   const warn = options.onWarning ?? (() => {});
   const counts: ConsumerCounts = { received: 0, duplicates: 0, inserted: 0, insertFailures: 0 };
@@ -66,7 +69,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
   function schedule() {
     if (flushing !== undefined || pending.length === 0) return;
-    if (pendingRows >= flushRows) {
+    if (pendingRows >= flushRows || pending.length >= flushBatches) {
       clearTimeout(timer);
       timer = undefined;
       startFlush();

@@ -68,6 +68,7 @@ const consumerOn = (dedupe: DedupeStore, warehouse: Warehouse) =>
     dedupe,
     warehouse,
     flushRows: 10_000,
+    flushBatches: 8,
     flushIntervalMs: 20,
     retryDelayMs: [10, 50],
   });
@@ -174,6 +175,32 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
       {},
     );
     expect(kept?.accepted_at).toBe("2025-10-28 12:00:00.000000"); // the first accepted copy
+  });
+
+  it("flushes when it holds many small batches, not only by rows or time", async () => {
+    const namespace = uniqueNamespace();
+    // Prefetch 8 caps what it holds at 8 single-event batches, far below flushRows.
+    const queue = track(createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 8 }));
+    const dedupe = track(createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 }));
+    const warehouse = track(
+      createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace }),
+    );
+    await migrate(warehouse);
+    const consumer = track(
+      createBatchConsumer({
+        dedupe,
+        warehouse,
+        flushRows: 10_000,
+        flushIntervalMs: 60_000,
+        flushBatches: 4,
+      }),
+    );
+    await queue.consume(consumer.handle);
+    for (let i = 0; i < 40; i++) await queue.publish(batchOf(1, 100 + i));
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.events === 40,
+    );
   });
 
   it("dead-letters a malformed batch instead of retrying it forever", async () => {
