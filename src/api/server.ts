@@ -13,6 +13,7 @@ import { createServer } from "@httptoolkit/httpolyglot";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { createAuthInterceptor } from "./auth.ts";
 import { checkReadiness, createHealthService, type Dependency } from "./health.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
@@ -25,6 +26,8 @@ export interface ApiServerOptions {
   dependencies: readonly Dependency[];
   /** Largest request body or message accepted, in bytes. */
   maxBodyBytes: number;
+  /** API keys; empty means no auth. */
+  apiKeys: readonly string[];
   /** Told about handler failures that reached no client. */
   onError?: (err: unknown) => void;
 }
@@ -50,6 +53,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const router = createConnectRouter({
     readMaxBytes: options.maxBodyBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
+    interceptors: options.apiKeys.length > 0 ? [createAuthInterceptor(options.apiKeys)] : [],
   });
   router.service(IngestService, options.ingest);
   router.service(AnalyticsService, options.analytics);

@@ -93,6 +93,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       analytics: createAnalyticsService(warehouse),
       dependencies,
       maxBodyBytes: config.maxBodyBytes,
+      apiKeys: config.apiKeys,
       onError: (err) => log.error({ err }, "request failed"),
     });
     port = await api.listen(config.port, config.host);
