@@ -14,6 +14,7 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
 import { createAuthInterceptor } from "./auth.ts";
+import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { checkReadiness, createHealthService, type Dependency } from "./health.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
@@ -76,6 +77,14 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
 
   async function handle(req: NodeRequest, res: NodeResponse) {
     const [path = "/", search = ""] = (req.url ?? "/").split("?", 2);
+    if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
+      (res as http.ServerResponse).writeHead(204, preflightHeaders());
+      res.end();
+      return;
+    }
+    for (const [name, value] of Object.entries(corsHeaders(req.headers))) {
+      res.setHeader(name, value as string);
+    }
     const handler = rpc.get(path);
     if (handler !== undefined) {
       const uRes = await handler(universalRequestFromNodeRequest(req, res, undefined, undefined));

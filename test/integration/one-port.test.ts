@@ -45,6 +45,27 @@ describe("one port, every protocol", () => {
     });
   });
 
+  it("lets browsers on other origins call it (CORS)", async () => {
+    const preflight = await fetch(`http://127.0.0.1:${port}/tally.v1.IngestService/Ingest`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,connect-protocol-version,authorization",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")).toMatch(
+      /Connect-Protocol-Version.*Authorization/i,
+    );
+    const res = await fetch(`http://127.0.0.1:${port}/stats/dau?from=2025-10-01&to=2025-10-01`, {
+      headers: { origin: "https://app.example" },
+    });
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("access-control-expose-headers")).toMatch(/Grpc-Status/i);
+  });
+
   it("answers grpc.health.v1 to an independent gRPC peer", async () => {
     const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     const check = (service: string) =>
