@@ -2,7 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import type { DescService, JsonObject } from "@bufbuild/protobuf";
-import { createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -132,6 +132,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     inFlight++;
     res.once("close", () => inFlight--);
     handle(req, res).catch((err: unknown) => {
+      // The client went away: nothing to answer, nothing to report.
+      if (ConnectError.from(err).code === Code.Aborted) return;
       onError(err);
       if (!res.headersSent) send(res, error(500, "internal", "internal error"));
       else res.destroy();
@@ -139,6 +141,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   });
   const sockets = new Set<Socket>();
   server.on("connection", (s: Socket) => {
+    // Nagle's algorithm held small HTTP/2 frames back: unary gRPC calls
+    // crawled at ~900/s instead of ~3,300/s. Node's own HTTP servers do this.
+    s.setNoDelay(true);
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   });

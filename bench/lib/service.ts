@@ -1,0 +1,70 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A `tally serve` child process on the real services, in a fresh namespace. */
+export interface BenchService {
+  readonly port: number;
+  readonly process: ChildProcess;
+  /** CPU seconds the process has used so far (user + system). */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+export async function startService(
+  port: number,
+  env: Record<string, string> = {},
+): Promise<BenchService> {
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, "../../src/cli/main.ts"), "serve"],
+    {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        AMQP_URL: process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672",
+        REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+        TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-bench-")),
+        TALLY_NAMESPACE: `bench_${Date.now()}`,
+        LOG_LEVEL: "warn",
+        ...(process.env.SERVICE_NODE_OPTIONS
+          ? { NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS }
+          : {}),
+        ...env,
+      },
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
+  for (let i = 0; ; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (i > 300) throw new Error("the service did not become ready");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    port,
+    process: child,
+    cpuSeconds() {
+      // /proc/PID/stat fields 14 and 15: utime and stime in clock ticks (100 Hz).
+      const fields =
+        readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    async stop() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** The q-quantile of sorted numbers. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}

@@ -1,0 +1,33 @@
+import { connect, Socket } from "node:net";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createApiServer } from "./server.ts";
+
+describe("createApiServer", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("turns Nagle's algorithm off on every connection (it held unary gRPC replies back)", async () => {
+    const noDelay = vi.spyOn(Socket.prototype, "setNoDelay");
+    const unused = () => {
+      throw new Error("not called");
+    };
+    const server = createApiServer({
+      ingest: { ingest: unused, ingestStream: unused },
+      analytics: {
+        getDau: unused,
+        getActiveUsers: unused,
+        getTopEvents: unused,
+        getRetention: unused,
+      },
+      dependencies: [],
+      maxBodyBytes: 1024,
+      apiKeys: [],
+    });
+    const port = await server.listen(0, "127.0.0.1");
+    // A raw client that sends nothing: no HTTP server has seen the socket yet.
+    const client = connect(port, "127.0.0.1");
+    await new Promise((r) => client.once("connect", r));
+    await vi.waitFor(() => expect(noDelay).toHaveBeenCalledWith(true));
+    client.destroy();
+    await server.close(0);
+  });
+});
