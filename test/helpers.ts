@@ -57,23 +57,8 @@ export async function waitFor<T>(
   }
 }
 
-/** A small deterministic PRNG (mulberry32), for reproducible test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A UUID drawn from `random`, so generated events are reproducible. */
-export function uuidFrom(random: () => number): string {
-  const hex = Array.from({ length: 32 }, () => Math.floor(random() * 16).toString(16)).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
-}
+/** Seeded randomness for reproducible test data: the generator's own. */
+export { seededRandom as rng, seededUuid as uuidFrom } from "../src/cli/gen/random.ts";
 
 /** A test event in the REST JSON shape. */
 export interface JsonEvent {

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,6 +63,50 @@ describe("tally serve, as a process", () => {
       proc = undefined;
     } finally {
       proc?.kill("SIGKILL");
+    }
+  });
+
+  it("imports a CSV with the exit codes the help promises: 0 all accepted, 3 some rejected, 1 failed, 2 usage", async () => {
+    const port = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), "tally-cli-"));
+    const service = run(["serve"], {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      TALLY_DATA_DIR: dataDir,
+    });
+    try {
+      await waitFor(
+        () => rest(port, "/readyz").catch(() => ({ status: 0 })),
+        (r) => r.status === 200,
+      );
+      const good = join(dataDir, "good.csv");
+      const bad = join(dataDir, "bad.csv");
+      const header = "event_id,occurred_at,user_id,event_type,properties";
+      const row = (id: string) => `${id},2025-10-28T12:00:00Z,u1,cli_test,"{""k"":1}"`;
+      writeFileSync(good, `${header}\n${row("3c59dc04-8e1f-4b6a-9f0c-3f6b1f0b0a01")}\n`);
+      writeFileSync(bad, `${header}\n${row("3c59dc04-8e1f-4b6a-9f0c-3f6b1f0b0a02")}\nnot,enough\n`);
+      const url = `http://127.0.0.1:${port}`;
+      const ok = run(["import", good, "--url", url], {});
+      expect(await ok.exit).toBe(0);
+      const partly = run(["import", bad, "--url", url], {});
+      expect(await partly.exit).toBe(3);
+      expect(partly.stderr()).toContain("line 3: expected 5 fields, found 2");
+      expect(readFileSync(join(dataDir, "bad.rejects.csv"), "utf8")).toBe(
+        'line,reason,record\n3,"expected 5 fields, found 2","not,enough"\n',
+      );
+      const missing = run(["import", join(dataDir, "nope.csv"), "--url", url], {});
+      expect(await missing.exit).toBe(1);
+      expect(missing.stderr()).toContain("no such file");
+      const usage = run(["import", good, "--batch-size", "0"], {});
+      expect(await usage.exit).toBe(2);
+      expect(usage.stderr()).toContain("--batch-size: expected a whole number");
+      const top = await rest(
+        port,
+        "/stats/top-events?from=2025-10-28&to=2025-10-28&segment=event_type:cli_test",
+      );
+      expect(top.body).toEqual([{ event_type: "cli_test", count: 2 }]);
+    } finally {
+      service.child.kill("SIGKILL");
     }
   });
 

@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { readHeader, rowToEvent } from "./csv-events.ts";
+
+describe("CSV rows to events", () => {
+  const header = readHeader(["event_id", "occurred_at", "user_id", "event_type", "properties"]);
+
+  it("reads columns in any order, properties optional", () => {
+    const h = readHeader(["user_id", "event_type", "occurred_at", "event_id"]);
+    const event = rowToEvent(
+      ["7", "signup", "2025-10-28T12:00:00+02:00", "5d41402a-bc4b-4a76-b971-9d911017c592"],
+      h,
+    );
+    expect(event).toMatchObject({
+      userId: "7",
+      eventType: "signup",
+      eventId: "5d41402a-bc4b-4a76-b971-9d911017c592",
+    });
+    expect(typeof event !== "string" && event.occurredAt?.seconds).toBe(
+      BigInt(Date.parse("2025-10-28T10:00:00Z") / 1000),
+    );
+  });
+
+  it("refuses a header that is not Tally's, naming what is wrong", () => {
+    expect(() => readHeader(["id", "occurred_at", "user_id", "event_type"])).toThrow(
+      "the first line must be the header event_id,occurred_at,user_id,event_type,properties; missing: event_id; unknown: id",
+    );
+  });
+
+  it.each([
+    [["a", "b"], "expected 5 fields, found 2"],
+    [["x", "28/10/2025", "u", "t", ""], /^occurred_at: expected an RFC 3339 time with a zone/],
+    [["x", "2025-10-28T12:00:00Z", "u", "t", "{oops"], "properties: not valid JSON"],
+    [["x", "2025-10-28T12:00:00Z", "u", "t", "[1,2]"], "properties: must be a JSON object"],
+    [["x", "2025-10-28T12:00:00Z", "u", "t", "null"], "properties: must be a JSON object"],
+  ])("refuses %j: %s", (fields, reason) => {
+    const got = rowToEvent(fields, header);
+    expect(typeof got).toBe("string");
+    expect(got).toMatch(reason);
+  });
+});
