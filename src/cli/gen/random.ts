@@ -14,13 +14,13 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"
 
 /** A version-4 UUID drawn from `random`, so generated data is reproducible. */
 export function seededUuid(random: () => number): string {
-  const b = (n: number) => HEX[Math.floor(random() * 256)] as string;
   let s = "";
   for (let i = 0; i < 16; i++) {
     if (i === 4 || i === 6 || i === 8 || i === 10) s += "-";
-    const byte =
-      i === 6 ? 0x40 | Math.floor(random() * 16) : i === 8 ? 0x80 | Math.floor(random() * 64) : -1;
-    s += byte >= 0 ? HEX[byte] : b(i);
+    let byte = Math.floor(random() * 256);
+    if (i === 6) byte = 0x40 | (byte & 0x0f); // version 4
+    if (i === 8) byte = 0x80 | (byte & 0x3f); // RFC 4122 variant
+    s += HEX[byte];
   }
   return s;
 }
@@ -29,7 +29,10 @@ export function seededUuid(random: () => number): string {
 export function skewed(n: number, s: number, random: () => number): () => number {
   const cumulative: number[] = [];
   let total = 0;
-  for (let k = 0; k < n; k++) cumulative.push((total += 1 / (k + 1) ** s));
+  for (let k = 0; k < n; k++) {
+    total += 1 / (k + 1) ** s;
+    cumulative.push(total);
+  }
   return () => {
     const x = random() * total;
     let lo = 0;
