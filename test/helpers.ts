@@ -77,3 +77,10 @@ export async function warehouseCounts(tally: Tally) {
   );
   return { rows: Number(row?.rows ?? 0), ids: Number(row?.ids ?? 0) };
 }
+
+/** A counter's current value (summed over its labels). */
+export async function counterValue(metric: {
+  get(): Promise<{ values: { value: number }[] }>;
+}): Promise<number> {
+  return (await metric.get()).values.reduce((n, v) => n + v.value, 0);
+}

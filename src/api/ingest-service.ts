@@ -10,9 +10,10 @@ import {
   type Rejection,
   RejectionSchema,
 } from "../../gen/tally/v1/ingest_pb.js";
+import { type Metrics, rejectedField } from "../observability/metrics.ts";
 import { clickhouseTime, type EventBatch, encodeRow } from "../queue/event-batch.ts";
 import { type EventQueue, QueueUnavailableError } from "../queue/queue.ts";
-import { requestIdOf } from "./request-id.ts";
+import { requestIdOf } from "./observe-rpc.ts";
 import { bodyErrorsKey } from "./rest/body-errors.ts";
 import { type EventRules, validateEvent, validateProperties } from "./validate-event.ts";
 
@@ -20,6 +21,7 @@ import { type EventRules, validateEvent, validateProperties } from "./validate-e
 export interface IngestServiceOptions {
   queue: EventQueue;
   rules: EventRules;
+  metrics: Metrics;
   /** Batches of one stream being published at once; more waits (flow control). @default 8 */
   streamPublishesInFlight?: number;
 }
@@ -31,7 +33,7 @@ export interface IngestServiceOptions {
 export function createIngestService(
   options: IngestServiceOptions,
 ): ServiceImpl<typeof IngestService> {
-  const { queue, rules } = options;
+  const { queue, rules, metrics } = options;
   const inFlight = options.streamPublishesInFlight ?? 8;
 
   async function publish(batch: EventBatch) {
@@ -54,10 +56,12 @@ export function createIngestService(
         throw new ConnectError("events: at least one event is required", Code.InvalidArgument);
       }
       const prepared = prepare(request.events, 0, rules, ctx);
+      countRejected(metrics, prepared.rejected);
       if (prepared.batch === undefined) {
         throw new ConnectError(summarize(prepared.rejected), Code.InvalidArgument);
       }
-      await publish({ ...prepared.batch, requestId: requestIdOf(ctx) });
+      await publish({ ...prepared.batch, requestId: requestIdOf(ctx.values) });
+      metrics.eventsAccepted.inc(prepared.batch.rows);
       return create(IngestResponseSchema, {
         accepted: BigInt(prepared.batch.rows),
         rejected: prepared.rejected,
@@ -65,7 +69,7 @@ export function createIngestService(
     },
 
     async ingestStream(requests: AsyncIterable<IngestRequest>, ctx: HandlerContext) {
-      const requestId = requestIdOf(ctx);
+      const requestId = requestIdOf(ctx.values);
       const publishing: Promise<void>[] = [];
       const rejected: Rejection[] = [];
       let accepted = 0;
@@ -73,11 +77,15 @@ export function createIngestService(
       try {
         for await (const request of requests) {
           const prepared = prepare(request.events, offset, rules, ctx);
+          countRejected(metrics, prepared.rejected);
           offset += request.events.length;
           rejected.push(...prepared.rejected);
           if (prepared.batch === undefined) continue;
           accepted += prepared.batch.rows;
-          const p = publish({ ...prepared.batch, requestId });
+          const rows = prepared.batch.rows;
+          const p = publish({ ...prepared.batch, requestId }).then(() =>
+            metrics.eventsAccepted.inc(rows),
+          );
           p.catch(() => {}); // awaited below; never unhandled
           publishing.push(p);
           // Stop reading the stream while too many batches await the broker.
@@ -97,7 +105,7 @@ export function createIngestService(
 function prepare(events: readonly Event[], offset: number, rules: EventRules, ctx: HandlerContext) {
   const bodyErrors = ctx.values.get(bodyErrorsKey);
   const now = Date.now();
-  const acceptedAt = `${clickhouseTime(now)}000`;
+  const acceptedAtText = `${clickhouseTime(now)}000`;
   const rejected: Rejection[] = [];
   let body = "";
   let rows = 0;
@@ -115,14 +123,23 @@ function prepare(events: readonly Event[], offset: number, rules: EventRules, ct
       );
       continue;
     }
-    body += encodeRow(event, properties, acceptedAt);
+    body += encodeRow(event, properties, acceptedAtText);
     rows++;
   }
   const batch =
     rows === 0
       ? undefined
-      : { id: randomBytes(12).toString("base64url"), body: Buffer.from(body), rows };
+      : {
+          id: randomBytes(12).toString("base64url"),
+          body: Buffer.from(body),
+          rows,
+          acceptedAt: now,
+        };
   return { batch, rejected };
+}
+
+function countRejected(metrics: Metrics, rejected: readonly Rejection[]) {
+  for (const r of rejected) metrics.eventsRejected.inc({ field: rejectedField(r.reason) });
 }
 
 /** One message for a request whose every event was refused. */

@@ -1,5 +1,7 @@
 import { connect, Socket } from "node:net";
+import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { createMetrics } from "../observability/metrics.ts";
 import { createApiServer } from "./server.ts";
 
 describe("createApiServer", () => {
@@ -21,6 +23,8 @@ describe("createApiServer", () => {
       dependencies: [],
       maxBodyBytes: 1024,
       apiKeys: [],
+      metrics: createMetrics(),
+      log: pino({ level: "silent" }),
     });
     const port = await server.listen(0, "127.0.0.1");
     // A raw client that sends nothing: no HTTP server has seen the socket yet.

@@ -10,12 +10,15 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import { createServer } from "@httptoolkit/httpolyglot";
+import type { Logger } from "pino";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import type { Metrics } from "../observability/metrics.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { checkReadiness, createHealthService, type Dependency } from "./health.ts";
+import { createObserveInterceptor } from "./observe-rpc.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
 
@@ -29,8 +32,9 @@ export interface ApiServerOptions {
   maxBodyBytes: number;
   /** API keys; empty means no auth. */
   apiKeys: readonly string[];
-  /** Told about handler failures that reached no client. */
-  onError?: (err: unknown) => void;
+  metrics: Metrics;
+  /** Access lines, and failures that reached no client. */
+  log: Logger;
 }
 
 /** The API: every protocol on one port. */
@@ -54,7 +58,11 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const router = createConnectRouter({
     readMaxBytes: options.maxBodyBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
-    interceptors: options.apiKeys.length > 0 ? [createAuthInterceptor(options.apiKeys)] : [],
+    // Observe first, so refused calls are counted and logged too.
+    interceptors: [
+      createObserveInterceptor(options.metrics, options.log),
+      ...(options.apiKeys.length > 0 ? [createAuthInterceptor(options.apiKeys)] : []),
+    ],
   });
   router.service(IngestService, options.ingest);
   router.service(AnalyticsService, options.analytics);
@@ -72,7 +80,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     router.handlers,
     options.maxBodyBytes * 8,
   );
-  const onError = options.onError ?? ((err) => console.error(err));
+  const { log, metrics } = options;
   let inFlight = 0;
 
   async function handle(req: NodeRequest, res: NodeResponse) {
@@ -92,6 +100,12 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       return;
     }
     if (path === "/healthz") return send(res, { status: 200, body: { status: "ok" } });
+    if (path === "/metrics") {
+      const text = await metrics.registry.metrics();
+      (res as http.ServerResponse).writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
     if (path === "/readyz") {
       const r = await checkReadiness(options.dependencies);
       const body: JsonObject = r.ready
@@ -134,7 +148,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     handle(req, res).catch((err: unknown) => {
       // The client went away: nothing to answer, nothing to report.
       if (ConnectError.from(err).code === Code.Aborted) return;
-      onError(err);
+      log.error({ err, url: req.url }, "request failed");
       if (!res.headersSent) send(res, error(500, "internal", "internal error"));
       else res.destroy();
     });

@@ -8,6 +8,7 @@ import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consu
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
 import { createMemoryDedupe } from "../dedupe/memory-dedupe.ts";
 import { createRedisDedupe } from "../dedupe/redis-dedupe.ts";
+import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { createMemoryQueue } from "../queue/memory-queue.ts";
 import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
@@ -25,6 +26,7 @@ export interface Tally {
   readonly dedupe: DedupeStore;
   readonly warehouse: Warehouse;
   readonly consumer: BatchConsumer | undefined;
+  readonly metrics: Metrics;
   /** Drains the API, hands held batches back to the queue, disconnects. */
   close(): Promise<void>;
 }
@@ -55,10 +57,12 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
           namespace: config.namespace,
           ttlSeconds: config.dedupeTtlSeconds,
         });
+  const metrics = createMetrics({ queueDepth: () => queue.depth() });
   const warehouse = createWarehouse({
     url: config.clickhouseUrl,
     dataDir: config.dataDir,
     database: config.namespace,
+    onCall: (operation, seconds) => metrics.clickhouseRoundTrip.observe({ operation }, seconds),
   });
   const applied = await migrate(warehouse);
   if (applied.length > 0) log.info({ applied }, "applied warehouse migrations");
@@ -75,7 +79,8 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         config.amqpUrl === undefined
           ? Math.min(config.flushIntervalMs, 20)
           : config.flushIntervalMs,
-      onWarning: (message, err) => log.warn({ err }, message),
+      metrics,
+      log: log.child({ role: "consumer" }),
     });
     await queue.consume(consumer.handle);
   }
@@ -89,12 +94,17 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       { name: warehouse.kind, check: () => warehouse.check() },
     ];
     api = createApiServer({
-      ingest: createIngestService({ queue, rules: { maxFutureSkewMs: config.maxFutureSkewMs } }),
+      ingest: createIngestService({
+        queue,
+        rules: { maxFutureSkewMs: config.maxFutureSkewMs },
+        metrics,
+      }),
       analytics: createAnalyticsService(warehouse),
       dependencies,
       maxBodyBytes: config.maxBodyBytes,
       apiKeys: config.apiKeys,
-      onError: (err) => log.error({ err }, "request failed"),
+      metrics,
+      log: log.child({ role: "api" }),
     });
     port = await api.listen(config.port, config.host);
   }
@@ -116,6 +126,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     dedupe,
     warehouse,
     consumer,
+    metrics,
     async close() {
       await api?.close();
       await consumer?.close();

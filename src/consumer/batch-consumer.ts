@@ -1,4 +1,6 @@
+import type { Logger } from "pino";
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import { BATCH_COLUMNS, type EventBatch, rowIds } from "../queue/event-batch.ts";
 import { type BatchHandler, PoisonBatchError } from "../queue/queue.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
@@ -15,26 +17,14 @@ export interface BatchConsumerOptions {
   flushIntervalMs: number;
   /** Backoff between failed inserts, doubling up to the max (ms). @default [100, 5000] */
   retryDelayMs?: readonly [number, number];
-  /** Told about failures the consumer works around. */
-  onWarning?: (message: string, err: unknown) => void;
-}
-
-/** Running totals, for metrics and tests. */
-export interface ConsumerCounts {
-  /** Rows received from the queue (redeliveries included). */
-  received: number;
-  /** Rows dropped as repeats of an event already stored. */
-  duplicates: number;
-  /** Rows inserted into the warehouse. */
-  inserted: number;
-  /** Failed insert attempts (each retried). */
-  insertFailures: number;
+  metrics: Metrics;
+  /** Flushes (with the request ids they carry) and failures worked around. */
+  log: Logger;
 }
 
 /** The consumer: `handle` is the queue's handler. */
 export interface BatchConsumer {
   readonly handle: BatchHandler;
-  readonly counts: Readonly<ConsumerCounts>;
   /** Stops retrying; batches still held are handed back to the queue. */
   close(): Promise<void>;
 }
@@ -57,10 +47,8 @@ interface Pending {
  * batch's own name, let them through again.
  */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
-  const { dedupe, warehouse, flushRows, flushBatches, flushIntervalMs } = options;
+  const { dedupe, warehouse, flushRows, flushBatches, flushIntervalMs, metrics, log } = options;
   const [minDelay, maxDelay] = options.retryDelayMs ?? [100, 5000];
-  const warn = options.onWarning ?? (() => {});
-  const counts: ConsumerCounts = { received: 0, duplicates: 0, inserted: 0, insertFailures: 0 };
   let pending: Pending[] = [];
   let pendingRows = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -96,7 +84,20 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     try {
       const body = await survivingRows(items);
       await insertWithRetry(body.rows, body.count);
-      for (const item of items) item.done();
+      const now = Date.now();
+      for (const item of items) {
+        metrics.acceptedToQueryable.observe((now - item.batch.acceptedAt) / 1000);
+        item.done();
+      }
+      metrics.flushRows.observe(body.count);
+      log.info(
+        {
+          rows: body.count,
+          batches: items.length,
+          requestIds: [...new Set(items.map((i) => i.batch.requestId))].slice(0, 20),
+        },
+        "flushed",
+      );
     } catch (err) {
       for (const item of items) item.done(err);
     }
@@ -119,12 +120,14 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       }
     }
     let keep: boolean[] | undefined;
+    const started = performance.now();
     try {
       keep = await dedupe.claim(ids, owners);
+      metrics.redisRoundTrip.observe((performance.now() - started) / 1000);
     } catch (err) {
       // Without the store, insert everything: the warehouse collapses repeats
       // (first accepted copy wins), so stats stay exact; only storage grows.
-      warn(`dedupe store (${dedupe.kind}) unavailable; inserting without it`, err);
+      log.warn({ err }, `dedupe store (${dedupe.kind}) unavailable; inserting without it`);
     }
     let text = "";
     let count = 0;
@@ -134,7 +137,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       count++;
     }
     const received = items.reduce((n, item) => n + item.rows.length, 0);
-    counts.duplicates += received - count;
+    metrics.eventsDeduplicated.inc(received - count);
     return { rows: text, count };
   }
 
@@ -144,12 +147,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     for (;;) {
       try {
         await warehouse.insertTsv("events", BATCH_COLUMNS, body);
-        counts.inserted += count;
+        metrics.eventsInserted.inc(count);
         return;
       } catch (err) {
-        counts.insertFailures++;
+        metrics.insertFailures.inc();
         if (closed) throw err;
-        warn(`insert of ${count} rows failed; retrying in ${delay} ms`, err);
+        log.warn({ err }, `insert of ${count} rows failed; retrying in ${delay} ms`);
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, maxDelay);
       }
@@ -164,7 +167,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     } catch (err) {
       return Promise.reject(new PoisonBatchError(`batch ${batch.id}: ${String(err)}`));
     }
-    counts.received += parsed.rows.length;
+    metrics.consumerLag.set(Math.max(0, Date.now() - batch.acceptedAt) / 1000);
     return new Promise<void>((resolve, reject) => {
       pending.push({
         batch,
@@ -178,7 +181,6 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
   return {
     handle,
-    counts,
     async close() {
       closed = true;
       clearTimeout(timer);

@@ -29,6 +29,8 @@ export interface EventBatch {
   readonly body: Buffer;
   /** Number of rows. */
   readonly rows: number;
+  /** When the API accepted the batch (ms since the epoch). */
+  readonly acceptedAt: number;
   /** The request that produced it, for following a batch through the logs. */
   readonly requestId?: string;
 }

@@ -30,6 +30,9 @@ export function createMemoryQueue(): EventQueue {
     async check() {
       if (closed) throw new QueueUnavailableError("closed");
     },
+    async depth() {
+      return 0; // a publish waits for its batch to be stored: nothing waits here
+    },
     async close() {
       closed = true;
     },

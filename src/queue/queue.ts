@@ -22,6 +22,8 @@ export interface EventQueue {
   consume(handler: BatchHandler): Promise<void>;
   /** Throws when the queue cannot take batches now. */
   check(): Promise<void>;
+  /** Messages waiting to be consumed. */
+  depth(): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -67,7 +67,11 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
             messageId: batch.id,
             contentType: BATCH_CONTENT_TYPE,
             timestamp: Math.floor(Date.now() / 1000),
-            headers: { rows: batch.rows, "request-id": batch.requestId ?? "" },
+            headers: {
+              rows: batch.rows,
+              "accepted-at": batch.acceptedAt,
+              "request-id": batch.requestId ?? "",
+            },
           },
           batch.body,
         );
@@ -93,6 +97,7 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
               id: msg.messageId ?? `delivery-${msg.deliveryTag}`,
               body,
               rows: Number(msg.headers?.rows ?? 0),
+              acceptedAt: Number(msg.headers?.["accepted-at"] ?? (msg.timestamp ?? 0) * 1000),
               ...(typeof requestId === "string" && requestId !== "" ? { requestId } : {}),
             });
             return ConsumerStatus.ACK;
@@ -107,6 +112,9 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
     async check() {
       if (!rabbit.ready) throw new QueueUnavailableError("RabbitMQ is not connected");
       await rabbit.queueDeclare({ queue, passive: true });
+    },
+    async depth() {
+      return (await rabbit.queueDeclare({ queue, passive: true })).messageCount;
     },
     async close() {
       await consumer?.close();

@@ -16,6 +16,8 @@ export interface WarehouseOptions {
   dataDir: string;
   /** The database every table lives in. */
   database: string;
+  /** Told how long each insert and query took. */
+  onCall?: (operation: "insert" | "query", seconds: number) => void;
 }
 
 /** ClickHouse, a server or embedded: one client, one SQL dialect. */
@@ -54,6 +56,7 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
     db,
     client,
     async insertTsv(table, columns, body) {
+      const started = performance.now();
       await client.insert({
         table: `${db}.${table}`,
         columns: [...columns] as [string, ...string[]],
@@ -61,10 +64,14 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
         // chDB reads the whole body into one string anyway: hand it one chunk.
         values: Readable.from([body], { objectMode: false }),
       });
+      options.onCall?.("insert", (performance.now() - started) / 1000);
     },
     async rows<T>(query: string, params: Record<string, unknown>) {
+      const started = performance.now();
       const result = await client.query({ query, query_params: params, format: "JSONEachRow" });
-      return result.json<T>();
+      const rows = await result.json<T>();
+      options.onCall?.("query", (performance.now() - started) / 1000);
+      return rows;
     },
     async check() {
       const ping = await client.ping();

@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
+import { Connection } from "rabbitmq-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { type BatchConsumer, createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
 import type { DedupeStore } from "../../src/dedupe/dedupe-store.ts";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
+import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
 import { type EventBatch, encodeRow } from "../../src/queue/event-batch.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
@@ -10,9 +12,11 @@ import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.t
 import { toProto } from "../clients.ts";
 import {
   AMQP_URL,
+  counterValue,
   DATA_DIR,
   REDIS_URL,
   rng,
+  silentLog,
   uniqueNamespace,
   uuidFrom,
   waitFor,
@@ -40,7 +44,12 @@ function batchOf(n: number, seed: number, acceptedAt = "2025-10-28 12:00:00.0000
     });
     body += encodeRow(event, "{}", acceptedAt);
   }
-  return { id: randomBytes(12).toString("base64url"), body: Buffer.from(body), rows: n };
+  return {
+    id: randomBytes(12).toString("base64url"),
+    body: Buffer.from(body),
+    rows: n,
+    acceptedAt: Date.now(),
+  };
 }
 
 async function stats(warehouse: Warehouse) {
@@ -63,10 +72,16 @@ function withFault(
   };
 }
 
-const consumerOn = (dedupe: DedupeStore, warehouse: Warehouse) =>
+const consumerOn = (
+  dedupe: DedupeStore,
+  warehouse: Warehouse,
+  metrics: Metrics = createMetrics(),
+) =>
   createBatchConsumer({
     dedupe,
     warehouse,
+    metrics,
+    log: silentLog,
     flushRows: 10_000,
     flushBatches: 8,
     flushIntervalMs: 20,
@@ -94,7 +109,8 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
       failures++;
       throw new Error("injected: ClickHouse refused the insert");
     });
-    const first = consumerOn(dedupe, broken);
+    const firstMetrics = createMetrics();
+    const first = consumerOn(dedupe, broken, firstMetrics);
     await queue.consume(first.handle);
     await queue.publish(batchOf(500, 1));
     await waitFor(
@@ -112,15 +128,18 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
         prefetch: 16,
       }),
     );
-    const second = track(consumerOn(dedupe, warehouse));
+    const secondMetrics = createMetrics();
+    const second = track(consumerOn(dedupe, warehouse, secondMetrics));
     await again.consume(second.handle);
     await waitFor(
       () => stats(warehouse),
       (s) => s.events === 500,
     );
     expect(await stats(warehouse)).toEqual({ rows: 500, events: 500 });
-    expect(first.counts.inserted).toBe(0);
-    expect(second.counts).toMatchObject({ received: 500, duplicates: 0, inserted: 500 });
+    expect(await counterValue(firstMetrics.eventsInserted)).toBe(0);
+    expect(await counterValue(firstMetrics.insertFailures)).toBeGreaterThanOrEqual(2);
+    expect(await counterValue(secondMetrics.eventsDeduplicated)).toBe(0);
+    expect(await counterValue(secondMetrics.eventsInserted)).toBe(500);
   });
 
   it("counts once a batch inserted twice (insert succeeded, its acknowledgement did not)", async () => {
@@ -193,6 +212,8 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
         flushRows: 10_000,
         flushIntervalMs: 60_000,
         flushBatches: 4,
+        metrics: createMetrics(),
+        log: silentLog,
       }),
     );
     await queue.consume(consumer.handle);
@@ -210,12 +231,27 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     track(queue);
     const consumer: BatchConsumer = track(consumerOn(dedupe, warehouse));
     await queue.consume(consumer.handle);
-    await queue.publish({ id: "bad", body: Buffer.from("not a row\n"), rows: 1 });
+    await queue.publish({
+      id: "bad",
+      body: Buffer.from("not a row\n"),
+      rows: 1,
+      acceptedAt: Date.now(),
+    });
     await queue.publish(batchOf(10, 4));
     await waitFor(
       () => stats(warehouse),
       (s) => s.events === 10,
     );
-    expect(consumer.counts.received).toBe(10);
+    const rabbit = new Connection(AMQP_URL);
+    try {
+      const dead = `${warehouse.db.replaceAll("`", "")}.events.dead`;
+      const waiting = await waitFor(
+        async () => (await rabbit.queueDeclare({ queue: dead, passive: true })).messageCount,
+        (n) => n === 1,
+      );
+      expect(waiting).toBe(1);
+    } finally {
+      await rabbit.close();
+    }
   });
 });

@@ -14,6 +14,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { http } from "../../../gen/google/api/annotations_pb.js";
+import { restTransportKey } from "../observe-rpc.ts";
 import { bodyErrorsKey } from "./body-errors.ts";
 import { checkElement, int64AsNumbers } from "./json-shape.ts";
 
@@ -129,7 +130,9 @@ export function createTranscoder(
           yield bytes;
         })(),
         signal: req.signal,
-        contextValues: createContextValues().set(bodyErrorsKey, input.bodyErrors),
+        contextValues: createContextValues()
+          .set(bodyErrorsKey, input.bodyErrors)
+          .set(restTransportKey, true),
       });
       const out = await collect(res.body);
       if (res.status !== 200) {
