@@ -1,7 +1,7 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
-import type { DescService, JsonObject } from "@bufbuild/protobuf";
+import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import {
   compressionBrotli,
@@ -15,9 +15,11 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
 import type { Metrics } from "../observability/metrics.ts";
+import { opsResponse, sendOps } from "../observability/ops-server.ts";
+import type { Dependency } from "../observability/readiness.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
-import { checkReadiness, createHealthService, type Dependency } from "./health.ts";
+import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
@@ -99,23 +101,11 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       await universalResponseToNodeResponse(uRes, res);
       return;
     }
-    if (path === "/healthz") return send(res, { status: 200, body: { status: "ok" } });
-    if (path === "/metrics") {
-      const text = await metrics.registry.metrics();
-      (res as http.ServerResponse).writeHead(200, { "content-type": metrics.registry.contentType });
-      res.end(text);
-      return;
-    }
-    if (path === "/readyz") {
-      const r = await checkReadiness(options.dependencies);
-      const body: JsonObject = r.ready
-        ? { status: "ok", checks: r.checks }
-        : {
-            status: "unavailable",
-            message: `not ready: ${r.failing.join(", ")} unavailable`,
-            checks: r.checks,
-          };
-      return send(res, { status: r.ready ? 200 : 503, body });
+    if (path === "/healthz" || path === "/readyz" || path === "/metrics") {
+      return sendOps(
+        res as http.ServerResponse,
+        await opsResponse(path, options.dependencies, metrics),
+      );
     }
     if (rest.has(path)) {
       const body = await readBody(req, options.maxBodyBytes);

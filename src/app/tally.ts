@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { createAnalyticsService } from "../api/analytics-service.ts";
-import type { Dependency } from "../api/health.ts";
+
 import { createIngestService } from "../api/ingest-service.ts";
 import { type ApiServer, createApiServer } from "../api/server.ts";
 import { type Config, ConfigError } from "../config/config.ts";
@@ -9,6 +9,8 @@ import type { DedupeStore } from "../dedupe/dedupe-store.ts";
 import { createMemoryDedupe } from "../dedupe/memory-dedupe.ts";
 import { createRedisDedupe } from "../dedupe/redis-dedupe.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
+import { startOpsServer } from "../observability/ops-server.ts";
+import type { Dependency } from "../observability/readiness.ts";
 import { createMemoryQueue } from "../queue/memory-queue.ts";
 import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
@@ -20,7 +22,7 @@ export type Role = "api" | "consumer" | "all";
 
 /** A running Tally. */
 export interface Tally {
-  /** The API's port, when this process serves it. */
+  /** The port: the API's, or a consumer's health and metrics port. */
   readonly port: number | undefined;
   readonly queue: EventQueue;
   readonly dedupe: DedupeStore;
@@ -67,6 +69,11 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   const applied = await migrate(warehouse);
   if (applied.length > 0) log.info({ applied }, "applied warehouse migrations");
 
+  const dependencies: Dependency[] = [
+    { name: config.amqpUrl === undefined ? "queue" : "rabbitmq", check: () => queue.check() },
+    { name: config.redisUrl === undefined ? "dedupe" : "redis", check: () => dedupe.check() },
+    { name: warehouse.kind, check: () => warehouse.check() },
+  ];
   let consumer: BatchConsumer | undefined;
   if (role !== "api") {
     consumer = createBatchConsumer({
@@ -86,13 +93,9 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   }
 
   let api: ApiServer | undefined;
+  let ops: { port: number; close(): Promise<void> } | undefined;
   let port: number | undefined;
   if (role !== "consumer") {
-    const dependencies: Dependency[] = [
-      { name: config.amqpUrl === undefined ? "queue" : "rabbitmq", check: () => queue.check() },
-      { name: config.redisUrl === undefined ? "dedupe" : "redis", check: () => dedupe.check() },
-      { name: warehouse.kind, check: () => warehouse.check() },
-    ];
     api = createApiServer({
       ingest: createIngestService({
         queue,
@@ -107,6 +110,10 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       log: log.child({ role: "api" }),
     });
     port = await api.listen(config.port, config.host);
+  } else {
+    // A consumer alone still answers health checks and Prometheus.
+    ops = await startOpsServer(config.port, config.host, dependencies, metrics);
+    port = ops.port;
   }
   log.info(
     {
@@ -129,6 +136,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     metrics,
     async close() {
       await api?.close();
+      await ops?.close();
       await consumer?.close();
       await queue.close();
       await dedupe.close();

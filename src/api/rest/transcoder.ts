@@ -135,8 +135,13 @@ export function createTranscoder(
           .set(restTransportKey, true),
       });
       const out = await collect(res.body);
+      const passed = passOn(res.header);
       if (res.status !== 200) {
-        return { status: res.status, body: JSON.parse(out.toString("utf8") || "{}") as JsonValue };
+        return {
+          status: res.status,
+          body: JSON.parse(out.toString("utf8") || "{}") as JsonValue,
+          header: passed,
+        };
       }
       const message = fromBinary(route.method.output, out);
       const json = int64AsNumbers(
@@ -144,7 +149,7 @@ export function createTranscoder(
         toJson(route.method.output, message, { useProtoFieldName: true, alwaysEmitImplicit: true }),
       ) as JsonObject;
       const body = route.responseBody === "" ? json : (json[route.responseBody] ?? null);
-      return { status: route.verb === "POST" ? 202 : 200, body };
+      return { status: route.verb === "POST" ? 202 : 200, body, header: passed };
     },
   };
 }
@@ -247,6 +252,15 @@ export function error(status: number, code: string, message: string): RestRespon
 function errorFrom(err: ConnectError): RestResponse {
   const status = err.code === Code.ResourceExhausted ? 413 : 400;
   return error(status, codeToString(err.code), err.rawMessage);
+}
+
+/** The handler's own response headers (x-request-id and the like), not the RPC protocol's. */
+function passOn(header: Headers | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  header?.forEach((value, name) => {
+    if (!/^(content-|connect-|grpc-|accept-encoding)/.test(name)) out[name] = value;
+  });
+  return out;
 }
 
 async function collect(body: AsyncIterable<Uint8Array> | undefined): Promise<Buffer> {
