@@ -12,16 +12,14 @@ import type { Metrics } from "../observability/metrics.ts";
 /** The request's id: the caller's x-request-id when sane, else a new one. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
 
-/** Set by the REST transcoder, so RPCs it makes are labelled "rest". */
-export const restTransportKey = createContextKey<boolean>(false, {
-  description: "transcoded from REST",
-});
+/** The REST route ("POST /events") an RPC was transcoded from; "" when it came as an RPC. */
+export const restRouteKey = createContextKey<string>("", { description: "transcoded REST route" });
 
 /** The request id a handler runs under. */
 export const requestIdOf = (values: ContextValues): string => values.get(requestIdKey);
 
-function transportOf(contentType: string | null, rest: boolean): string {
-  if (rest) return "rest";
+function transportOf(contentType: string | null, restRoute: string): string {
+  if (restRoute !== "") return "rest";
   if (contentType?.startsWith("application/grpc-web")) return "grpc_web";
   if (contentType?.startsWith("application/grpc")) return "grpc";
   return "connect";
@@ -37,13 +35,11 @@ export function createObserveInterceptor(metrics: Metrics, log: Logger): Interce
     const given = req.header.get("x-request-id");
     const requestId = given !== null && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
     req.contextValues.set(requestIdKey, requestId);
+    const restRoute = req.contextValues.get(restRouteKey);
     const labels = {
       service: req.service.typeName,
       method: req.method.name,
-      transport: transportOf(
-        req.header.get("content-type"),
-        req.contextValues.get(restTransportKey),
-      ),
+      transport: transportOf(req.header.get("content-type"), restRoute),
     };
     let code = "ok";
     try {
@@ -62,12 +58,12 @@ export function createObserveInterceptor(metrics: Metrics, log: Logger): Interce
       log.info(
         {
           requestId,
-          rpc: `${labels.service}/${labels.method}`,
+          route: restRoute || `/${labels.service}/${labels.method}`,
           transport: labels.transport,
-          code,
+          status: code,
           ms: Math.round(seconds * 10_000) / 10,
         },
-        "rpc",
+        "request",
       );
     }
   };

@@ -102,10 +102,12 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       return;
     }
     if (path === "/healthz" || path === "/readyz" || path === "/metrics") {
-      return sendOps(
-        res as http.ServerResponse,
-        await opsResponse(path, options.dependencies, metrics),
-      );
+      // Probes and scrapes come every few seconds: their access lines are debug.
+      const started = performance.now();
+      sendOps(res as http.ServerResponse, await opsResponse(path, options.dependencies, metrics));
+      const ms = Math.round((performance.now() - started) * 10) / 10;
+      log.debug({ route: `${req.method} ${path}`, status: res.statusCode, ms }, "request");
+      return;
     }
     if (rest.has(path)) {
       const body = await readBody(req, options.maxBodyBytes);
@@ -130,6 +132,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       );
     }
     send(res, error(404, "not_found", `no route ${req.method} ${path}`));
+    log.info({ route: `${req.method} ${path}`, status: 404 }, "request");
   }
 
   const server = createServer((req, res) => {

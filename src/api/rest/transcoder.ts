@@ -14,7 +14,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { http } from "../../../gen/google/api/annotations_pb.js";
-import { restTransportKey } from "../observe-rpc.ts";
+import { restRouteKey } from "../observe-rpc.ts";
 import { bodyErrorsKey } from "./body-errors.ts";
 import { checkElement, int64AsNumbers } from "./json-shape.ts";
 
@@ -132,7 +132,7 @@ export function createTranscoder(
         signal: req.signal,
         contextValues: createContextValues()
           .set(bodyErrorsKey, input.bodyErrors)
-          .set(restTransportKey, true),
+          .set(restRouteKey, `${route.verb} ${route.path}`),
       });
       const out = await collect(res.body);
       const passed = passOn(res.header);

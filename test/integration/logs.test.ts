@@ -1,0 +1,72 @@
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../src/app/logger.ts";
+import { startTally, type Tally } from "../../src/app/tally.ts";
+import { grpcJsClient, rest, toProto } from "../clients.ts";
+import { type JsonEvent, realServices, testConfig, waitFor } from "../helpers.ts";
+
+const KEY = "s3cret-key-never-logged";
+const event = (n: number): JsonEvent => ({
+  event_id: `7c9e6679-7425-40de-944b-e07fc1f90a${String(n).padStart(2, "0")}`,
+  occurred_at: "2025-10-28T12:00:00Z",
+  user_id: "u1",
+  event_type: "log_test",
+});
+
+describe("logs", () => {
+  const lines: Record<string, unknown>[] = [];
+  let raw = "";
+  let tally: Tally;
+  beforeAll(async () => {
+    const out = new PassThrough();
+    out.on("data", (chunk: Buffer) => {
+      raw += chunk.toString();
+      for (const l of chunk.toString().split("\n")) if (l !== "") lines.push(JSON.parse(l));
+    });
+    tally = await startTally(
+      testConfig({ ...realServices(), TALLY_API_KEYS: KEY }),
+      "all",
+      createLogger("info", out),
+    );
+  });
+  afterAll(() => tally?.close());
+
+  it("writes one JSON access line per request, with the id that follows its batch into the consumer", async () => {
+    const port = tally.port as number;
+    const res = await rest(port, "/events", [event(1)], {
+      headers: { authorization: `Bearer ${KEY}`, "x-request-id": "log-test-1" },
+    });
+    expect(res.status).toBe(202);
+    expect((await rest(port, "/events", [event(2)])).status).toBe(401);
+    const peer = grpcJsClient(port);
+    const { Metadata } = await import("@grpc/grpc-js");
+    const md = new Metadata();
+    md.set("x-api-key", KEY);
+    await peer.ingest([toProto(event(3))], md);
+    peer.close();
+
+    const access = lines.filter((l) => l.msg === "request");
+    expect(access).toHaveLength(3);
+    expect(access[0]).toMatchObject({
+      level: 30,
+      requestId: "log-test-1",
+      route: "POST /events",
+      transport: "rest",
+      status: "ok",
+      ms: expect.any(Number),
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    });
+    expect(access[1]).toMatchObject({ route: "POST /events", status: "unauthenticated" });
+    expect(access[2]).toMatchObject({
+      route: "/tally.v1.IngestService/Ingest",
+      transport: "grpc",
+      status: "ok",
+    });
+    const flushed = await waitFor(
+      async () => lines.filter((l) => l.msg === "flushed"),
+      (f) => f.some((l) => (l.requestIds as string[]).includes("log-test-1")),
+    );
+    expect(flushed.length).toBeGreaterThan(0);
+    expect(raw).not.toContain(KEY);
+  });
+});
