@@ -1,4 +1,7 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.js";
 import type { Tally } from "../../src/app/tally.ts";
 import { rest } from "../clients.ts";
 import { REDIS_URL, realServices, start, testConfig, waitFor } from "../helpers.ts";
@@ -43,6 +46,13 @@ describe("readiness follows the real dependencies", () => {
         checks: { rabbitmq: "ok", chdb: "ok" },
       });
     }
+    const check = createClient(
+      Health,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${tally.port}` }),
+    );
+    expect((await check.check({ service: "" })).status).toBe(
+      HealthCheckResponse_ServingStatus.NOT_SERVING,
+    );
     proxy.restore();
     for (const t of [tally, consumer]) {
       await waitFor(
@@ -50,6 +60,9 @@ describe("readiness follows the real dependencies", () => {
         (r) => r.status === 200,
       );
     }
+    expect((await check.check({ service: "" })).status).toBe(
+      HealthCheckResponse_ServingStatus.SERVING,
+    );
   });
 
   it("gives a consumer alone a port for health and metrics", async () => {
