@@ -44,6 +44,7 @@ try {
     const total = rate * seconds;
     const latencies: number[] = [];
     let errors = 0;
+    const errorKinds = new Map<string, number>();
     const cpu0 = service.cpuSeconds();
     const t0 = performance.now();
     const calls: Promise<void>[] = [];
@@ -59,7 +60,11 @@ try {
         calls.push(
           client.ingest({ events: [event()] }).then(
             () => void latencies.push(performance.now() - scheduled),
-            () => void errors++,
+            (err: unknown) => {
+              errors++;
+              const key = String((err as { message?: string }).message).slice(0, 80);
+              errorKinds.set(key, (errorKinds.get(key) ?? 0) + 1);
+            },
           ),
         );
       }
@@ -71,6 +76,7 @@ try {
     console.log(
       `${String(rate).padStart(6)}  ${String(total).padStart(5)}  ${f(quantile(latencies, 0.5))}  ${f(quantile(latencies, 0.99))}  ${f(latencies.at(-1) ?? Number.NaN)}  ${String(errors).padStart(6)}  ${((cpu * 1000) / total).toFixed(3)}`,
     );
+    for (const [kind, n] of errorKinds) console.log(`        ${n} x ${kind}`);
   }
 } finally {
   await service.stop();

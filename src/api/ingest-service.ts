@@ -60,7 +60,7 @@ export function createIngestService(
       if (prepared.batch === undefined) {
         throw new ConnectError(summarize(prepared.rejected), Code.InvalidArgument);
       }
-      await publish({ ...prepared.batch, requestId: requestIdOf(ctx.values) });
+      await publish({ ...prepared.batch, requestIds: [requestIdOf(ctx.values)] });
       metrics.eventsAccepted.inc(prepared.batch.rows);
       return create(IngestResponseSchema, {
         accepted: BigInt(prepared.batch.rows),
@@ -83,7 +83,7 @@ export function createIngestService(
           if (prepared.batch === undefined) continue;
           accepted += prepared.batch.rows;
           const rows = prepared.batch.rows;
-          const p = publish({ ...prepared.batch, requestId }).then(() =>
+          const p = publish({ ...prepared.batch, requestIds: [requestId] }).then(() =>
             metrics.eventsAccepted.inc(rows),
           );
           p.catch(() => {}); // awaited below; never unhandled

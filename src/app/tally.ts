@@ -11,6 +11,7 @@ import { createRedisDedupe } from "../dedupe/redis-dedupe.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { startOpsServer } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
+import { coalescePublishes } from "../queue/coalesce.ts";
 import { createMemoryQueue } from "../queue/memory-queue.ts";
 import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
@@ -97,8 +98,9 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   let port: number | undefined;
   if (role !== "consumer") {
     api = createApiServer({
+      // Many small requests share broker messages under load.
       ingest: createIngestService({
-        queue,
+        queue: coalescePublishes(queue),
         rules: { maxFutureSkewMs: config.maxFutureSkewMs },
         metrics,
       }),

@@ -14,6 +14,11 @@ describe("loadConfig", () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it("takes an empty variable as unset (AMQP_URL= in a compose file or shell)", () => {
+    const c = loadConfig({ AMQP_URL: "", REDIS_URL: " ", CLICKHOUSE_URL: "" });
+    expect(c).toMatchObject({ amqpUrl: undefined, redisUrl: undefined, clickhouseUrl: undefined });
+  });
+
   it("reads URLs and lists", () => {
     const c = loadConfig({
       AMQP_URL: "amqp://guest:guest@127.0.0.1:5672",

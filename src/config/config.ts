@@ -32,16 +32,19 @@ export interface Config {
   readonly maxBodyBytes: number;
 }
 
+// An empty variable means unset, as `AMQP_URL=` in a compose file intends.
 const url = (scheme: RegExp, example: string) =>
-  z
-    .string()
-    .trim()
-    .refine(
-      (s) => URL.canParse(s) && scheme.test(new URL(s).protocol),
-      `expected a URL like ${example}`,
-    )
-    .optional()
-    .transform((s) => (s === "" ? undefined : s));
+  z.preprocess(
+    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
+    z
+      .string()
+      .trim()
+      .refine(
+        (s) => URL.canParse(s) && scheme.test(new URL(s).protocol),
+        `expected a URL like ${example}`,
+      )
+      .optional(),
+  );
 
 const int = (min: number, max: number, fallback: number) =>
   z.coerce

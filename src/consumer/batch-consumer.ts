@@ -94,7 +94,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         {
           rows: body.count,
           batches: items.length,
-          requestIds: [...new Set(items.map((i) => i.batch.requestId))].slice(0, 20),
+          requestIds: [...new Set(items.flatMap((i) => i.batch.requestIds))].slice(0, 20),
         },
         "flushed",
       );

@@ -31,8 +31,8 @@ export interface EventBatch {
   readonly rows: number;
   /** When the API accepted the batch (ms since the epoch). */
   readonly acceptedAt: number;
-  /** The request that produced it, for following a batch through the logs. */
-  readonly requestId?: string;
+  /** The requests that produced it, for following a batch through the logs. */
+  readonly requestIds: readonly string[];
 }
 
 /** ClickHouse's DateTime64 text form of a time in ms: "2025-10-28 12:00:00.123". */

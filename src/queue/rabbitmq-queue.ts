@@ -70,7 +70,7 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
             headers: {
               rows: batch.rows,
               "accepted-at": batch.acceptedAt,
-              "request-id": batch.requestId ?? "",
+              "request-ids": batch.requestIds.join(","),
             },
           },
           batch.body,
@@ -91,14 +91,14 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
         },
         async (msg) => {
           const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(String(msg.body ?? ""));
-          const requestId = msg.headers?.["request-id"];
+          const requestIds = String(msg.headers?.["request-ids"] ?? "");
           try {
             await handler({
               id: msg.messageId ?? `delivery-${msg.deliveryTag}`,
               body,
               rows: Number(msg.headers?.rows ?? 0),
               acceptedAt: Number(msg.headers?.["accepted-at"] ?? (msg.timestamp ?? 0) * 1000),
-              ...(typeof requestId === "string" && requestId !== "" ? { requestId } : {}),
+              requestIds: requestIds === "" ? [] : requestIds.split(","),
             });
             return ConsumerStatus.ACK;
           } catch (err) {

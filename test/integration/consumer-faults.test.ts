@@ -49,6 +49,7 @@ function batchOf(n: number, seed: number, acceptedAt = "2025-10-28 12:00:00.0000
     body: Buffer.from(body),
     rows: n,
     acceptedAt: Date.now(),
+    requestIds: [],
   };
 }
 
@@ -236,6 +237,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
       body: Buffer.from("not a row\n"),
       rows: 1,
       acceptedAt: Date.now(),
+      requestIds: [],
     });
     await queue.publish(batchOf(10, 4));
     await waitFor(
