@@ -1,4 +1,5 @@
 import { connect } from "node:net";
+import { dropNamespaces } from "./cleanup.ts";
 
 /**
  * Integration tests need the real RabbitMQ and Redis: when one does not
@@ -37,4 +38,7 @@ export default async function setup() {
   }
   if (down.length > 0)
     throw new Error(`integration tests need real services:\n  ${down.join("\n  ")}`);
+  // After the run: drop every test namespace's queues, exchanges and keys.
+  const [amqp, redis] = services;
+  return () => dropNamespaces(/^t_[0-9a-f]{16}[.:]/, amqp?.url ?? "", redis?.url ?? "");
 }

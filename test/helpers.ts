@@ -25,6 +25,8 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     TALLY_DATA_DIR: DATA_DIR,
     TALLY_NAMESPACE: uniqueNamespace(),
     TALLY_FLUSH_INTERVAL_MS: "20",
+    // Test keys need not outlive the run.
+    TALLY_DEDUPE_TTL_SECONDS: "600",
     ...env,
   });
 }

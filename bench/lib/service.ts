@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { dropNamespaces } from "../../test/cleanup.ts";
 
 /** A `tally serve` child process on the real services, in a fresh namespace. */
 export interface BenchService {
@@ -16,6 +17,9 @@ export async function startService(
   port: number,
   env: Record<string, string> = {},
 ): Promise<BenchService> {
+  const namespace = `bench_${Date.now()}`;
+  const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+  const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const child = spawn(
     process.execPath,
     [join(import.meta.dirname, "../../src/cli/main.ts"), "serve"],
@@ -24,10 +28,12 @@ export async function startService(
         ...process.env,
         PORT: String(port),
         HOST: "127.0.0.1",
-        AMQP_URL: process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672",
-        REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+        AMQP_URL: amqpUrl,
+        REDIS_URL: redisUrl,
         TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-bench-")),
-        TALLY_NAMESPACE: `bench_${Date.now()}`,
+        TALLY_NAMESPACE: namespace,
+        // Bench keys need not outlive the run.
+        TALLY_DEDUPE_TTL_SECONDS: "600",
         LOG_LEVEL: "warn",
         ...(process.env.SERVICE_NODE_OPTIONS
           ? { NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS }
@@ -59,6 +65,7 @@ export async function startService(
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
       await exited;
+      await dropNamespaces(new RegExp(`^${namespace}[.:]`), amqpUrl, redisUrl);
     },
   };
 }

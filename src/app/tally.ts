@@ -35,15 +35,30 @@ export interface Tally {
 }
 
 /**
+ * Throws when `role` cannot run alone in a process with `config`: the
+ * in-process queue and the embedded chDB live inside one process, so the
+ * API and the consumer can only be split over RabbitMQ and a ClickHouse
+ * server (each process would otherwise have its own, and the API's stats
+ * would never see what the consumer stored).
+ */
+export function checkRoleAlone(config: Config, role: Role): void {
+  if (role === "all") return;
+  const missing = [
+    config.amqpUrl === undefined ? "AMQP_URL" : undefined,
+    config.clickhouseUrl === undefined ? "CLICKHOUSE_URL" : undefined,
+  ].filter((m) => m !== undefined);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `--role ${role} needs ${missing.join(" and ")}: without ${missing.length > 1 ? "them" : "it"} the queue or the warehouse lives inside one process, so the API and the consumer must share it (--role all)`,
+    );
+  }
+}
+
+/**
  * Starts `role` from `config`: the one place where real services or their
  * embedded stand-ins are chosen and wired together.
  */
 export async function startTally(config: Config, role: Role, log: Logger): Promise<Tally> {
-  if (config.amqpUrl === undefined && role !== "all") {
-    throw new ConfigError(
-      `--role ${role} needs AMQP_URL: without it the queue is in-process, so the API and the consumer must share one process (--role all)`,
-    );
-  }
   const queue =
     config.amqpUrl === undefined
       ? createMemoryQueue()

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { createLogger } from "../app/logger.ts";
-import { startTally } from "../app/tally.ts";
+import { checkRoleAlone, startTally } from "../app/tally.ts";
 import { loadConfig } from "../config/config.ts";
 import { UsageError } from "./usage-error.ts";
 
@@ -35,6 +35,7 @@ export async function serveCommand(args: string[]): Promise<number | undefined> 
     throw new UsageError(`--role: expected api, consumer or all, got "${role}"`, SERVE_HELP);
   }
   const config = loadConfig();
+  checkRoleAlone(config, role);
   const log = createLogger(process.env.LOG_LEVEL);
   const tally = await startTally(config, role, log);
   let stopping = false;

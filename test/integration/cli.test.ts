@@ -113,7 +113,16 @@ describe("tally serve, as a process", () => {
   it("refuses a role that cannot run alone without AMQP_URL, saying why", async () => {
     const { exit, stderr } = run(["serve", "--role", "api"], {});
     expect(await exit).toBe(1);
-    expect(stderr()).toContain("--role api needs AMQP_URL");
+    expect(stderr()).toContain("--role api needs AMQP_URL and CLICKHOUSE_URL");
+  });
+
+  it("refuses a split role on the embedded warehouse: each process would have its own", async () => {
+    const { exit, stderr } = run(["serve", "--role", "consumer"], {
+      AMQP_URL: "amqp://guest:guest@127.0.0.1:5672",
+      REDIS_URL: "redis://127.0.0.1:6379",
+    });
+    expect(await exit).toBe(1);
+    expect(stderr()).toContain("--role consumer needs CLICKHOUSE_URL");
   });
 
   it("names a bad variable and the expected form", async () => {

@@ -1,0 +1,90 @@
+/**
+ * Tally's benchmarks: `npm run bench` runs every scenario at the default
+ * scale (about five minutes here), prints the tables and writes
+ * bench/RESULTS.md. Figures only: nothing here asserts a time.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { markdownTable, type Section, textTable } from "./lib/table.ts";
+import { importCsv } from "./scenarios/import.ts";
+import { stages } from "./scenarios/stages.ts";
+import { throughput } from "./scenarios/throughput.ts";
+import { unary } from "./scenarios/unary.ts";
+
+const SCENARIOS = {
+  throughput: (scale: number) => throughput(scale, 18_701),
+  stages: (scale: number) => stages(scale),
+  unary: (scale: number) => unary(scale, 18_702),
+  import: (scale: number) => importCsv(scale, 18_703),
+} as const;
+type Name = keyof typeof SCENARIOS;
+
+const HELP = `npm run bench -- [--scale S] [--only a,b] [--out PATH]
+
+  --scale S    size of every scenario: 1 (default) is 1,000,000 events end to end;
+               0.01 is a quick check that everything runs
+  --only LIST  some of: ${Object.keys(SCENARIOS).join(", ")}
+  --out PATH   where to write the results (default bench/RESULTS.md)
+`;
+
+const { values } = parseArgs({
+  options: {
+    scale: { type: "string", default: "1" },
+    only: { type: "string" },
+    out: { type: "string", default: join(import.meta.dirname, "RESULTS.md") },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const scale = Number(values.scale);
+if (!(scale > 0)) throw new Error(`--scale: expected a positive number, got ${values.scale}`);
+const names = (values.only?.split(",") ?? Object.keys(SCENARIOS)) as Name[];
+for (const n of names)
+  if (!(n in SCENARIOS))
+    throw new Error(`--only: unknown scenario "${n}" (${Object.keys(SCENARIOS).join(", ")})`);
+
+const version = (cmd: string, args: string[]) => {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+      .trim()
+      .split("\n")[0];
+  } catch {
+    return "unknown";
+  }
+};
+const pkg = (name: string) =>
+  (
+    JSON.parse(
+      readFileSync(join(import.meta.dirname, "../node_modules", name, "package.json"), "utf8"),
+    ) as { version: string }
+  ).version;
+
+const sections: Section[] = [];
+const started = Date.now();
+for (const name of names) {
+  process.stderr.write(`running ${name} (scale ${scale})...\n`);
+  for (const s of await SCENARIOS[name](scale)) {
+    sections.push(s);
+    process.stdout.write(`${textTable(s)}\n`);
+  }
+}
+const command = `npm run bench -- --scale ${values.scale}${values.only ? ` --only ${values.only}` : ""}`;
+const header = [
+  "# Benchmark results",
+  "",
+  `Made by \`${command}\` on ${new Date(started).toISOString().slice(0, 16).replace("T", " ")} UTC, in ${Math.round((Date.now() - started) / 1000)} s.`,
+  "",
+  `- Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; everything (broker, Redis, chDB, service, load generator) shares it.`,
+  `- Versions: Node.js ${process.version}, RabbitMQ ${version("rabbitmqctl", ["version"])}, ${version("redis-server", ["--version"])}, chdb ${pkg("chdb")}, @connectrpc/connect-node ${pkg("@connectrpc/connect-node")}, @clickhouse/client ${pkg("@clickhouse/client")}.`,
+  "- Figures from one run; these machines are noisy (±15% run to run), so compare medians of several runs before concluding.",
+  "",
+].join("\n");
+writeFileSync(values.out, `${header}\n${sections.map(markdownTable).join("\n")}`);
+process.stderr.write(`\nwrote ${values.out}\n`);
+process.exit(0);

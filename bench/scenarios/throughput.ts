@@ -1,0 +1,122 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { BATCH_COLUMNS, encodeRow } from "../../src/queue/event-batch.ts";
+import { migrate } from "../../src/warehouse/migrations.ts";
+import { createWarehouse } from "../../src/warehouse/warehouse.ts";
+import { makeBatches, STATS_RANGE } from "../lib/events.ts";
+import { findPid, sampleResources } from "../lib/resources.ts";
+import { startService } from "../lib/service.ts";
+import type { Section } from "../lib/table.ts";
+
+/**
+ * End to end: N events over 4 gRPC client streams in batches of 500, timed
+ * until the stats show them all; then the limit: the same events inserted
+ * straight into chDB as TabSeparated, 20,000 rows an insert.
+ */
+export async function throughput(scale: number, port: number): Promise<Section[]> {
+  const total = Math.max(10_000, Math.round(1_000_000 * scale));
+  const batches = makeBatches(total, 500);
+  // One process for the API and the consumer: the embedded chDB lives in one process.
+  const service = await startService(port);
+  const sampler = sampleResources({
+    "tally serve (API + consumer + chDB)": service.process.pid,
+    "RabbitMQ (beam.smp)": findPid("beam.smp"),
+    "redis-server": findPid("redis-server"),
+    "load generator (this process)": process.pid,
+  });
+  let pipelineSeconds: number;
+  let resources: ReturnType<typeof sampler.stop> = [];
+  let ackSeconds: number;
+  try {
+    const client = createClient(
+      IngestService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }),
+    );
+    const started = performance.now();
+    let next = 0;
+    async function* mine() {
+      while (next < batches.length) yield { events: batches[next++] };
+    }
+    await Promise.all(Array.from({ length: 4 }, () => client.ingestStream(mine())));
+    ackSeconds = (performance.now() - started) / 1000;
+    for (;;) {
+      const res = await fetch(
+        `http://127.0.0.1:${port}/stats/top-events?${STATS_RANGE}&limit=1000`,
+      );
+      const counted = ((await res.json()) as { count: number }[]).reduce((n, r) => n + r.count, 0);
+      if (counted >= total) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    pipelineSeconds = (performance.now() - started) / 1000;
+  } finally {
+    resources = sampler.stop();
+    await service.stop();
+  }
+
+  // The limit: the warehouse's own speed, with nothing else running.
+  const warehouse = createWarehouse({
+    url: undefined,
+    dataDir: mkdtempSync(join(tmpdir(), "tally-limit-")),
+    database: "bench_limit",
+  });
+  await migrate(warehouse);
+  const acceptedAt = "2025-10-28 12:00:00.000000";
+  const bodies: string[] = [];
+  let body = "";
+  let rows = 0;
+  for (const b of batches) {
+    for (const e of b) {
+      body += encodeRow(e, JSON.stringify(e.properties), acceptedAt);
+      if (++rows % 20_000 === 0) {
+        bodies.push(body);
+        body = "";
+      }
+    }
+  }
+  if (body !== "") bodies.push(body);
+  const t0 = performance.now();
+  for (const b of bodies) await warehouse.insertTsv("events", BATCH_COLUMNS, b);
+  const limitSeconds = (performance.now() - t0) / 1000;
+  await warehouse.close();
+
+  const pipeline = total / pipelineSeconds;
+  const limit = total / limitSeconds;
+  return [
+    {
+      title: `End-to-end throughput (${total.toLocaleString("en-US")} events)`,
+      columns: ["measure", "seconds", "events/s"],
+      rows: [
+        [
+          "pipeline: gRPC streams -> RabbitMQ -> Redis -> chDB, until the stats show all",
+          pipelineSeconds,
+          Math.round(pipeline),
+        ],
+        [
+          "  of which: until every stream was acknowledged",
+          ackSeconds,
+          Math.round(total / ackSeconds),
+        ],
+        [
+          "limit: the same events inserted straight into chDB (TabSeparated, 20k rows an insert)",
+          limitSeconds,
+          Math.round(limit),
+        ],
+        ["headline: pipeline / limit", "", `${(pipeline / limit).toFixed(2)}`],
+      ],
+    },
+    {
+      title: "Resources during the pipeline run",
+      columns: ["process", "CPU seconds", "CPU cores (avg)", "peak RSS MB"],
+      rows: resources.map((r) => [
+        r.name,
+        r.cpuSeconds,
+        r.cpuSeconds / pipelineSeconds,
+        Math.round(r.peakRssMb),
+      ]),
+    },
+  ];
+}
