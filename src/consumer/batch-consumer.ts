@@ -71,9 +71,16 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
   function startFlush() {
     if (flushing !== undefined || pending.length === 0) return;
-    const items = pending;
-    pending = [];
-    pendingRows = 0;
+    // About flushRows rows at a time, however much piled up meanwhile.
+    let take = 0;
+    let rows = 0;
+    while (take < pending.length && (rows < flushRows || take === 0)) {
+      rows += pending[take]?.rows.length ?? 0;
+      take++;
+    }
+    const items = pending.slice(0, take);
+    pending = pending.slice(take);
+    pendingRows -= rows;
     flushing = flush(items).finally(() => {
       flushing = undefined;
       schedule();

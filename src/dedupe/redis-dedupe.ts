@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { Redis } from "ioredis";
 import type { DedupeStore } from "./dedupe-store.ts";
 
@@ -17,6 +18,9 @@ end
 return out
 `;
 
+/** Ids per script call. */
+const CHUNK = 5000;
+
 /** Options of {@link createRedisDedupe}. */
 export interface RedisDedupeOptions {
   /** e.g. "redis://127.0.0.1:6379" */
@@ -26,10 +30,6 @@ export interface RedisDedupeOptions {
   ttlSeconds: number;
 }
 
-type ClaimingRedis = Redis & {
-  claimIds(numKeys: number, ...args: string[]): Promise<number[]>;
-};
-
 /** Dedupe claims in Redis, kept for `ttlSeconds`. */
 export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
   const redis = new Redis(options.url, {
@@ -38,23 +38,45 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     connectTimeout: 2000,
-  }) as ClaimingRedis;
+  });
   redis.on("error", () => {});
   redis.defineCommand("claimIds", { lua: CLAIM });
+  // Commands fail at once while Redis is away (the consumer then goes on
+  // without it), but the first ones after start wait briefly for the connection.
+  const connected = () =>
+    redis.status === "ready"
+      ? undefined
+      : Promise.race([once(redis, "ready"), new Promise((r) => setTimeout(r, 1000).unref())]);
   const prefix = `${options.namespace}:seen:`;
   const ttl = String(options.ttlSeconds);
   return {
     kind: "redis",
     async claim(ids, owners) {
       if (ids.length === 0) return [];
-      const args = new Array<string>(ids.length * 2 + 1);
-      for (let i = 0; i < ids.length; i++) args[i] = prefix + ids[i];
-      args[ids.length] = ttl;
-      for (let i = 0; i < owners.length; i++) args[ids.length + 1 + i] = owners[i] as string;
-      const out = await redis.claimIds(ids.length, ...args);
-      return out.map((v) => v === 1);
+      await connected();
+      // Chunks keep each script short and its arguments within limits; one
+      // pipeline sends them all in a single round trip.
+      const pipeline = redis.pipeline() as ReturnType<Redis["pipeline"]> & {
+        claimIds(numKeys: number, ...args: string[]): unknown;
+      };
+      for (let from = 0; from < ids.length; from += CHUNK) {
+        const n = Math.min(CHUNK, ids.length - from);
+        const args = new Array<string>(n * 2 + 1);
+        for (let i = 0; i < n; i++) args[i] = prefix + ids[from + i];
+        args[n] = ttl;
+        for (let i = 0; i < n; i++) args[n + 1 + i] = owners[from + i] as string;
+        pipeline.claimIds(n, ...args);
+      }
+      const replies = (await pipeline.exec()) ?? [];
+      const keep: boolean[] = [];
+      for (const [err, out] of replies) {
+        if (err) throw err;
+        for (const v of out as number[]) keep.push(v === 1);
+      }
+      return keep;
     },
     async check() {
+      await connected();
       await redis.ping();
     },
     async close() {

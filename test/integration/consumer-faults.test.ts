@@ -225,6 +225,43 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     );
   });
 
+  it("keeps each insert near flushRows when batches pile up behind a slow one", async () => {
+    const { queue, dedupe, warehouse } = await parts();
+    track(warehouse);
+    track(dedupe);
+    track(queue);
+    const sizes: number[] = [];
+    const slowFirst = withFault(warehouse, async (insert, attempt) => {
+      if (attempt === 0) await new Promise((r) => setTimeout(r, 500));
+      await insert();
+    });
+    const recording: Warehouse = {
+      ...slowFirst,
+      insertTsv: (t, c, body) => {
+        sizes.push(body.split("\n").length - 1);
+        return slowFirst.insertTsv(t, c, body);
+      },
+    };
+    const consumer = track(
+      createBatchConsumer({
+        dedupe,
+        warehouse: recording,
+        flushRows: 100,
+        flushBatches: 1000,
+        flushIntervalMs: 10,
+        metrics: createMetrics(),
+        log: silentLog,
+      }),
+    );
+    await queue.consume(consumer.handle);
+    await Promise.all(Array.from({ length: 14 }, (_, i) => queue.publish(batchOf(50, 300 + i))));
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.events === 700,
+    );
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(150); // flushRows, plus at most one batch
+  });
+
   it("dead-letters a malformed batch instead of retrying it forever", async () => {
     const { queue, dedupe, warehouse } = await parts();
     track(warehouse);
