@@ -45,6 +45,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
     },
   };
   const rows: (string | number)[][] = [];
+  const errorKinds = new Map<string, number>();
   try {
     for (const [name, call] of Object.entries(transports)) {
       await Promise.all(Array.from({ length: 200 }, call)); // warm up connections and the JIT
@@ -67,7 +68,11 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
             calls.push(
               call().then(
                 () => void latencies.push(performance.now() - scheduled),
-                () => void errors++,
+                (err: unknown) => {
+                  errors++;
+                  const kind = `${name} at ${rate}/s: ${String((err as Error).message).slice(0, 300)}`;
+                  errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
+                },
               ),
             );
           }
@@ -104,7 +109,10 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
         "server CPU ms/call",
       ],
       rows,
-      notes: ["The load generator shares the 2 cores with the service, RabbitMQ and Redis."],
+      notes: [
+        "The load generator shares the 2 cores with the service, RabbitMQ and Redis.",
+        ...[...errorKinds].map(([kind, n]) => `Errors: ${n} x ${kind}`),
+      ],
     },
   ];
 }

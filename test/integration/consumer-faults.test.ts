@@ -262,6 +262,30 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     expect(Math.max(...sizes)).toBeLessThanOrEqual(150); // flushRows, plus at most one batch
   });
 
+  it("publishes a batch of many coalesced requests (its headers stay within AMQP's frame size)", async () => {
+    const { queue, dedupe, warehouse } = await parts();
+    track(warehouse);
+    track(dedupe);
+    track(queue);
+    const seen: string[][] = [];
+    const consumer = track(consumerOn(dedupe, warehouse));
+    await queue.consume((b) => {
+      seen.push([...b.requestIds]);
+      return consumer.handle(b);
+    });
+    const requestIds = Array.from(
+      { length: 1000 },
+      (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
+    );
+    await queue.publish({ ...batchOf(5, 9), requestIds });
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.events === 5,
+    );
+    expect(seen[0]?.length).toBeGreaterThan(0);
+    expect(requestIds).toEqual(expect.arrayContaining(seen[0] ?? []));
+  });
+
   it("dead-letters a malformed batch instead of retrying it forever", async () => {
     const { queue, dedupe, warehouse } = await parts();
     track(warehouse);
