@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { generateCsv } from "../../src/cli/gen/generate.ts";
+import { checkpointPath } from "../../src/cli/import/checkpoint.ts";
 import { rest } from "../clients.ts";
 import { waitFor } from "../helpers.ts";
 
@@ -105,6 +107,67 @@ describe("tally serve, as a process", () => {
         "/stats/top-events?from=2025-10-28&to=2025-10-28&segment=event_type:cli_test",
       );
       expect(top.body).toEqual([{ event_type: "cli_test", count: 2 }]);
+    } finally {
+      service.child.kill("SIGKILL");
+    }
+  });
+
+  it("finishes with exact stats when an import killed with SIGKILL half-way is run again", async () => {
+    const port = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), "tally-cli-"));
+    const service = run(["serve"], {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      TALLY_DATA_DIR: dataDir,
+    });
+    try {
+      await waitFor(
+        () => rest(port, "/readyz").catch(() => ({ status: 0 })),
+        (r) => r.status === 200,
+      );
+      const file = join(dataDir, "killed.csv");
+      const csv = [
+        ...generateCsv({
+          rows: 60_000,
+          users: 300,
+          fromMs: Date.parse("2024-02-01"),
+          days: 10,
+          eventTypes: 4,
+          dupRate: 0.02,
+          seed: 21,
+        }),
+      ]
+        .join("")
+        .replace(/,(page_view|click|search|add_to_cart),/g, ",killed_$1,");
+      writeFileSync(file, csv);
+      const url = `http://127.0.0.1:${port}`;
+      const args = ["import", file, "--url", url, "--segment-rows", "2000", "--batch-size", "500"];
+      const first = run(args, {});
+      await waitFor(
+        async () => existsSync(checkpointPath(file)),
+        (exists) => exists,
+      );
+      first.child.kill("SIGKILL");
+      expect(await first.exit).toBe(null); // killed, no clean exit
+      const second = run(args, {});
+      expect(await second.exit).toBe(0);
+      const unique = new Set(
+        csv
+          .split("\n")
+          .slice(1, -1)
+          .map((l) => l.slice(0, 36)),
+      ).size;
+      const counted = await waitFor(
+        async () => {
+          const body = (await rest(port, "/stats/top-events?from=2024-02-01&to=2024-02-11"))
+            .body as { event_type: string; count: number }[];
+          return body
+            .filter((r) => r.event_type.startsWith("killed_"))
+            .reduce((n, r) => n + r.count, 0);
+        },
+        (n) => n >= unique,
+      );
+      expect(counted).toBe(unique);
     } finally {
       service.child.kill("SIGKILL");
     }
