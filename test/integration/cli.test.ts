@@ -32,6 +32,22 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** `tally serve` on the embedded default in a fresh data directory, once ready. */
+async function serveEmbedded() {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "tally-cli-"));
+  const service = run(["serve"], {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    TALLY_DATA_DIR: dataDir,
+  });
+  await waitFor(
+    () => rest(port, "/readyz").catch(() => ({ status: 0 })),
+    (r) => r.status === 200,
+  );
+  return { port, dataDir, service };
+}
+
 describe("tally serve, as a process", () => {
   it("runs the embedded default, answers, and stops cleanly on SIGTERM", async () => {
     const port = await freePort();
@@ -69,18 +85,8 @@ describe("tally serve, as a process", () => {
   });
 
   it("imports a CSV with the exit codes the help promises: 0 all accepted, 3 some rejected, 1 failed, 2 usage", async () => {
-    const port = await freePort();
-    const dataDir = mkdtempSync(join(tmpdir(), "tally-cli-"));
-    const service = run(["serve"], {
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      TALLY_DATA_DIR: dataDir,
-    });
+    const { port, dataDir, service } = await serveEmbedded();
     try {
-      await waitFor(
-        () => rest(port, "/readyz").catch(() => ({ status: 0 })),
-        (r) => r.status === 200,
-      );
       const good = join(dataDir, "good.csv");
       const bad = join(dataDir, "bad.csv");
       const header = "event_id,occurred_at,user_id,event_type,properties";
@@ -113,18 +119,8 @@ describe("tally serve, as a process", () => {
   });
 
   it("finishes with exact stats when an import killed with SIGKILL half-way is run again", async () => {
-    const port = await freePort();
-    const dataDir = mkdtempSync(join(tmpdir(), "tally-cli-"));
-    const service = run(["serve"], {
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      TALLY_DATA_DIR: dataDir,
-    });
+    const { port, dataDir, service } = await serveEmbedded();
     try {
-      await waitFor(
-        () => rest(port, "/readyz").catch(() => ({ status: 0 })),
-        (r) => r.status === 200,
-      );
       const file = join(dataDir, "killed.csv");
       const csv = [
         ...generateCsv({
