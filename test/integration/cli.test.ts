@@ -3,13 +3,20 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { checkpointPath } from "../../src/cli/import/checkpoint.ts";
 import { rest } from "../clients.ts";
 import { waitFor } from "../helpers.ts";
 
 const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
+
+/** Every process a test starts: killed after each test, whatever happened in it. */
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const c of children) c.kill("SIGKILL");
+  children.clear();
+});
 
 function run(args: string[], env: Record<string, string>) {
   const child = spawn(process.execPath, [MAIN, ...args], {
@@ -20,6 +27,7 @@ function run(args: string[], env: Record<string, string>) {
   child.stderr.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
+  children.add(child);
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return { child, exit, stderr: () => stderr };
 }
