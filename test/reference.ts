@@ -102,3 +102,68 @@ export function refRetentionDaily(
   }
   return out;
 }
+
+export function refActiveUsers(
+  events: readonly JsonEvent[],
+  from: string,
+  to: string,
+  windowDays: number,
+  tz: string,
+  segment = {},
+) {
+  const out = [];
+  for (let d = from; d <= to; d = addDays(d, 1)) {
+    const first = addDays(d, 1 - windowDays);
+    const users = new Set(
+      events
+        .filter((e) => matches(e, segment))
+        .filter((e) => {
+          const day = dayIn(tz, e.occurred_at);
+          return day >= first && day <= d;
+        })
+        .map((e) => e.user_id),
+    );
+    out.push({ date: d, active_users: users.size });
+  }
+  return out;
+}
+
+/** The Monday on or before a YYYY-MM-DD day. */
+function mondayOf(day: string): string {
+  const dow = new Date(`${day}T00:00:00Z`).getUTCDay(); // 0 = Sunday
+  return addDays(day, -((dow + 6) % 7));
+}
+
+export function refRetentionWeekly(
+  events: readonly JsonEvent[],
+  start: string,
+  end: string,
+  windows: number,
+  tz: string,
+  segment = {},
+) {
+  const firsts = new Map<string, string>();
+  const active = new Set<string>();
+  for (const e of events) {
+    if (!matches(e, segment)) continue;
+    const week = mondayOf(dayIn(tz, e.occurred_at));
+    const f = firsts.get(e.user_id);
+    if (f === undefined || week < f) firsts.set(e.user_id, week);
+    active.add(`${e.user_id}/${week}`);
+  }
+  const out = [];
+  for (let c = mondayOf(start); c <= mondayOf(end); c = addDays(c, 7)) {
+    const members = [...firsts].filter(([, f]) => f === c).map(([u]) => u);
+    const retained = Array.from(
+      { length: windows + 1 },
+      (_, k) => members.filter((u) => active.has(`${u}/${addDays(c, 7 * k)}`)).length,
+    );
+    out.push({
+      cohort: c,
+      size: members.length,
+      retained,
+      rates: retained.map((n) => (members.length === 0 ? 0 : n / members.length)),
+    });
+  }
+  return out;
+}

@@ -12,7 +12,14 @@ import {
   waitFor,
   warehouseCounts,
 } from "../helpers.ts";
-import { firstCopies, refDau, refRetentionDaily, refTopEvents } from "../reference.ts";
+import {
+  firstCopies,
+  refActiveUsers,
+  refDau,
+  refRetentionDaily,
+  refRetentionWeekly,
+  refTopEvents,
+} from "../reference.ts";
 
 const TYPES = ["page_view", "page_view", "page_view", "click", "click", "signup", "purchase"];
 const COUNTRIES = ["UA", "PL", "US"];
@@ -133,6 +140,25 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
         refRetentionDaily(unique, "2025-10-20", "2025-10-29", 3, "Europe/Kyiv", { type: "click" }),
       ],
     ];
+    // Active users over rolling windows, and ISO-week cohorts; Europe/Kyiv left DST on 2025-10-26.
+    cases.push(
+      [
+        "/stats/active-users?from=2025-10-20&to=2025-10-30&window=week&tz=Europe/Kyiv",
+        refActiveUsers(unique, "2025-10-20", "2025-10-30", 7, "Europe/Kyiv"),
+      ],
+      [
+        "/stats/active-users?from=2025-10-21&to=2025-10-29&window=month&segment=event_type:click",
+        refActiveUsers(unique, "2025-10-21", "2025-10-29", 30, "UTC", { type: "click" }),
+      ],
+      [
+        "/stats/active-users?from=2025-10-20&to=2025-10-29",
+        refActiveUsers(unique, "2025-10-20", "2025-10-29", 1, "UTC"),
+      ],
+      [
+        "/stats/retention?start_date=2025-10-15&end_date=2025-10-29&windows=2&granularity=week&tz=Europe/Kyiv&segment=properties.country:UA",
+        refRetentionWeekly(unique, "2025-10-15", "2025-10-29", 2, "Europe/Kyiv", { country: "UA" }),
+      ],
+    );
     for (const [path, want] of cases) {
       const got = await rest(port, path);
       expect({ path, status: got.status, body: got.body }).toEqual({
