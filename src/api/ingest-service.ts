@@ -11,6 +11,7 @@ import {
   RejectionSchema,
 } from "../../gen/tally/v1/ingest_pb.js";
 import { type Metrics, rejectedField } from "../observability/metrics.ts";
+import { QueueBusyError } from "../queue/depth-guard.ts";
 import { clickhouseTime, type EventBatch, encodeRow } from "../queue/event-batch.ts";
 import { type EventQueue, QueueUnavailableError } from "../queue/queue.ts";
 import { requestIdOf } from "./observe-rpc.ts";
@@ -41,9 +42,11 @@ export function createIngestService(
       await queue.publish(batch);
     } catch (err) {
       if (err instanceof QueueUnavailableError) {
+        const retryAfter = err instanceof QueueBusyError ? err.retryAfterSeconds : 1;
         throw new ConnectError(
           `the queue could not take the events, none of them was accepted; retry later (${err.message})`,
           Code.Unavailable,
+          { "retry-after": String(retryAfter) },
         );
       }
       throw err;

@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { startOpsServer } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
 import { coalescePublishes } from "../queue/coalesce.ts";
+import { guardDepth } from "../queue/depth-guard.ts";
 import { createMemoryQueue } from "../queue/memory-queue.ts";
 import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
@@ -115,7 +116,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     api = createApiServer({
       // Many small requests share broker messages under load.
       ingest: createIngestService({
-        queue: coalescePublishes(queue),
+        queue: coalescePublishes(guardDepth(queue, { maxDepth: config.maxQueueDepth })),
         rules: { maxFutureSkewMs: config.maxFutureSkewMs },
         metrics,
       }),

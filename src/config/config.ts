@@ -30,6 +30,8 @@ export interface Config {
   readonly prefetch: number;
   /** Largest REST body accepted. @default 8 MiB */
   readonly maxBodyBytes: number;
+  /** Ingest answers UNAVAILABLE while more batches than this wait in the queue. @default 100000 */
+  readonly maxQueueDepth: number;
 }
 
 // An empty variable means unset, as `AMQP_URL=` in a compose file intends.
@@ -83,6 +85,7 @@ const schema = z.object({
   TALLY_FLUSH_INTERVAL_MS: int(1, 60_000, 200),
   TALLY_PREFETCH: int(1, 10_000, 256),
   TALLY_MAX_BODY_BYTES: int(1024, 1 << 30, 8 << 20),
+  TALLY_MAX_QUEUE_DEPTH: int(1, 1_000_000_000, 100_000),
 });
 
 /** Thrown for a bad environment; the message names every bad variable. */
@@ -113,5 +116,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     flushIntervalMs: e.TALLY_FLUSH_INTERVAL_MS,
     prefetch: e.TALLY_PREFETCH,
     maxBodyBytes: e.TALLY_MAX_BODY_BYTES,
+    maxQueueDepth: e.TALLY_MAX_QUEUE_DEPTH,
   });
 }

@@ -1,0 +1,54 @@
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Tally } from "../../src/app/tally.ts";
+import { connectClients, rest, toProto } from "../clients.ts";
+import {
+  type JsonEvent,
+  realServices,
+  rng,
+  start,
+  testConfig,
+  uuidFrom,
+  waitFor,
+} from "../helpers.ts";
+
+const events = (n: number, seed: number): JsonEvent[] => {
+  const random = rng(seed);
+  return Array.from({ length: n }, () => ({
+    event_id: uuidFrom(random),
+    occurred_at: "2025-10-28T12:00:00Z",
+    user_id: "u1",
+    event_type: "backpressure_test",
+  }));
+};
+
+describe("backpressure: a queue over its depth limit", () => {
+  let tally: Tally;
+  let port: number;
+  beforeAll(async () => {
+    // The API alone: nothing consumes, so every accepted request stays queued.
+    tally = await start(testConfig({ ...realServices(), TALLY_MAX_QUEUE_DEPTH: "5" }), "api");
+    port = tally.port as number;
+  });
+  afterAll(() => tally?.close());
+
+  it("answers UNAVAILABLE / 503 with Retry-After once the queue is deeper than the limit", async () => {
+    for (let i = 0; i < 6; i++)
+      expect((await rest(port, "/events", events(1, i))).status).toBe(202);
+    const refused = await waitFor(
+      () => rest(port, "/events", events(1, 100)),
+      (r) => r.status === 503,
+    );
+    expect(refused.body).toMatchObject({
+      code: "unavailable",
+      message: expect.stringContaining("more than 5 batches wait in the queue"),
+    });
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    const { grpc } = connectClients(port);
+    await expect(grpc.ingest.ingest({ events: events(1, 101).map(toProto) })).rejects.toMatchObject(
+      {
+        code: Code.Unavailable,
+      },
+    );
+  });
+});
