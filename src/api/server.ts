@@ -147,6 +147,11 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     });
   });
   const sockets = new Set<Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
   server.on("connection", (s: Socket) => {
     // Nagle's algorithm held small HTTP/2 frames back: unary gRPC calls
     // crawled at ~900/s instead of ~3,300/s. Node's own HTTP servers do this.
@@ -164,6 +169,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     },
     async close(graceMs = 5000) {
       const closed = new Promise((r) => server.close(r));
+      // GOAWAY: streams in flight finish, new ones go to another server.
+      for (const session of sessions) session.close();
       const deadline = Date.now() + graceMs;
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       for (const s of sockets) s.destroy();

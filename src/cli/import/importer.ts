@@ -78,7 +78,9 @@ interface Segment {
   rejected: Rejected[];
 }
 
+// Canceled too: a server shutting down cancels streams it cannot finish (ours are told apart by the signal).
 const RETRYABLE = new Set([
+  Code.Canceled,
   Code.Unavailable,
   Code.ResourceExhausted,
   Code.DeadlineExceeded,
