@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -135,4 +135,61 @@ describe("the service killed mid-import (RabbitMQ, Redis, chDB)", () => {
       expect(await counted(port, tag)).toBe(unique);
     });
   }
+
+  it("counts every event exactly once when RabbitMQ closes the service's connection mid-import", async () => {
+    const port = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), "tally-crash-data-"));
+    const namespace = uniqueNamespace();
+    const { path, unique } = file(40_000, 33, "amqpcut");
+    await serve(port, dataDir, namespace);
+    const notices: string[] = [];
+    const progress: ImportProgress = {
+      bytesRead: 0,
+      totalBytes: undefined,
+      rowsRead: 0,
+      rowsDone: 0,
+    };
+    const importing = runImport(
+      {
+        input: path,
+        url: `http://127.0.0.1:${port}`,
+        batchSize: 250,
+        segmentRows: 2000,
+        dryRun: false,
+        restart: false,
+        attempts: 60,
+        retryDelayMs: 100,
+        onNotice: (m) => notices.push(m),
+      },
+      progress,
+    );
+    await waitFor(
+      async () => progress.rowsDone,
+      (n) => n >= 8000,
+    );
+    // The broker drops the service's connection (its client-given name carries the namespace).
+    const pids = execFileSync(
+      "rabbitmqctl",
+      ["list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+      {
+        encoding: "utf8",
+      },
+    )
+      .split("\n")
+      .filter((l) => l.includes(`"tally-${namespace}"`))
+      .map((l) => l.split(/\s+/)[0] as string);
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of pids)
+      execFileSync("rabbitmqctl", ["close_connection", pid, "test: connection cut"]);
+    const summary = await importing;
+    expect(summary).toMatchObject({ rowsRead: 40_000, accepted: 40_000, rejected: 0 });
+    expect(
+      await waitFor(
+        () => counted(port, "amqpcut"),
+        (n) => n >= unique,
+      ),
+    ).toBe(unique);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await counted(port, "amqpcut")).toBe(unique);
+  });
 });
