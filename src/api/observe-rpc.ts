@@ -8,6 +8,7 @@ import {
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.ts";
+import { asDecodeError } from "./decode-errors.ts";
 
 /** The request's id: the caller's x-request-id when sane, else a new one. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
@@ -46,7 +47,8 @@ export function createObserveInterceptor(metrics: Metrics, log: Logger): Interce
       const res = await next(req);
       res.header.set("x-request-id", requestId);
       return res;
-    } catch (err) {
+    } catch (thrown) {
+      const err = asDecodeError(thrown);
       const e = ConnectError.from(err);
       code = codeToString(e.code);
       e.metadata.set("x-request-id", requestId);

@@ -19,6 +19,7 @@ import { opsResponse, sendOps } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
+import { reclassifyDecodeErrors } from "./decode-errors.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
 import { registerReflection } from "./reflection.ts";
@@ -76,7 +77,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     ),
   );
   registerReflection(router, services);
-  const rpc = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const rpc = new Map(router.handlers.map((h) => [h.requestPath, reclassifyDecodeErrors(h)]));
   const rest = createTranscoder(
     restRoutes([IngestService, AnalyticsService]),
     router.handlers,
