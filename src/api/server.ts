@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import type { ApiKey } from "../config/config.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { opsResponse, sendOps } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
@@ -33,8 +34,8 @@ export interface ApiServerOptions {
   dependencies: readonly Dependency[];
   /** Largest request body or message accepted, in bytes. */
   maxBodyBytes: number;
-  /** API keys; empty means no auth. */
-  apiKeys: readonly string[];
+  /** API keys and their scopes; empty means no auth. */
+  apiKeys: readonly ApiKey[];
   metrics: Metrics;
   /** Access lines, and failures that reached no client. */
   log: Logger;

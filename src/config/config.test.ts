@@ -25,7 +25,18 @@ describe("loadConfig", () => {
       TALLY_API_KEYS: "a, b,,c",
     });
     expect(c.amqpUrl).toBe("amqp://guest:guest@127.0.0.1:5672");
-    expect(c.apiKeys).toEqual(["a", "b", "c"]);
+    expect(c.apiKeys).toEqual([
+      { key: "a", scopes: ["ingest", "read"] },
+      { key: "b", scopes: ["ingest", "read"] },
+      { key: "c", scopes: ["ingest", "read"] },
+    ]);
+    expect(loadConfig({ TALLY_API_KEYS: "w:ingest,r:read" }).apiKeys).toEqual([
+      { key: "w", scopes: ["ingest"] },
+      { key: "r", scopes: ["read"] },
+    ]);
+    expect(() => loadConfig({ TALLY_API_KEYS: "k:admin" })).toThrow(
+      /TALLY_API_KEYS: unknown scope "admin" \(expected KEY, KEY:ingest or KEY:read\)/,
+    );
   });
 
   it("names every bad variable and the expected form", () => {

@@ -1,5 +1,15 @@
 import { z } from "zod";
 
+/** What a key may do: send events, or read stats. */
+export type Scope = "ingest" | "read";
+export const SCOPES: readonly Scope[] = ["ingest", "read"];
+
+/** An API key: `KEY` may do everything, `KEY:ingest` or `KEY:read` only that. */
+export interface ApiKey {
+  readonly key: string;
+  readonly scopes: readonly Scope[];
+}
+
 /** Everything Tally reads from its environment, validated once and frozen. */
 export interface Config {
   /** The one port for gRPC, gRPC-Web, Connect and REST. @default 8080 */
@@ -16,8 +26,8 @@ export interface Config {
   readonly dataDir: string;
   /** Prefix of queues and Redis keys, and the ClickHouse database. @default "tally" */
   readonly namespace: string;
-  /** Accepted API keys; empty means no auth. */
-  readonly apiKeys: readonly string[];
+  /** Accepted API keys and what each may do; empty means no auth. */
+  readonly apiKeys: readonly ApiKey[];
   /** How long Redis remembers an event_id. @default 7 days */
   readonly dedupeTtlSeconds: number;
   /** How far in the future occurred_at may be. @default 24 h */
@@ -73,11 +83,23 @@ const schema = z.object({
   TALLY_API_KEYS: z
     .string()
     .default("")
-    .transform((s) =>
+    .transform((s, ctx) =>
       s
         .split(",")
         .map((k) => k.trim())
-        .filter((k) => k !== ""),
+        .filter((k) => k !== "")
+        .map((entry): ApiKey => {
+          const at = entry.lastIndexOf(":");
+          const scope = at < 0 ? "" : entry.slice(at + 1);
+          if (at < 0) return { key: entry, scopes: SCOPES };
+          if (!(SCOPES as readonly string[]).includes(scope)) {
+            ctx.addIssue({
+              code: "custom",
+              message: `unknown scope "${scope}" (expected KEY, KEY:ingest or KEY:read)`,
+            });
+          }
+          return { key: entry.slice(0, at), scopes: [scope as Scope] };
+        }),
     ),
   TALLY_DEDUPE_TTL_SECONDS: int(60, 366 * 86400, 7 * 86400),
   TALLY_MAX_FUTURE_SKEW_SECONDS: int(0, 366 * 86400, 86400),

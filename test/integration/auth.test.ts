@@ -97,4 +97,31 @@ describe("with TALLY_API_KEYS set", () => {
     client.close();
     expect(status).toBe(HealthCheckResponse_ServingStatus.SERVING);
   });
+
+  describe("scoped keys", () => {
+    let scoped: Tally;
+    beforeAll(async () => {
+      scoped = await start(
+        testConfig({ ...realServices(), TALLY_API_KEYS: "writer:ingest,reader:read,both" }),
+      );
+    });
+    afterAll(() => scoped?.close());
+
+    it("lets an ingest key send but not read, a read key read but not send, a bare key do both", async () => {
+      const p = scoped.port as number;
+      const as = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
+      const stats = "/stats/dau?from=2025-10-28&to=2025-10-28";
+      expect((await rest(p, "/events", [event], as("writer"))).status).toBe(202);
+      expect(await rest(p, stats, undefined, as("writer"))).toMatchObject({
+        status: 403,
+        body: { code: "permission_denied", message: expect.stringContaining('scope "read"') },
+      });
+      expect((await rest(p, stats, undefined, as("reader"))).status).toBe(200);
+      expect((await rest(p, "/events", [event], as("reader"))).status).toBe(403);
+      expect((await rest(p, "/events", [event], as("both"))).status).toBe(202);
+      expect((await rest(p, stats, undefined, as("both"))).status).toBe(200);
+      // A scope name is not a key.
+      expect((await rest(p, stats, undefined, as("read"))).status).toBe(401);
+    });
+  });
 });
