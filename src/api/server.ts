@@ -2,7 +2,13 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createConnectRouter,
+  createContextValues,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -18,11 +24,13 @@ import type { ApiKey } from "../config/config.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { opsResponse, sendOps } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
+import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { reclassifyDecodeErrors } from "./decode-errors.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
+import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
 
@@ -37,6 +45,8 @@ export interface ApiServerOptions {
   /** API keys and their scopes; empty means no auth. */
   apiKeys: readonly ApiKey[];
   metrics: Metrics;
+  /** Requests a second per caller, and the buckets that count them; none means no limit. */
+  rateLimit?: { limiter: RateLimiter; rps: number } | undefined;
   /** Access lines, and failures that reached no client. */
   log: Logger;
 }
@@ -66,6 +76,15 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     interceptors: [
       createObserveInterceptor(options.metrics, options.log),
       ...(options.apiKeys.length > 0 ? [createAuthInterceptor(options.apiKeys)] : []),
+      ...(options.rateLimit
+        ? [
+            createRateLimitInterceptor(
+              options.rateLimit.limiter,
+              options.rateLimit.rps,
+              options.log,
+            ),
+          ]
+        : []),
     ],
   });
   router.service(IngestService, options.ingest);
@@ -99,7 +118,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     }
     const handler = rpc.get(path);
     if (handler !== undefined) {
-      const uRes = await handler(universalRequestFromNodeRequest(req, res, undefined, undefined));
+      const values = createContextValues().set(clientAddressKey, req.socket.remoteAddress ?? "");
+      const uRes = await handler(universalRequestFromNodeRequest(req, res, undefined, values));
       await universalResponseToNodeResponse(uRes, res);
       return;
     }
@@ -128,6 +148,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
           path,
           query: new URLSearchParams(search),
           header: headersOf(req),
+          address: req.socket.remoteAddress ?? "",
           body,
           signal: ac.signal,
         }),

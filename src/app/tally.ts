@@ -16,6 +16,8 @@ import { guardDepth } from "../queue/depth-guard.ts";
 import { createMemoryQueue } from "../queue/memory-queue.ts";
 import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
+import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-limiter.ts";
+import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { migrate } from "../warehouse/migrations.ts";
 import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
 
@@ -110,9 +112,21 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   }
 
   let api: ApiServer | undefined;
+  let rateLimiter: RateLimiter | undefined;
   let ops: { port: number; close(): Promise<void> } | undefined;
   let port: number | undefined;
   if (role !== "consumer") {
+    if (config.rateLimitRps > 0) {
+      const limits = { rps: config.rateLimitRps, burst: config.rateLimitBurst };
+      rateLimiter =
+        config.redisUrl === undefined
+          ? createMemoryRateLimiter(limits)
+          : createRedisRateLimiter({
+              url: config.redisUrl,
+              namespace: config.namespace,
+              ...limits,
+            });
+    }
     api = createApiServer({
       // Many small requests share broker messages under load.
       ingest: createIngestService({
@@ -124,6 +138,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       dependencies,
       maxBodyBytes: config.maxBodyBytes,
       apiKeys: config.apiKeys,
+      rateLimit: rateLimiter && { limiter: rateLimiter, rps: config.rateLimitRps },
       metrics,
       log: log.child({ role: "api" }),
     });
@@ -154,6 +169,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     metrics,
     async close() {
       await api?.close();
+      await rateLimiter?.close();
       await ops?.close();
       await consumer?.close();
       await queue.close();

@@ -42,6 +42,10 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** Ingest answers UNAVAILABLE while more batches than this wait in the queue. @default 100000 */
   readonly maxQueueDepth: number;
+  /** Requests a second per API key (or address without keys); 0 means no limit. @default 0 */
+  readonly rateLimitRps: number;
+  /** Requests a caller may save up. @default twice the rate */
+  readonly rateLimitBurst: number;
 }
 
 // An empty variable means unset, as `AMQP_URL=` in a compose file intends.
@@ -108,6 +112,8 @@ const schema = z.object({
   TALLY_PREFETCH: int(1, 10_000, 256),
   TALLY_MAX_BODY_BYTES: int(1024, 1 << 30, 8 << 20),
   TALLY_MAX_QUEUE_DEPTH: int(1, 1_000_000_000, 100_000),
+  TALLY_RATE_LIMIT_RPS: int(0, 10_000_000, 0),
+  TALLY_RATE_LIMIT_BURST: int(0, 100_000_000, 0),
 });
 
 /** Thrown for a bad environment; the message names every bad variable. */
@@ -139,5 +145,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     prefetch: e.TALLY_PREFETCH,
     maxBodyBytes: e.TALLY_MAX_BODY_BYTES,
     maxQueueDepth: e.TALLY_MAX_QUEUE_DEPTH,
+    rateLimitRps: e.TALLY_RATE_LIMIT_RPS,
+    rateLimitBurst: e.TALLY_RATE_LIMIT_BURST || 2 * e.TALLY_RATE_LIMIT_RPS,
   });
 }

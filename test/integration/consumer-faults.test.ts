@@ -148,19 +148,21 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     track(warehouse);
     track(dedupe);
     track(queue);
+    let stored = 0;
     const flaky = withFault(warehouse, async (insert, attempt) => {
       await insert();
+      stored++;
       if (attempt === 0) throw new Error("injected: connection lost after the insert");
     });
     const consumer = track(consumerOn(dedupe, flaky));
     await queue.consume(consumer.handle);
     await queue.publish(batchOf(300, 2));
     await waitFor(
-      () => stats(warehouse),
-      (s) => s.rows === 600,
+      async () => stored,
+      (n) => n === 2,
     );
-    // Two physical copies of every row; every stat reads one.
-    expect(await stats(warehouse)).toEqual({ rows: 600, events: 300 });
+    // Every row was stored twice (merges may since have collapsed them on disk); every stat reads one.
+    expect((await stats(warehouse)).events).toBe(300);
   });
 
   it("keeps storing, exactly, while Redis is unreachable", async () => {
@@ -176,20 +178,21 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
       check: async () => {},
       close: async () => {},
     };
-    const consumer = track(consumerOn(down, warehouse));
+    const metrics = createMetrics();
+    const consumer = track(consumerOn(down, warehouse, metrics));
     await queue.consume(consumer.handle);
     await queue.publish(batchOf(200, 3));
     await waitFor(
-      () => stats(warehouse),
-      (s) => s.rows === 200,
+      () => counterValue(metrics.eventsInserted),
+      (n) => n === 200,
     );
     // The same events again, accepted later: without Redis both copies are stored.
     await queue.publish({ ...batchOf(200, 3, "2025-10-28 12:05:00.000000"), id: "later" });
     await waitFor(
-      () => stats(warehouse),
-      (s) => s.rows === 400,
+      () => counterValue(metrics.eventsInserted),
+      (n) => n === 400,
     );
-    expect(await stats(warehouse)).toEqual({ rows: 400, events: 200 });
+    expect((await stats(warehouse)).events).toBe(200);
     const [kept] = await warehouse.rows<{ accepted_at: string }>(
       `SELECT DISTINCT toString(accepted_at) AS accepted_at FROM ${warehouse.db}.events FINAL`,
       {},

@@ -15,6 +15,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { http } from "../../../gen/google/api/annotations_pb.js";
 import { restRouteKey } from "../observe-rpc.ts";
+import { clientAddressKey } from "../rate-limit.ts";
 import { bodyErrorsKey } from "./body-errors.ts";
 import { checkElement, int64AsNumbers } from "./json-shape.ts";
 
@@ -35,6 +36,8 @@ export interface RestRequest {
   path: string;
   query: URLSearchParams;
   header: Headers;
+  /** The caller's network address. */
+  address: string;
   body: Buffer;
   signal: AbortSignal;
 }
@@ -132,7 +135,8 @@ export function createTranscoder(
         signal: req.signal,
         contextValues: createContextValues()
           .set(bodyErrorsKey, input.bodyErrors)
-          .set(restRouteKey, `${route.verb} ${route.path}`),
+          .set(restRouteKey, `${route.verb} ${route.path}`)
+          .set(clientAddressKey, req.address),
       });
       const out = await collect(res.body);
       const passed = passOn(res.header);

@@ -191,10 +191,13 @@ export async function runImport(
                 : "Check that the service is running."),
           );
         }
+        // The server's Retry-After (rate limits, a full queue) wins over our own backoff.
+        const retryAfterMs = Number(e.metadata.get("retry-after") ?? 0) * 1000;
+        const wait = Math.max(delay, retryAfterMs);
         o.onNotice?.(
-          `send failed (${e.rawMessage}); retrying in ${delay} ms (try ${attempt + 1} of ${attempts})`,
+          `send failed (${e.rawMessage}); retrying in ${wait} ms (try ${attempt + 1} of ${attempts})`,
         );
-        await new Promise((r) => setTimeout(r, delay));
+        await new Promise((r) => setTimeout(r, wait));
         delay = Math.min(delay * 2, 15_000);
       }
     }
