@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError } from "../config/config.ts";
+import { DLQ_HELP, dlqCommand } from "./dlq-command.ts";
 import { GEN_HELP, genCommand } from "./gen-command.ts";
 import { IMPORT_HELP, importCommand } from "./import-command.ts";
 import { SERVE_HELP, serveCommand } from "./serve-command.ts";
@@ -11,6 +12,7 @@ Usage:
   tally serve [--role api|consumer|all]   run the service
   tally import FILE.csv [--url URL]       stream a CSV of events to the service
   tally gen --rows N > FILE.csv           write synthetic events
+  tally dlq list|replay                   batches the consumer could not store
   tally COMMAND --help                    more on one command
 
 Examples:
@@ -26,6 +28,7 @@ const COMMANDS: Record<
   serve: { run: serveCommand, help: SERVE_HELP },
   import: { run: importCommand, help: IMPORT_HELP },
   gen: { run: genCommand, help: GEN_HELP },
+  dlq: { run: dlqCommand, help: DLQ_HELP },
 };
 
 async function main(argv: string[]): Promise<number | undefined> {

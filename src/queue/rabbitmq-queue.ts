@@ -102,8 +102,19 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
             });
             return ConsumerStatus.ACK;
           } catch (err) {
-            if (err instanceof PoisonBatchError) return ConsumerStatus.DROP;
-            return ConsumerStatus.REQUEUE;
+            if (!(err instanceof PoisonBatchError)) return ConsumerStatus.REQUEUE;
+            // Dead-letter it ourselves, so the reason travels with it.
+            await publisher.send(
+              {
+                routingKey: deadQueue,
+                durable: true,
+                messageId: msg.messageId,
+                contentType: msg.contentType,
+                headers: { ...msg.headers, "x-tally-reason": err.message },
+              },
+              body,
+            );
+            return ConsumerStatus.ACK;
           }
         },
       );
@@ -140,4 +151,81 @@ function headerIds(ids: readonly string[]): string {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A dead-lettered batch, as `tally dlq list` shows it. */
+export interface DeadLetter {
+  id: string;
+  rows: number;
+  reason: string;
+  /** The start of its first row. */
+  preview: string;
+}
+
+/** Options of the dead-letter tools. */
+export interface DeadLetterOptions {
+  url: string;
+  namespace: string;
+}
+
+/** Every batch in `<ns>.events.dead`, taking none away. */
+export async function listDeadLetters(o: DeadLetterOptions): Promise<DeadLetter[]> {
+  const rabbit = new Connection(o.url);
+  const ch = await rabbit.acquire();
+  const found: DeadLetter[] = [];
+  try {
+    for (;;) {
+      const msg = await ch.basicGet({ queue: `${o.namespace}.events.dead` });
+      if (msg === undefined) break;
+      const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(String(msg.body ?? ""));
+      const death = (msg.headers?.["x-death"] as { reason?: string }[] | undefined)?.[0]?.reason;
+      found.push({
+        id: msg.messageId ?? `delivery-${msg.deliveryTag}`,
+        rows: Number(msg.headers?.rows ?? 0),
+        reason: String(msg.headers?.["x-tally-reason"] ?? death ?? "unknown"),
+        preview: body.toString("utf8", 0, Math.min(body.length, 120)).split("\n")[0] ?? "",
+      });
+    }
+  } finally {
+    await ch.close(); // unacknowledged: every message goes back where it was
+    await rabbit.close();
+  }
+  return found;
+}
+
+/**
+ * Moves the batches in `<ns>.events.dead` back onto `<ns>.events`, each
+ * confirmed there before it leaves the dead-letter queue. Only as many as
+ * were there at the start, so a batch that fails again cannot loop.
+ */
+export async function replayDeadLetters(o: DeadLetterOptions): Promise<number> {
+  const rabbit = new Connection(o.url);
+  const dead = `${o.namespace}.events.dead`;
+  const ch = await rabbit.acquire();
+  const publisher = rabbit.createPublisher({ confirm: true });
+  let replayed = 0;
+  try {
+    const { messageCount } = await ch.queueDeclare({ queue: dead, passive: true });
+    for (; replayed < messageCount; replayed++) {
+      const msg = await ch.basicGet({ queue: dead });
+      if (msg === undefined) break;
+      const { "x-death": _death, "x-tally-reason": _reason, ...headers } = msg.headers ?? {};
+      await publisher.send(
+        {
+          routingKey: `${o.namespace}.events`,
+          durable: true,
+          messageId: msg.messageId,
+          contentType: msg.contentType,
+          headers,
+        },
+        msg.body,
+      );
+      ch.basicAck({ deliveryTag: msg.deliveryTag });
+    }
+  } finally {
+    await publisher.close();
+    await ch.close();
+    await rabbit.close();
+  }
+  return replayed;
 }

@@ -1,0 +1,138 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { Connection } from "rabbitmq-client";
+import { afterAll, describe, expect, it } from "vitest";
+import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
+import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
+import { createMetrics } from "../../src/observability/metrics.ts";
+import { encodeRow } from "../../src/queue/event-batch.ts";
+import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
+import { migrate } from "../../src/warehouse/migrations.ts";
+import { createWarehouse } from "../../src/warehouse/warehouse.ts";
+import { toProto } from "../clients.ts";
+import { AMQP_URL, DATA_DIR, REDIS_URL, silentLog, uniqueNamespace, waitFor } from "../helpers.ts";
+
+const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
+
+function tally(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  return new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
+    child.once("exit", (code) => resolve({ code, out, err })),
+  );
+}
+
+describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {
+  const namespace = uniqueNamespace();
+  const queue = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 16 });
+  const dedupe = createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 });
+  const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
+  const env = { AMQP_URL, TALLY_NAMESPACE: namespace };
+  afterAll(async () => {
+    await dedupe.close();
+    await warehouse.close();
+  });
+
+  it("dead-letters a poison batch with its reason, lists it, and replays what can be stored", async () => {
+    await migrate(warehouse);
+    // A poison batch, dead-lettered by the consumer with its reason.
+    const consumer = createBatchConsumer({
+      dedupe,
+      warehouse,
+      flushRows: 1000,
+      flushBatches: 8,
+      flushIntervalMs: 20,
+      metrics: createMetrics(),
+      log: silentLog,
+    });
+    await queue.consume(consumer.handle);
+    await queue.publish({
+      id: "poison-1",
+      body: Buffer.from("not a row\n"),
+      rows: 1,
+      acceptedAt: Date.now(),
+      requestIds: ["req-p"],
+    });
+    const rabbit = new Connection(AMQP_URL);
+    const dead = `${namespace}.events.dead`;
+    await waitFor(
+      async () => (await rabbit.queueDeclare({ queue: dead, passive: true })).messageCount,
+      (n) => n === 1,
+    );
+    await consumer.close();
+    await queue.close(); // stop consuming before the replay
+    // A good batch that ended there too (say, past its delivery limit during an outage).
+    const row = encodeRow(
+      toProto({
+        event_id: "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
+        occurred_at: "2025-10-28T12:00:00Z",
+        user_id: "u",
+        event_type: "dlq_test",
+      }),
+      "{}",
+      "2025-10-28 12:00:00.000000",
+    );
+    const pub = rabbit.createPublisher({ confirm: true });
+    await pub.send(
+      {
+        routingKey: dead,
+        durable: true,
+        messageId: "good-1",
+        headers: { rows: 1, "x-tally-reason": "delivery limit" },
+      },
+      Buffer.from(row),
+    );
+    await pub.close();
+
+    const list = await tally(["dlq", "list"], env);
+    expect(list.code).toBe(0);
+    expect(list.out).toContain("poison-1");
+    expect(list.out).toContain("does not start with an event_id");
+    expect(list.out).toContain("good-1");
+    // Listing takes nothing away.
+    expect((await rabbit.queueDeclare({ queue: dead, passive: true })).messageCount).toBe(2);
+
+    const replay = await tally(["dlq", "replay"], env);
+    expect(replay.code).toBe(0);
+    expect(replay.out).toContain("replayed 2");
+    // A consumer stores the good one; the poison one comes back to the dead-letter queue.
+    const again = createBatchConsumer({
+      dedupe,
+      warehouse,
+      flushRows: 1000,
+      flushBatches: 8,
+      flushIntervalMs: 20,
+      metrics: createMetrics(),
+      log: silentLog,
+    });
+    const fresh = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 16 });
+    await fresh.consume(again.handle);
+    await waitFor(
+      async () =>
+        (
+          await warehouse.rows<{ n: string }>(
+            `SELECT count() AS n FROM ${warehouse.db}.events FINAL`,
+            {},
+          )
+        )[0]?.n,
+      (n) => Number(n) === 1,
+    );
+    await waitFor(
+      async () => (await rabbit.queueDeclare({ queue: dead, passive: true })).messageCount,
+      (n) => n === 1,
+    );
+    await again.close();
+    await fresh.close();
+    await rabbit.close();
+  });
+});
