@@ -23,6 +23,8 @@ export interface IngestServiceOptions {
   queue: EventQueue;
   rules: EventRules;
   metrics: Metrics;
+  /** Most events in a request, or in one message of a stream. */
+  maxEvents: number;
   /** Batches of one stream being published at once; more waits (flow control). @default 8 */
   streamPublishesInFlight?: number;
 }
@@ -34,7 +36,15 @@ export interface IngestServiceOptions {
 export function createIngestService(
   options: IngestServiceOptions,
 ): ServiceImpl<typeof IngestService> {
-  const { queue, rules, metrics } = options;
+  const { queue, rules, metrics, maxEvents } = options;
+  const checkSize = (request: IngestRequest) => {
+    if (request.events.length > maxEvents) {
+      throw new ConnectError(
+        `events: at most ${maxEvents} events per request, got ${request.events.length}`,
+        Code.ResourceExhausted,
+      );
+    }
+  };
   const inFlight = options.streamPublishesInFlight ?? 8;
 
   async function publish(batch: EventBatch) {
@@ -58,6 +68,7 @@ export function createIngestService(
       if (request.events.length === 0) {
         throw new ConnectError("events: at least one event is required", Code.InvalidArgument);
       }
+      checkSize(request);
       const prepared = prepare(request.events, 0, rules, ctx);
       countRejected(metrics, prepared.rejected);
       if (prepared.batch === undefined) {
@@ -79,6 +90,7 @@ export function createIngestService(
       let offset = 0;
       try {
         for await (const request of requests) {
+          checkSize(request);
           const prepared = prepare(request.events, offset, rules, ctx);
           countRejected(metrics, prepared.rejected);
           offset += request.events.length;

@@ -132,6 +132,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       ingest: createIngestService({
         queue: coalescePublishes(guardDepth(queue, { maxDepth: config.maxQueueDepth })),
         rules: { maxFutureSkewMs: config.maxFutureSkewMs },
+        maxEvents: config.maxEventsPerRequest,
         metrics,
       }),
       analytics: createAnalyticsService(warehouse),

@@ -141,8 +141,10 @@ export function createTranscoder(
       const out = await collect(res.body);
       const passed = passOn(res.header);
       if (res.status !== 200) {
+        // RESOURCE_EXHAUSTED is a rate (429, it says when to come back) or a size (413).
+        const status = res.status === 429 && passed["retry-after"] === undefined ? 413 : res.status;
         return {
-          status: res.status,
+          status,
           body: JSON.parse(out.toString("utf8") || "{}") as JsonValue,
           header: passed,
         };
