@@ -1,0 +1,147 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { rest } from "../clients.ts";
+import { AMQP_URL, REDIS_URL, rng, uniqueNamespace, uuidFrom, waitFor } from "../helpers.ts";
+import { startTcpProxy } from "../tcp-proxy.ts";
+
+/** How long the steady load runs, and how often a batch goes out. */
+const SECONDS = 40;
+const EVERY_MS = 50;
+const BATCH = 50; // 1,000 events/s
+
+const rssMb = (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+
+describe("soak: steady ingest with faults on a schedule (RabbitMQ, Redis, chDB)", () => {
+  const children: ChildProcess[] = [];
+  afterAll(() => {
+    for (const c of children) c.kill("SIGKILL");
+  });
+
+  it(`holds ${(BATCH * 1000) / EVERY_MS} events/s for ${SECONDS} s through Redis and RabbitMQ faults: every acknowledged event counted once, memory flat`, async () => {
+    const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port));
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    await new Promise((r) => server.close(r));
+    const namespace = uniqueNamespace();
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, "../../src/cli/main.ts"), "serve"],
+      {
+        env: {
+          PATH: process.env.PATH ?? "",
+          PORT: String(port),
+          HOST: "127.0.0.1",
+          AMQP_URL,
+          REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+          TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-soak-")),
+          TALLY_NAMESPACE: namespace,
+          TALLY_DEDUPE_TTL_SECONDS: "600",
+          LOG_LEVEL: "error",
+        },
+        stdio: "ignore",
+      },
+    );
+    children.push(child);
+    await waitFor(
+      () => rest(port, "/readyz").catch(() => ({ status: 0 })),
+      (r) => r.status === 200,
+    );
+
+    const random = rng(77);
+    const acknowledged = new Set<string>();
+    let closedConnections = 0;
+    const send = async (batch: object[]) => {
+      // Retry until acknowledged, as a client should: an UNAVAILABLE accepts nothing.
+      for (;;) {
+        const res = await rest(port, "/events", batch).catch(() => ({ status: 0 }));
+        if (res.status === 202) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const faults: [number, () => void][] = [
+      [10, () => proxy.cut()],
+      [13, () => proxy.restore()],
+      [
+        20,
+        () => {
+          const lines = execFileSync(
+            "rabbitmqctl",
+            ["list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+            { encoding: "utf8" },
+          );
+          for (const l of lines.split("\n").filter((x) => x.includes(`"tally-${namespace}"`))) {
+            closedConnections++;
+            execFileSync("rabbitmqctl", [
+              "close_connection",
+              l.split(/\s+/)[0] as string,
+              "soak: connection cut",
+            ]);
+          }
+        },
+      ],
+      [28, () => proxy.cut()],
+      [30, () => proxy.restore()],
+    ];
+    const rss: number[] = [];
+    const started = Date.now();
+    const inFlight: Promise<void>[] = [];
+    for (let tick = 0; tick < (SECONDS * 1000) / EVERY_MS; tick++) {
+      const due = started + tick * EVERY_MS;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+      const second = (tick * EVERY_MS) / 1000;
+      for (const [at, fault] of faults) if (Math.abs(second - at) < EVERY_MS / 2000) fault();
+      if (tick % (1000 / EVERY_MS) === 0) rss.push(rssMb(child.pid as number));
+      const batch = Array.from({ length: BATCH }, (_, i) => {
+        // One in ten repeats an event already acknowledged.
+        const repeat = acknowledged.size > 0 && random() < 0.1;
+        const id = repeat
+          ? [...acknowledged][Math.floor(random() * Math.min(acknowledged.size, 500))]
+          : uuidFrom(random);
+        return {
+          event_id: id,
+          occurred_at: "2025-10-28T12:00:00Z",
+          user_id: `u${(tick * BATCH + i) % 997}`,
+          event_type: "soak",
+        };
+      });
+      inFlight.push(
+        send(batch).then(() => {
+          for (const e of batch) acknowledged.add(e.event_id as string);
+        }),
+      );
+      if (inFlight.length > 50) await inFlight.shift();
+    }
+    await Promise.all(inFlight);
+    proxy.restore();
+
+    const counted = await waitFor(
+      async () => {
+        const res = await rest(
+          port,
+          "/stats/top-events?from=2025-10-28&to=2025-10-28&segment=event_type:soak",
+        );
+        return (res.body as { count: number }[] | undefined)?.[0]?.count ?? 0;
+      },
+      (n) => n >= acknowledged.size,
+      60_000,
+    );
+    expect(counted).toBe(acknowledged.size);
+    // The faults happened: the broker closed the service's connection, and while Redis was
+    // away repeats got past dedupe into the warehouse (where FINAL still counts them once).
+    expect(closedConnections).toBeGreaterThan(0);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const inserted = Number(/^tally_events_inserted_total (\d+)/m.exec(metrics)?.[1]);
+    expect(inserted).toBeGreaterThan(acknowledged.size);
+    // Flat memory: the last readings stay near those after warm-up.
+    const warm = Math.max(...rss.slice(5, 10));
+    const late = Math.max(...rss.slice(-5));
+    expect(late).toBeLessThan(warm * 1.5 + 50);
+    await proxy.close();
+  }, 180_000);
+});
