@@ -52,6 +52,18 @@ describe("limits, with the limit in the message", () => {
     });
   });
 
+  it("refuses an RPC message over the size limit with RESOURCE_EXHAUSTED, on gRPC and Connect", async () => {
+    // Three events of 30 KB properties each: a message over the 64 KiB limit.
+    const heavy = events(3).map((e) => toProto({ ...e, properties: { pad: "x".repeat(30_000) } }));
+    const clients = connectClients(port);
+    for (const name of ["grpc", "connect"] as const) {
+      await expect(clients[name].ingest.ingest({ events: heavy }), name).rejects.toMatchObject({
+        code: Code.ResourceExhausted,
+        rawMessage: expect.stringMatching(/65536/),
+      });
+    }
+  });
+
   it("refuses a body over the size limit, compressed or not", async () => {
     const big = JSON.stringify([{ ...events(1)[0], properties: { pad: "x".repeat(70_000) } }]);
     expect(await rest(port, "/events", big)).toMatchObject({
