@@ -38,6 +38,16 @@ export interface Tally {
 }
 
 /**
+ * Stops consuming: deliveries stop and held batches go back to the queue,
+ * together. One after the other, a batch handed back while an insert was
+ * still finishing was redelivered to this closing process at once, handed
+ * back again, and so on until the broker's delivery limit dead-lettered it.
+ */
+export async function stopConsuming(queue: EventQueue, consumer: BatchConsumer | undefined) {
+  await Promise.all([queue.close(), consumer?.close()]);
+}
+
+/**
  * Throws when `role` cannot run alone in a process with `config`: the
  * in-process queue and the embedded chDB live inside one process, so the
  * API and the consumer can only be split over RabbitMQ and a ClickHouse
@@ -172,8 +182,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       await api?.close();
       await rateLimiter?.close();
       await ops?.close();
-      await consumer?.close();
-      await queue.close();
+      await stopConsuming(queue, consumer);
       await dedupe.close();
       await warehouse.close();
     },

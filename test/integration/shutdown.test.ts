@@ -1,0 +1,138 @@
+import { randomBytes } from "node:crypto";
+import { Connection } from "rabbitmq-client";
+import { describe, expect, it } from "vitest";
+import { stopConsuming } from "../../src/app/tally.ts";
+import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
+import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
+import { createMetrics } from "../../src/observability/metrics.ts";
+import { encodeRow } from "../../src/queue/event-batch.ts";
+import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
+import { migrate } from "../../src/warehouse/migrations.ts";
+import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
+import { toProto } from "../clients.ts";
+import {
+  AMQP_URL,
+  DATA_DIR,
+  REDIS_URL,
+  realServices,
+  rng,
+  silentLog,
+  start,
+  testConfig,
+  uniqueNamespace,
+  uuidFrom,
+  waitFor,
+} from "../helpers.ts";
+
+describe("shutdown hands held batches back (RabbitMQ)", () => {
+  it("returns every batch a closing consumer holds to the queue, and dead-letters none", async () => {
+    // Flushes only far in the future: every delivered batch stays held.
+    const config = testConfig({
+      ...realServices(),
+      TALLY_FLUSH_INTERVAL_MS: "60000",
+      TALLY_PREFETCH: "64",
+    });
+    const consumer = await start(config, "consumer");
+    const producer = createRabbitQueue({ url: AMQP_URL, namespace: config.namespace, prefetch: 1 });
+    const random = rng(12);
+    for (let i = 0; i < 10; i++) {
+      const row = encodeRow(
+        toProto({
+          event_id: uuidFrom(random),
+          occurred_at: "2025-10-28T12:00:00Z",
+          user_id: "u",
+          event_type: "shutdown_test",
+        }),
+        "{}",
+        "2025-10-28 12:00:00.000000",
+      );
+      await producer.publish({
+        id: randomBytes(8).toString("hex"),
+        body: Buffer.from(row),
+        rows: 1,
+        acceptedAt: Date.now(),
+        requestIds: [],
+      });
+    }
+    const rabbit = new Connection(AMQP_URL);
+    const depth = async (queue: string) =>
+      (await rabbit.queueDeclare({ queue, passive: true })).messageCount;
+    // All ten delivered and held (none ready in the queue).
+    await waitFor(
+      () => depth(`${config.namespace}.events`),
+      (n) => n === 0,
+    );
+    await consumer.close();
+    await producer.close();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await depth(`${config.namespace}.events.dead`)).toBe(0);
+    expect(await depth(`${config.namespace}.events`)).toBe(10);
+    await rabbit.close();
+  });
+
+  it("dead-letters nothing when it stops while a slow insert is in flight", async () => {
+    const namespace = uniqueNamespace();
+    const queue = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 64 });
+    const dedupe = createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 });
+    const real = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
+    await migrate(real);
+    let inserting = false;
+    const slow: Warehouse = {
+      ...real,
+      insertTsv: async (t, c, b) => {
+        inserting = true;
+        await new Promise((r) => setTimeout(r, 1000));
+        await real.insertTsv(t, c, b);
+      },
+    };
+    const consumer = createBatchConsumer({
+      dedupe,
+      warehouse: slow,
+      flushRows: 1,
+      flushBatches: 1,
+      flushIntervalMs: 10,
+      metrics: createMetrics(),
+      log: silentLog,
+    });
+    await queue.consume(consumer.handle);
+    const producer = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 1 });
+    const random = rng(13);
+    const batch = () => {
+      const row = encodeRow(
+        toProto({
+          event_id: uuidFrom(random),
+          occurred_at: "2025-10-28T12:00:00Z",
+          user_id: "u",
+          event_type: "shutdown_test",
+        }),
+        "{}",
+        "2025-10-28 12:00:00.000000",
+      );
+      return {
+        id: randomBytes(8).toString("hex"),
+        body: Buffer.from(row),
+        rows: 1,
+        acceptedAt: Date.now(),
+        requestIds: [],
+      };
+    };
+    await producer.publish(batch());
+    await waitFor(
+      async () => inserting,
+      (v) => v,
+    );
+    // These arrive while the first insert is slow: the consumer holds them.
+    for (let i = 0; i < 5; i++) await producer.publish(batch());
+    await new Promise((r) => setTimeout(r, 200));
+    await stopConsuming(queue, consumer);
+    await producer.close();
+    const rabbit = new Connection(AMQP_URL);
+    const depth = async (q: string) =>
+      (await rabbit.queueDeclare({ queue: q, passive: true })).messageCount;
+    expect(await depth(`${namespace}.events.dead`)).toBe(0);
+    expect(await depth(`${namespace}.events`)).toBe(5); // the first was stored and acknowledged
+    await rabbit.close();
+    await dedupe.close();
+    await real.close();
+  });
+});
