@@ -19,7 +19,7 @@ describe("rate limits (a token bucket per key in Redis)", () => {
       testConfig({
         ...realServices(),
         TALLY_API_KEYS: "alice,bob",
-        TALLY_RATE_LIMIT_RPS: "2",
+        TALLY_RATE_LIMIT_RPS: "1",
         TALLY_RATE_LIMIT_BURST: "5",
       }),
     );
@@ -35,7 +35,7 @@ describe("rate limits (a token bucket per key in Redis)", () => {
     const limited = answers[6];
     expect(limited).toMatchObject({
       status: 429,
-      body: { code: "resource_exhausted", message: expect.stringContaining("2 requests/s") },
+      body: { code: "resource_exhausted", message: expect.stringContaining("1 requests/s") },
     });
     expect(Number(limited?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     // Bob has a bucket of his own.
@@ -50,7 +50,7 @@ describe("rate limits (a token bucket per key in Redis)", () => {
     ).rejects.toMatchObject({
       code: Code.ResourceExhausted,
     });
-    // Tokens come back at 2/s.
+    // Tokens come back at 1/s.
     await new Promise((r) => setTimeout(r, 1100));
     expect((await rest(port, query, undefined, as("alice"))).status).toBe(200);
   });
