@@ -1,13 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { checkpointPath } from "../../src/cli/import/checkpoint.ts";
 import { rest } from "../clients.ts";
-import { waitFor } from "../helpers.ts";
+import { freePort, waitFor } from "../helpers.ts";
 
 const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
 
@@ -30,14 +29,6 @@ function run(args: string[], env: Record<string, string>) {
   children.add(child);
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return { child, exit, stderr: () => stderr };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 /** `tally serve` on the embedded default in a fresh data directory, once ready. */

@@ -1,6 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -8,7 +7,7 @@ import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { runImport } from "../../src/cli/import/importer.ts";
 import type { ImportProgress } from "../../src/cli/import/progress.ts";
 import { rest } from "../clients.ts";
-import { AMQP_URL, REDIS_URL, uniqueNamespace, waitFor } from "../helpers.ts";
+import { AMQP_URL, freePort, REDIS_URL, uniqueNamespace, waitFor } from "../helpers.ts";
 
 const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
 const started = new Set<ChildProcess>();
@@ -16,14 +15,6 @@ afterEach(() => {
   for (const c of started) c.kill("SIGKILL");
   started.clear();
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** `tally serve` on RabbitMQ, Redis and chDB in `dataDir`, once ready. */
 async function serve(port: number, dataDir: string, namespace: string) {
@@ -76,6 +67,24 @@ function file(rows: number, seed: number, tag: string) {
   };
 }
 
+/** tally import as a patient client: retries for a long while, noting each failed send. */
+function importRetrying(path: string, port: number, progress: ImportProgress, notices: string[]) {
+  return runImport(
+    {
+      input: path,
+      url: `http://127.0.0.1:${port}`,
+      batchSize: 250,
+      segmentRows: 2000,
+      dryRun: false,
+      restart: false,
+      attempts: 60,
+      retryDelayMs: 100,
+      onNotice: (m) => notices.push(m),
+    },
+    progress,
+  );
+}
+
 async function counted(port: number, tag: string): Promise<number> {
   const res = await rest(port, "/stats/top-events?from=2024-05-01&to=2024-05-11");
   return (res.body as { event_type: string; count: number }[])
@@ -99,20 +108,7 @@ describe("the service killed mid-import (RabbitMQ, Redis, chDB)", () => {
         rowsRead: 0,
         rowsDone: 0,
       };
-      const importing = runImport(
-        {
-          input: path,
-          url: `http://127.0.0.1:${port}`,
-          batchSize: 250,
-          segmentRows: 2000,
-          dryRun: false,
-          restart: false,
-          attempts: 60,
-          retryDelayMs: 100,
-          onNotice: (m) => notices.push(m),
-        },
-        progress,
-      );
+      const importing = importRetrying(path, port, progress, notices);
       await waitFor(
         async () => progress.rowsDone,
         (n) => n >= 8000,
@@ -149,20 +145,7 @@ describe("the service killed mid-import (RabbitMQ, Redis, chDB)", () => {
       rowsRead: 0,
       rowsDone: 0,
     };
-    const importing = runImport(
-      {
-        input: path,
-        url: `http://127.0.0.1:${port}`,
-        batchSize: 250,
-        segmentRows: 2000,
-        dryRun: false,
-        restart: false,
-        attempts: 60,
-        retryDelayMs: 100,
-        onNotice: (m) => notices.push(m),
-      },
-      progress,
-    );
+    const importing = importRetrying(path, port, progress, notices);
     await waitFor(
       async () => progress.rowsDone,
       (n) => n >= 8000,
