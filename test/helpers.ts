@@ -61,7 +61,9 @@ export async function waitFor<T>(
 }
 
 /** Seeded randomness for reproducible test data: the generator's own. */
-export { seededRandom as rng, seededUuid as uuidFrom } from "../src/cli/gen/random.ts";
+import { seededRandom as rng, seededUuid as uuidFrom } from "../src/cli/gen/random.ts";
+
+export { rng, uuidFrom };
 
 /** A test event in the REST JSON shape. */
 export interface JsonEvent {
@@ -95,4 +97,15 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((r) => server.close(r));
   return port;
+}
+
+/** `n` events of one type on 2025-10-28, drawn from `seed`; user ids cycle through `users`. */
+export function sameDayEvents(n: number, seed: number, eventType: string, users = 1): JsonEvent[] {
+  const random = rng(seed);
+  return Array.from({ length: n }, (_, i) => ({
+    event_id: uuidFrom(random),
+    occurred_at: "2025-10-28T12:00:00Z",
+    user_id: `u${i % users}`,
+    event_type: eventType,
+  }));
 }

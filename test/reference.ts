@@ -69,40 +69,6 @@ export function refTopEvents(
     .map(([event_type, count]) => ({ event_type, count }));
 }
 
-export function refRetentionDaily(
-  events: readonly JsonEvent[],
-  start: string,
-  end: string,
-  windows: number,
-  tz: string,
-  segment = {},
-) {
-  const firsts = new Map<string, string>();
-  const active = new Set<string>();
-  for (const e of events) {
-    if (!matches(e, segment)) continue;
-    const d = dayIn(tz, e.occurred_at);
-    const f = firsts.get(e.user_id);
-    if (f === undefined || d < f) firsts.set(e.user_id, d);
-    active.add(`${e.user_id}/${d}`);
-  }
-  const out = [];
-  for (let c = start; c <= end; c = addDays(c, 1)) {
-    const members = [...firsts].filter(([, f]) => f === c).map(([u]) => u);
-    const retained = Array.from(
-      { length: windows + 1 },
-      (_, k) => members.filter((u) => active.has(`${u}/${addDays(c, k)}`)).length,
-    );
-    out.push({
-      cohort: c,
-      size: members.length,
-      retained,
-      rates: retained.map((n) => (members.length === 0 ? 0 : n / members.length)),
-    });
-  }
-  return out;
-}
-
 export function refActiveUsers(
   events: readonly JsonEvent[],
   from: string,
@@ -134,29 +100,36 @@ function mondayOf(day: string): string {
   return addDays(day, -((dow + 6) % 7));
 }
 
-export function refRetentionWeekly(
+/**
+ * Cohorts by the period (day, or ISO week) of each user's first event, and
+ * how many were active k periods later.
+ */
+export function refRetention(
   events: readonly JsonEvent[],
   start: string,
   end: string,
   windows: number,
   tz: string,
+  granularity: "day" | "week",
   segment = {},
 ) {
+  const period = (day: string) => (granularity === "day" ? day : mondayOf(day));
+  const step = granularity === "day" ? 1 : 7;
   const firsts = new Map<string, string>();
   const active = new Set<string>();
   for (const e of events) {
     if (!matches(e, segment)) continue;
-    const week = mondayOf(dayIn(tz, e.occurred_at));
+    const p = period(dayIn(tz, e.occurred_at));
     const f = firsts.get(e.user_id);
-    if (f === undefined || week < f) firsts.set(e.user_id, week);
-    active.add(`${e.user_id}/${week}`);
+    if (f === undefined || p < f) firsts.set(e.user_id, p);
+    active.add(`${e.user_id}/${p}`);
   }
   const out = [];
-  for (let c = mondayOf(start); c <= mondayOf(end); c = addDays(c, 7)) {
+  for (let c = period(start); c <= period(end); c = addDays(c, step)) {
     const members = [...firsts].filter(([, f]) => f === c).map(([u]) => u);
     const retained = Array.from(
       { length: windows + 1 },
-      (_, k) => members.filter((u) => active.has(`${u}/${addDays(c, 7 * k)}`)).length,
+      (_, k) => members.filter((u) => active.has(`${u}/${addDays(c, step * k)}`)).length,
     );
     out.push({
       cohort: c,

@@ -13,6 +13,12 @@ const SCOPE_OF: Record<string, Scope> = {
 
 const digest = (key: string) => createHash("sha256").update(key).digest();
 
+/** The key a request carries, as `Authorization: Bearer KEY` or `x-api-key: KEY`. */
+export function apiKeyOf(header: Headers): string | undefined {
+  const bearer = /^Bearer\s+(.+)$/i.exec(header.get("authorization") ?? "")?.[1];
+  return (bearer ?? header.get("x-api-key") ?? undefined)?.trim();
+}
+
 /**
  * With keys configured, every RPC but health checks needs one, as
  * `Authorization: Bearer KEY` or `x-api-key: KEY`; REST is transcoded through
@@ -26,15 +32,14 @@ export function createAuthInterceptor(keys: readonly ApiKey[]): Interceptor {
   const known = keys.map((k) => ({ digest: digest(k.key), scopes: k.scopes }));
   return (next) => async (req) => {
     if (OPEN_SERVICES.has(req.service.typeName)) return next(req);
-    const bearer = /^Bearer\s+(.+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
-    const given = bearer ?? req.header.get("x-api-key");
-    if (given === null || given === undefined) {
+    const given = apiKeyOf(req.header);
+    if (given === undefined) {
       throw new ConnectError(
         "an API key is required: send Authorization: Bearer KEY or x-api-key: KEY",
         Code.Unauthenticated,
       );
     }
-    const d = digest(given.trim());
+    const d = digest(given);
     let match: (typeof known)[number] | undefined;
     for (const k of known) if (timingSafeEqual(k.digest, d)) match ??= k;
     if (match === undefined)

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { collect } from "./body.ts";
 
 /**
  * connect-es reports a request it cannot decode from protobuf as
@@ -39,13 +40,9 @@ export function reclassifyDecodeErrors(handler: UniversalHandler): UniversalHand
     if (res.status === 500 && res.header?.get("content-type")?.startsWith("application/json")) {
       const body = await collect(res.body);
       const json = JSON.parse(body.toString("utf8") || "{}") as { code?: string; message?: string };
-      const text = Buffer.from(
-        json.code === "internal" && DECODE.test(json.message ?? "")
-          ? JSON.stringify({ ...json, code: "invalid_argument" })
-          : body.toString("utf8"),
-      );
-      const rewritten = text.toString("utf8") !== body.toString("utf8");
-      return withBody(res, rewritten ? 400 : res.status, text);
+      if (json.code !== "internal" || !DECODE.test(json.message ?? ""))
+        return withBody(res, res.status, body);
+      return withBody(res, 400, Buffer.from(JSON.stringify({ ...json, code: "invalid_argument" })));
     }
     return res;
   }, handler);
@@ -71,10 +68,4 @@ function withBody(
       yield body;
     })(),
   };
-}
-
-async function collect(body: AsyncIterable<Uint8Array> | undefined): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  if (body !== undefined) for await (const c of body) chunks.push(c);
-  return Buffer.concat(chunks);
 }

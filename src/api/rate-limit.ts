@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
+import { apiKeyOf } from "./auth.ts";
 
 /** The caller's network address, for limiting callers without keys. */
 export const clientAddressKey = createContextKey<string>("", { description: "client address" });
@@ -22,11 +23,9 @@ export function createRateLimitInterceptor(
 ): Interceptor {
   return (next) => async (req) => {
     if (UNLIMITED.has(req.service.typeName)) return next(req);
-    const key =
-      /^Bearer\s+(.+)$/i.exec(req.header.get("authorization") ?? "")?.[1] ??
-      req.header.get("x-api-key");
+    const key = apiKeyOf(req.header);
     const caller = key
-      ? `key:${createHash("sha256").update(key.trim()).digest("hex").slice(0, 32)}`
+      ? `key:${createHash("sha256").update(key).digest("hex").slice(0, 32)}`
       : `addr:${req.contextValues.get(clientAddressKey)}`;
     let waitMs = 0;
     try {

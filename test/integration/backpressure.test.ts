@@ -2,25 +2,9 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
 import { connectClients, rest, toProto } from "../clients.ts";
-import {
-  type JsonEvent,
-  realServices,
-  rng,
-  start,
-  testConfig,
-  uuidFrom,
-  waitFor,
-} from "../helpers.ts";
+import { realServices, sameDayEvents, start, testConfig, waitFor } from "../helpers.ts";
 
-const events = (n: number, seed: number): JsonEvent[] => {
-  const random = rng(seed);
-  return Array.from({ length: n }, () => ({
-    event_id: uuidFrom(random),
-    occurred_at: "2025-10-28T12:00:00Z",
-    user_id: "u1",
-    event_type: "backpressure_test",
-  }));
-};
+const events = (n: number, seed: number) => sameDayEvents(n, seed, "backpressure_test");
 
 describe("backpressure: a queue over its depth limit", () => {
   let tally: Tally;

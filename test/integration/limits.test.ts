@@ -3,17 +3,9 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
 import { connectClients, rest, toProto } from "../clients.ts";
-import { type JsonEvent, realServices, rng, start, testConfig, uuidFrom } from "../helpers.ts";
+import { realServices, sameDayEvents, start, testConfig } from "../helpers.ts";
 
-const events = (n: number): JsonEvent[] => {
-  const random = rng(n);
-  return Array.from({ length: n }, () => ({
-    event_id: uuidFrom(random),
-    occurred_at: "2025-10-28T12:00:00Z",
-    user_id: "u",
-    event_type: "limits_test",
-  }));
-};
+const events = (n: number) => sameDayEvents(n, n, "limits_test");
 
 describe("limits, with the limit in the message", () => {
   let tally: Tally;

@@ -4,23 +4,14 @@ import { connectClients, grpcJsClient, rest, toProto } from "../clients.ts";
 import {
   type JsonEvent,
   realServices,
-  rng,
+  sameDayEvents,
   start,
   testConfig,
-  uuidFrom,
   waitFor,
 } from "../helpers.ts";
 import { parseMetrics, sumOf } from "../metrics-text.ts";
 
-function events(n: number, seed: number): JsonEvent[] {
-  const random = rng(seed);
-  return Array.from({ length: n }, (_, i) => ({
-    event_id: uuidFrom(random),
-    occurred_at: "2025-10-28T12:00:00Z",
-    user_id: `u${i % 17}`,
-    event_type: "metrics_test",
-  }));
-}
+const events = (n: number, seed: number) => sameDayEvents(n, seed, "metrics_test", 17);
 
 describe("/metrics after ingest traffic (RabbitMQ, Redis, chDB)", () => {
   let tally: Tally;

@@ -12,14 +12,7 @@ import {
   waitFor,
   warehouseCounts,
 } from "../helpers.ts";
-import {
-  firstCopies,
-  refActiveUsers,
-  refDau,
-  refRetentionDaily,
-  refRetentionWeekly,
-  refTopEvents,
-} from "../reference.ts";
+import { firstCopies, refActiveUsers, refDau, refRetention, refTopEvents } from "../reference.ts";
 
 const TYPES = ["page_view", "page_view", "page_view", "click", "click", "signup", "purchase"];
 const COUNTRIES = ["UA", "PL", "US"];
@@ -133,11 +126,13 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
       ],
       [
         "/stats/retention?start_date=2025-10-20&end_date=2025-10-25&windows=4",
-        refRetentionDaily(unique, "2025-10-20", "2025-10-25", 4, "UTC"),
+        refRetention(unique, "2025-10-20", "2025-10-25", 4, "UTC", "day"),
       ],
       [
         "/stats/retention?start_date=2025-10-20&end_date=2025-10-29&windows=3&granularity=day&segment=event_type:click&tz=Europe/Kyiv",
-        refRetentionDaily(unique, "2025-10-20", "2025-10-29", 3, "Europe/Kyiv", { type: "click" }),
+        refRetention(unique, "2025-10-20", "2025-10-29", 3, "Europe/Kyiv", "day", {
+          type: "click",
+        }),
       ],
     ];
     // Active users over rolling windows, and ISO-week cohorts; Europe/Kyiv left DST on 2025-10-26.
@@ -156,7 +151,9 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
       ],
       [
         "/stats/retention?start_date=2025-10-15&end_date=2025-10-29&windows=2&granularity=week&tz=Europe/Kyiv&segment=properties.country:UA",
-        refRetentionWeekly(unique, "2025-10-15", "2025-10-29", 2, "Europe/Kyiv", { country: "UA" }),
+        refRetention(unique, "2025-10-15", "2025-10-29", 2, "Europe/Kyiv", "week", {
+          country: "UA",
+        }),
       ],
     );
     for (const [path, want] of cases) {

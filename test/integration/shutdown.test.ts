@@ -64,9 +64,11 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
     );
     await consumer.close();
     await producer.close();
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor(
+      () => depth(`${config.namespace}.events`),
+      (n) => n === 10,
+    );
     expect(await depth(`${config.namespace}.events.dead`)).toBe(0);
-    expect(await depth(`${config.namespace}.events`)).toBe(10);
     await rabbit.close();
   });
 
@@ -123,14 +125,21 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
     );
     // These arrive while the first insert is slow: the consumer holds them.
     for (let i = 0; i < 5; i++) await producer.publish(batch());
-    await new Promise((r) => setTimeout(r, 200));
-    await stopConsuming(queue, consumer);
-    await producer.close();
     const rabbit = new Connection(AMQP_URL);
     const depth = async (q: string) =>
       (await rabbit.queueDeclare({ queue: q, passive: true })).messageCount;
+    await waitFor(
+      () => depth(`${namespace}.events`),
+      (n) => n === 0,
+    );
+    await stopConsuming(queue, consumer);
+    await producer.close();
+    // All five back on the queue (the first was stored and acknowledged), none dead-lettered.
+    await waitFor(
+      () => depth(`${namespace}.events`),
+      (n) => n === 5,
+    );
     expect(await depth(`${namespace}.events.dead`)).toBe(0);
-    expect(await depth(`${namespace}.events`)).toBe(5); // the first was stored and acknowledged
     await rabbit.close();
     await dedupe.close();
     await real.close();

@@ -14,6 +14,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { http } from "../../../gen/google/api/annotations_pb.js";
+import { collect } from "../body.ts";
 import { restRouteKey } from "../observe-rpc.ts";
 import { clientAddressKey } from "../rate-limit.ts";
 import { bodyErrorsKey } from "./body-errors.ts";
@@ -267,11 +268,4 @@ function passOn(header: Headers | undefined): Record<string, string> {
     if (!/^(content-|connect-|grpc-|accept-encoding)/.test(name)) out[name] = value;
   });
   return out;
-}
-
-async function collect(body: AsyncIterable<Uint8Array> | undefined): Promise<Buffer> {
-  if (body === undefined) return Buffer.alloc(0);
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }
