@@ -9,6 +9,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { markdownTable, type Section, textTable } from "./lib/table.ts";
+import { analytics } from "./scenarios/analytics.ts";
 import { importCsv } from "./scenarios/import.ts";
 import { stages } from "./scenarios/stages.ts";
 import { throughput } from "./scenarios/throughput.ts";
@@ -19,13 +20,14 @@ const SCENARIOS = {
   stages: (scale: number) => stages(scale),
   unary: (scale: number) => unary(scale, 18_702),
   import: (scale: number) => importCsv(scale, 18_703),
+  analytics: (scale: number) => analytics(scale),
 } as const;
 type Name = keyof typeof SCENARIOS;
 
 const HELP = `npm run bench -- [--scale S] [--only a,b] [--out PATH]
 
-  --scale S    size of every scenario: 1 (default) is 1,000,000 events end to end;
-               0.01 is a quick check that everything runs
+  --scale S    size of every scenario: 1 (default) is 1,000,000 events end to end
+               and 10,000,000 for the stats; 0.01 is a quick check that everything runs
   --only LIST  some of: ${Object.keys(SCENARIOS).join(", ")}
   --out PATH   where to write the results (default bench/RESULTS.md)
 `;

@@ -11,23 +11,57 @@ export function firstCopies(sent: readonly JsonEvent[]): JsonEvent[] {
   return [...seen.values()];
 }
 
+const dayFormats = new Map<string, Intl.DateTimeFormat>();
+const days = new Map<string, string>();
+
+/** The calendar day (YYYY-MM-DD) of an instant in `tz`, by the platform's own zone rules. */
 export function dayIn(tz: string, iso: string): string {
-  return new Intl.DateTimeFormat("en-CA", {
-    timeZone: tz,
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-  }).format(new Date(iso));
+  const key = `${tz} ${iso}`;
+  let day = days.get(key);
+  if (day === undefined) {
+    let format = dayFormats.get(tz);
+    if (format === undefined) {
+      format = new Intl.DateTimeFormat("en-CA", {
+        timeZone: tz,
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+      });
+      dayFormats.set(tz, format);
+    }
+    day = format.format(new Date(iso));
+    days.set(key, day);
+  }
+  return day;
 }
 
 function addDays(date: string, n: number): string {
   return new Date(Date.parse(`${date}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
 }
 
-function matches(e: JsonEvent, segment: { type?: string; country?: string }): boolean {
-  if (segment.type !== undefined && e.event_type !== segment.type) return false;
-  if (segment.country !== undefined && e.properties?.country !== segment.country) return false;
-  return true;
+/** A segment: the API's `segment=` strings, or the shorthand { type, country }. */
+export type RefSegment = readonly string[] | { type?: string; country?: string };
+
+function matches(e: JsonEvent, segment: RefSegment): boolean {
+  const wanted = Array.isArray(segment)
+    ? segment
+    : [
+        ...("type" in segment && segment.type !== undefined ? [`event_type:${segment.type}`] : []),
+        ...("country" in segment && segment.country !== undefined
+          ? [`properties.country:${segment.country}`]
+          : []),
+      ];
+  return wanted.every((s) => {
+    const colon = s.indexOf(":");
+    const [key, value] = [s.slice(0, colon), s.slice(colon + 1)];
+    if (key === "event_type") return e.event_type === value;
+    let v: unknown = e.properties;
+    for (const k of key.slice("properties.".length).split(".")) {
+      if (v === null || typeof v !== "object" || !(k in v)) return false;
+      v = (v as Record<string, unknown>)[k];
+    }
+    return (typeof v === "string" ? v : JSON.stringify(v)) === value;
+  });
 }
 
 export function refDau(
@@ -35,7 +69,7 @@ export function refDau(
   from: string,
   to: string,
   tz: string,
-  segment = {},
+  segment: RefSegment = {},
 ) {
   const out = [];
   for (let d = from; d <= to; d = addDays(d, 1)) {
@@ -55,7 +89,7 @@ export function refTopEvents(
   to: string,
   tz: string,
   limit: number,
-  segment = {},
+  segment: RefSegment = {},
 ) {
   const counts = new Map<string, number>();
   for (const e of events) {
@@ -75,7 +109,7 @@ export function refActiveUsers(
   to: string,
   windowDays: number,
   tz: string,
-  segment = {},
+  segment: RefSegment = {},
 ) {
   const out = [];
   for (let d = from; d <= to; d = addDays(d, 1)) {
@@ -111,7 +145,7 @@ export function refRetention(
   windows: number,
   tz: string,
   granularity: "day" | "week",
-  segment = {},
+  segment: RefSegment = {},
 ) {
   const period = (day: string) => (granularity === "day" ? day : mondayOf(day));
   const step = granularity === "day" ? 1 : 7;

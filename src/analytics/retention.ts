@@ -11,7 +11,7 @@ import {
   parseTimeZone,
   today,
 } from "./params.ts";
-import { parseSegments, segmentsSql } from "./segments.ts";
+import { chooseSource, type ReadOptions } from "./source.ts";
 
 /** Parameters of {@link retention}, as in `GET /stats/retention`. */
 export interface RetentionQuery {
@@ -32,7 +32,11 @@ export interface RetentionQuery {
  * of each cohort were active k periods later. Segments filter the events
  * that count, for the first event and for activity alike.
  */
-export async function retention(warehouse: Warehouse, q: RetentionQuery, now = new Date()) {
+export async function retention(
+  warehouse: Warehouse,
+  q: RetentionQuery,
+  options: ReadOptions & { now?: Date } = {},
+) {
   const granularity = parseChoice("granularity", q.granularity, ["day", "week"] as const);
   const windows = parseBounded("windows", q.windows, 1, 365, 7);
   const tz = parseTimeZone(q.tz);
@@ -42,7 +46,7 @@ export async function retention(warehouse: Warehouse, q: RetentionQuery, now = n
   const start = align(parseDay("start_date", q.startDate));
   const end =
     q.endDate === ""
-      ? align(today(tz, now)) - step // the last complete period
+      ? align(today(tz, options.now)) - step // the last complete period
       : align(parseDay("end_date", q.endDate));
   if (start > end) {
     throw new InvalidParameterError(
@@ -56,24 +60,33 @@ export async function retention(warehouse: Warehouse, q: RetentionQuery, now = n
       `the cohorts may span at most ${MAX_RANGE_DAYS} days`,
     );
   }
-  const segments = segmentsSql(parseSegments(q.segment));
-  const period =
-    granularity === "day"
-      ? "toDate(occurred_at, {tz:String})"
-      : "toMonday(occurred_at, {tz:String})";
+  const source = chooseSource(tz, q.segment, options);
+  const period = (day: string) => (granularity === "day" ? day : `toMonday(${day})`);
+  const [firsts, activity] =
+    source.kind === "rollups"
+      ? [
+          `SELECT user_id, ${period("min(first_day)")} AS cohort
+           FROM ${warehouse.db}.first_days WHERE event_type = {type:String}
+           GROUP BY user_id`,
+          `SELECT DISTINCT user_id, ${period("day")} AS period
+           FROM ${warehouse.db}.user_days WHERE event_type = {type:String}`,
+        ]
+      : [
+          `SELECT user_id, ${period("min(toDate(occurred_at, {tz:String}))")} AS cohort
+           FROM ${warehouse.db}.events FINAL WHERE ${source.where}
+           GROUP BY user_id`,
+          `SELECT DISTINCT user_id, ${period("toDate(occurred_at, {tz:String})")} AS period
+           FROM ${warehouse.db}.events FINAL WHERE ${source.where}`,
+        ];
   const rows = await warehouse.rows<{ cohort: string; k: number; users: string }>(
     `WITH
        firsts AS (
-         SELECT user_id, min(${period}) AS cohort
-         FROM ${warehouse.db}.events FINAL
-         WHERE ${segments.sql}
-         GROUP BY user_id
+         ${firsts}
          HAVING cohort BETWEEN toDate({start:String}) AND toDate({end:String})
        ),
        activity AS (
-         SELECT DISTINCT user_id, ${period} AS period
-         FROM ${warehouse.db}.events FINAL
-         WHERE period BETWEEN toDate({start:String}) AND toDate({last:String}) AND ${segments.sql}
+         SELECT * FROM (${activity})
+         WHERE period BETWEEN toDate({start:String}) AND toDate({last:String})
        )
      SELECT toString(f.cohort) AS cohort,
             toUInt32(intDiv(dateDiff('day', f.cohort, a.period), {step:UInt32})) AS k,
@@ -82,7 +95,7 @@ export async function retention(warehouse: Warehouse, q: RetentionQuery, now = n
      WHERE a.period >= f.cohort AND a.period <= f.cohort + {span:UInt32}
      GROUP BY cohort, k`,
     {
-      ...segments.params,
+      ...source.params,
       tz,
       start: formatDay(start),
       end: formatDay(end),

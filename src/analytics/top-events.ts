@@ -1,6 +1,6 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { formatDay, parseBounded, parseRange, parseTimeZone } from "./params.ts";
-import { parseSegments, segmentsSql } from "./segments.ts";
+import { chooseSource, type ReadOptions } from "./source.ts";
 
 /** Parameters of {@link topEvents}, as in `GET /stats/top-events`. */
 export interface TopEventsQuery {
@@ -13,20 +13,31 @@ export interface TopEventsQuery {
 }
 
 /** Most frequent event types in the range, ties by name; each event_id counts once. */
-export async function topEvents(warehouse: Warehouse, q: TopEventsQuery) {
+export async function topEvents(
+  warehouse: Warehouse,
+  q: TopEventsQuery,
+  options: ReadOptions = {},
+) {
   const range = parseRange(q.from, q.to);
   const limit = parseBounded("limit", q.limit, 1, 1000, 10);
   const tz = parseTimeZone(q.tz);
-  const segments = segmentsSql(parseSegments(q.segment));
+  const source = chooseSource(tz, q.segment, options);
+  const params = { tz, from: formatDay(range.from), to: formatDay(range.to), limit };
   const rows = await warehouse.rows<{ event_type: string; count: string }>(
     `SELECT event_type, count() AS count
-     FROM ${warehouse.db}.events FINAL
-     WHERE toDate(occurred_at, {tz:String}) BETWEEN toDate({from:String}) AND toDate({to:String})
-       AND ${segments.sql}
+     ${
+       source.kind === "rollups"
+         ? `FROM ${warehouse.db}.day_events FINAL
+            WHERE day BETWEEN toDate({from:String}) AND toDate({to:String})
+              AND ({type:String} = '' OR event_type = {type:String})`
+         : `FROM ${warehouse.db}.events FINAL
+            WHERE toDate(occurred_at, {tz:String}) BETWEEN toDate({from:String}) AND toDate({to:String})
+              AND ${source.where}`
+     }
      GROUP BY event_type
      ORDER BY count DESC, event_type ASC
      LIMIT {limit:UInt32}`,
-    { ...segments.params, tz, from: formatDay(range.from), to: formatDay(range.to), limit },
+    { ...params, ...source.params },
   );
   return rows.map((r) => ({ eventType: r.event_type, count: Number(r.count) }));
 }

@@ -18,6 +18,7 @@ import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
 import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
+import { compactRollups } from "../warehouse/compact.ts";
 import { migrate } from "../warehouse/migrations.ts";
 import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
 
@@ -104,6 +105,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     { name: warehouse.kind, check: () => warehouse.check() },
   ];
   let consumer: BatchConsumer | undefined;
+  let compaction: NodeJS.Timeout | undefined;
   if (role !== "api") {
     consumer = createBatchConsumer({
       dedupe,
@@ -119,6 +121,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       log: log.child({ role: "consumer" }),
     });
     await queue.consume(consumer.handle);
+    compaction = scheduleCompaction(warehouse, log.child({ role: "consumer" }));
   }
 
   let api: ApiServer | undefined;
@@ -182,9 +185,24 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       await api?.close();
       await rateLimiter?.close();
       await ops?.close();
+      clearInterval(compaction);
       await stopConsuming(queue, consumer);
       await dedupe.close();
       await warehouse.close();
     },
   };
+}
+
+/** Compacts the rollups' closed months every ten minutes, for as long as the process consumes. */
+function scheduleCompaction(warehouse: Warehouse, log: Logger): NodeJS.Timeout {
+  const timer = setInterval(async () => {
+    try {
+      const merged = await compactRollups(warehouse);
+      if (merged.length > 0) log.info({ merged }, "compacted rollups");
+    } catch (err) {
+      log.warn({ err }, "compacting the rollups failed; will retry");
+    }
+  }, 600_000);
+  timer.unref();
+  return timer;
 }

@@ -126,26 +126,50 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         rows.push(item.rows[i] as string);
       }
     }
-    let keep: boolean[] | undefined;
+    let keep: boolean[];
     const started = performance.now();
     try {
       keep = await dedupe.claim(ids, owners);
       metrics.redisRoundTrip.observe((performance.now() - started) / 1000);
+      // A store that forgets on restart cannot vouch for what came before it:
+      // the warehouse has the last word on the ids it let through.
+      if (!dedupe.durable) keep = await notStored(ids, keep);
     } catch (err) {
-      // Without the store, insert everything: the warehouse collapses repeats
-      // (first accepted copy wins), so stats stay exact; only storage grows.
-      log.warn({ err }, `dedupe store (${dedupe.kind}) unavailable; inserting without it`);
+      // Without the store, ask the warehouse instead: slower, but a repeat
+      // with other fields must not reach the rollups, where it would count.
+      log.warn(
+        { err },
+        `dedupe store (${dedupe.kind}) unavailable; checking the warehouse instead`,
+      );
+      keep = await notStored(
+        ids,
+        ids.map(() => true),
+      );
     }
     let text = "";
     let count = 0;
     for (let i = 0; i < rows.length; i++) {
-      if (keep !== undefined && !keep[i]) continue;
+      if (!keep[i]) continue;
       text += `${rows[i]}\n`;
       count++;
     }
     const received = items.reduce((n, item) => n + item.rows.length, 0);
     metrics.eventsDeduplicated.inc(received - count);
     return { rows: text, count };
+  }
+
+  /** `keep`, less the ids the events table already holds (asked in chunks that fit a URL). */
+  async function notStored(ids: readonly string[], keep: boolean[]): Promise<boolean[]> {
+    const asked = ids.filter((_, i) => keep[i]);
+    const stored = new Set<string>();
+    for (let i = 0; i < asked.length; i += 2000) {
+      const rows = await warehouse.rows<{ id: string }>(
+        `SELECT DISTINCT toString(event_id) AS id FROM ${warehouse.db}.events WHERE event_id IN {ids:Array(UUID)}`,
+        { ids: asked.slice(i, i + 2000) },
+      );
+      for (const r of rows) stored.add(r.id);
+    }
+    return keep.map((k, i) => k && !stored.has(ids[i] as string));
   }
 
   async function insertWithRetry(body: string, count: number) {

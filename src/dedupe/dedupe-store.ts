@@ -10,6 +10,8 @@
 export interface DedupeStore {
   /** Human name for health reports ("redis", "in-process"). */
   readonly kind: string;
+  /** Whether claims outlive the process (Redis) or are forgotten by a restart (in-process). */
+  readonly durable: boolean;
   /** `owners[i]` claims `ids[i]`; the result's i-th entry says whether to store it. */
   claim(ids: readonly string[], owners: readonly string[]): Promise<boolean[]>;
   /** Throws when the store cannot answer now. */

@@ -10,6 +10,7 @@ export function createMemoryDedupe(ttlSeconds: number, now = Date.now): DedupeSt
   let nextSweep = now() + 60_000;
   return {
     kind: "in-process",
+    durable: false,
     async claim(ids, batchOwners) {
       const t = now();
       if (t >= nextSweep) {

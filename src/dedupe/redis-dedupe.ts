@@ -51,6 +51,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
   const ttl = String(options.ttlSeconds);
   return {
     kind: "redis",
+    durable: true,
     async claim(ids, owners) {
       if (ids.length === 0) return [];
       await connected();

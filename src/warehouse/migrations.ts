@@ -8,6 +8,31 @@ interface Migration {
 }
 
 /**
+ * The rollups the materialized views keep, each as a SELECT over the events.
+ * Every rollup is a set (or a minimum), so a repeated copy of an event adds
+ * nothing: an event stored twice counts once in them as in the events table.
+ */
+const ROLLUPS: readonly [string, (events: string) => string][] = [
+  [
+    "user_days",
+    (events) =>
+      `SELECT DISTINCT type AS event_type, toDate(occurred_at) AS day, user_id
+       FROM ${events} ARRAY JOIN [event_type, ''] AS type`,
+  ],
+  [
+    "day_events",
+    (events) => `SELECT toDate(occurred_at) AS day, event_type, event_id FROM ${events}`,
+  ],
+  [
+    "first_days",
+    (events) =>
+      `SELECT type AS event_type, user_id, min(toDate(occurred_at)) AS first_day
+       FROM ${events} ARRAY JOIN [event_type, ''] AS type
+       GROUP BY type, user_id`,
+  ],
+];
+
+/**
  * The events table keeps every stored row. Its sorting key is the event_id
  * alone, so every copy of an event collapses into one, whatever its other
  * fields say; `version` falls as acceptance time rises, so the copy that
@@ -30,6 +55,44 @@ export const MIGRATIONS: readonly Migration[] = [
       )
       ENGINE = ReplacingMergeTree(version)
       ORDER BY event_id`,
+    ],
+  },
+  {
+    version: 2,
+    name: "daily rollups",
+    statements: (db) => [
+      // Which users were active on which UTC day, per event type and for any
+      // type (''): DAU, WAU/MAU and retention read this, not the events.
+      `CREATE TABLE IF NOT EXISTS ${db}.user_days (
+        event_type LowCardinality(String),
+        day Date,
+        user_id String
+      )
+      ENGINE = ReplacingMergeTree
+      PARTITION BY toYYYYMM(day)
+      ORDER BY (event_type, day, user_id)`,
+      // Each event_id once per UTC day and type: exact counts for top events.
+      `CREATE TABLE IF NOT EXISTS ${db}.day_events (
+        day Date,
+        event_type LowCardinality(String),
+        event_id UUID
+      )
+      ENGINE = ReplacingMergeTree
+      PARTITION BY toYYYYMM(day)
+      ORDER BY (day, event_type, event_id)`,
+      // Each user's first UTC day, per event type and for any type: the cohorts.
+      `CREATE TABLE IF NOT EXISTS ${db}.first_days (
+        event_type LowCardinality(String),
+        user_id String,
+        first_day SimpleAggregateFunction(min, Date)
+      )
+      ENGINE = AggregatingMergeTree
+      ORDER BY (event_type, user_id)`,
+      ...ROLLUPS.flatMap(([table, select]) => [
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${table}_mv TO ${db}.${table} AS ${select(`${db}.events`)}`,
+        // Events stored before this step; an event also seen by the view counts once.
+        `INSERT INTO ${db}.${table} ${select(`${db}.events FINAL`)}`,
+      ]),
     ],
   },
 ];

@@ -26,6 +26,8 @@ export interface Warehouse {
   readonly kind: string;
   /** The database's name, quoted for SQL. */
   readonly db: string;
+  /** The database's name as it is, for the system tables. */
+  readonly database: string;
   readonly client: ClickHouseClient;
   /** Inserts TabSeparated rows into `table`, naming their columns. */
   insertTsv(table: string, columns: readonly string[], body: string): Promise<void>;
@@ -54,6 +56,7 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
   return {
     kind: options.url === undefined ? "chdb" : "clickhouse",
     db,
+    database: options.database,
     client,
     async insertTsv(table, columns, body) {
       const started = performance.now();
