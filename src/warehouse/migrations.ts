@@ -16,7 +16,7 @@ const ROLLUPS: readonly [string, (events: string) => string][] = [
   [
     "user_days",
     (events) =>
-      `SELECT DISTINCT type AS event_type, toDate(occurred_at) AS day, user_id
+      `SELECT type AS event_type, toDate(occurred_at) AS day, user_id
        FROM ${events} ARRAY JOIN [event_type, ''] AS type`,
   ],
   [
