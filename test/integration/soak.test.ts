@@ -132,12 +132,13 @@ describe("soak: steady ingest with faults on a schedule (RabbitMQ, Redis, chDB)"
       60_000,
     );
     expect(counted).toBe(acknowledged.size);
-    // The faults happened: the broker closed the service's connection, and while Redis was
-    // away repeats got past dedupe into the warehouse (where FINAL still counts them once).
+    // The faults happened: the broker closed the service's connection. While Redis was away
+    // the consumer asked the warehouse instead, so every event was stored at least once (a
+    // batch redelivered after a lost ack is stored again, and counted once).
     expect(closedConnections).toBeGreaterThan(0);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const inserted = Number(/^tally_events_inserted_total (\d+)/m.exec(metrics)?.[1]);
-    expect(inserted).toBeGreaterThan(acknowledged.size);
+    expect(inserted).toBeGreaterThanOrEqual(acknowledged.size);
     // Flat memory: the last readings stay near those after warm-up.
     const warm = Math.max(...rss.slice(5, 10));
     const late = Math.max(...rss.slice(-5));
