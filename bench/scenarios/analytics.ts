@@ -11,6 +11,7 @@ import { CSV_COLUMNS } from "../../src/cli/import/csv-events.ts";
 import { compactRollups } from "../../src/warehouse/compact.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
+import { quantile } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 
 const FIRST_DAY = "2025-01-01";
@@ -137,6 +138,5 @@ async function latency(call: () => Promise<unknown>, runs: number) {
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
-  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0;
-  return { p50: at(0.5), p95: at(0.95) };
+  return { p50: quantile(times, 0.5), p95: quantile(times, 0.95) };
 }

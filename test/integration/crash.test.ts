@@ -67,9 +67,19 @@ function file(rows: number, seed: number, tag: string) {
   };
 }
 
-/** tally import as a patient client: retries for a long while, noting each failed send. */
-function importRetrying(path: string, port: number, progress: ImportProgress, notices: string[]) {
-  return runImport(
+/**
+ * tally import as a patient client (retrying for a long while, noting each
+ * failed send), started and awaited until 8,000 rows are acknowledged.
+ */
+async function importUnderway(path: string, port: number) {
+  const notices: string[] = [];
+  const progress: ImportProgress = {
+    bytesRead: 0,
+    totalBytes: undefined,
+    rowsRead: 0,
+    rowsDone: 0,
+  };
+  const importing = runImport(
     {
       input: path,
       url: `http://127.0.0.1:${port}`,
@@ -83,6 +93,11 @@ function importRetrying(path: string, port: number, progress: ImportProgress, no
     },
     progress,
   );
+  await waitFor(
+    async () => progress.rowsDone,
+    (n) => n >= 8000,
+  );
+  return { importing, notices };
 }
 
 async function counted(port: number, tag: string): Promise<number> {
@@ -101,18 +116,7 @@ describe("the service killed mid-import (RabbitMQ, Redis, chDB)", () => {
       const tag = signal.toLowerCase();
       const { path, unique } = file(40_000, signal === "SIGKILL" ? 31 : 32, tag);
       let service = await serve(port, dataDir, namespace);
-      const notices: string[] = [];
-      const progress: ImportProgress = {
-        bytesRead: 0,
-        totalBytes: undefined,
-        rowsRead: 0,
-        rowsDone: 0,
-      };
-      const importing = importRetrying(path, port, progress, notices);
-      await waitFor(
-        async () => progress.rowsDone,
-        (n) => n >= 8000,
-      );
+      const { importing, notices } = await importUnderway(path, port);
       const exited = new Promise((r) => service.once("exit", r));
       service.kill(signal);
       await exited;
@@ -138,18 +142,7 @@ describe("the service killed mid-import (RabbitMQ, Redis, chDB)", () => {
     const namespace = uniqueNamespace();
     const { path, unique } = file(40_000, 33, "amqpcut");
     await serve(port, dataDir, namespace);
-    const notices: string[] = [];
-    const progress: ImportProgress = {
-      bytesRead: 0,
-      totalBytes: undefined,
-      rowsRead: 0,
-      rowsDone: 0,
-    };
-    const importing = importRetrying(path, port, progress, notices);
-    await waitFor(
-      async () => progress.rowsDone,
-      (n) => n >= 8000,
-    );
+    const { importing } = await importUnderway(path, port);
     // The broker drops the service's connection (its client-given name carries the namespace).
     const pids = execFileSync(
       "rabbitmqctl",

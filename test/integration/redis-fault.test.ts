@@ -87,6 +87,7 @@ describe("Redis unreachable mid-import (RabbitMQ, Redis behind a proxy, chDB)", 
     proxy.restore();
     // The consumer asked the warehouse instead, so the repeats never reached it: a changed
     // repeat would have counted in the rollups, which keep every stored copy's day and type.
+    // (A pause, not a poll: this checks that nothing more arrives.)
     await new Promise((r) => setTimeout(r, 500));
     expect(await counterValue(tally.metrics.eventsInserted)).toBe(20_000);
     expect(await counted()).toBe(20_000);
