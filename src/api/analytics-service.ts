@@ -3,11 +3,13 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   type AnalyticsService,
   GetActiveUsersResponseSchema,
+  GetDataRangeResponseSchema,
   GetDauResponseSchema,
   GetRetentionResponseSchema,
   GetTopEventsResponseSchema,
 } from "../../gen/tally/v1/analytics_pb.js";
 import { activeUsers } from "../analytics/active-users.ts";
+import { dataRange } from "../analytics/data-range.ts";
 import { dau } from "../analytics/dau.ts";
 import { InvalidParameterError } from "../analytics/params.ts";
 import { retention } from "../analytics/retention.ts";
@@ -31,6 +33,8 @@ export function createAnalyticsService(warehouse: Warehouse): ServiceImpl<typeof
           days: days.map((d) => ({ date: d.date, activeUsers: BigInt(d.activeUsers) })),
         });
       }),
+    getDataRange: () =>
+      answer(async () => create(GetDataRangeResponseSchema, await dataRange(warehouse))),
     getTopEvents: (req) =>
       answer(async () => {
         const events = await topEvents(warehouse, req);

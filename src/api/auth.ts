@@ -5,9 +5,11 @@ import type { ApiKey, Scope } from "../config/config.ts";
 /** Services anyone may call, keys or not (CONTRACT.md). */
 const OPEN_SERVICES = new Set(["grpc.health.v1.Health"]);
 
-/** The scope each service needs; others (reflection) take any valid key. */
+/** The scope each service, or method, needs; others (reflection) take any valid key. */
 const SCOPE_OF: Record<string, Scope> = {
   "tally.v1.IngestService": "ingest",
+  // Watching events is reading them.
+  "tally.v1.IngestService/TailEvents": "read",
   "tally.v1.AnalyticsService": "read",
 };
 
@@ -44,7 +46,8 @@ export function createAuthInterceptor(keys: readonly ApiKey[]): Interceptor {
     for (const k of known) if (timingSafeEqual(k.digest, d)) match ??= k;
     if (match === undefined)
       throw new ConnectError("the API key is not valid", Code.Unauthenticated);
-    const needed = SCOPE_OF[req.service.typeName];
+    const needed =
+      SCOPE_OF[`${req.service.typeName}/${req.method.name}`] ?? SCOPE_OF[req.service.typeName];
     if (needed !== undefined && !match.scopes.includes(needed)) {
       throw new ConnectError(
         `this API key may not use scope "${needed}" (it has: ${match.scopes.join(", ")})`,

@@ -9,11 +9,14 @@ import {
   type IngestService,
   type Rejection,
   RejectionSchema,
+  type TailEventsRequest,
+  TailEventsResponseSchema,
 } from "../../gen/tally/v1/ingest_pb.js";
 import { type Metrics, rejectedField } from "../observability/metrics.ts";
 import { QueueBusyError } from "../queue/depth-guard.ts";
 import { clickhouseTime, type EventBatch, encodeRow } from "../queue/event-batch.ts";
 import { type EventQueue, QueueUnavailableError } from "../queue/queue.ts";
+import type { LiveEvents } from "./live-events.ts";
 import { requestIdOf } from "./observe-rpc.ts";
 import { bodyErrorsKey } from "./rest/body-errors.ts";
 import { type EventRules, validateEvent, validateProperties } from "./validate-event.ts";
@@ -23,6 +26,8 @@ export interface IngestServiceOptions {
   queue: EventQueue;
   rules: EventRules;
   metrics: Metrics;
+  /** Where accepted events go live (TailEvents). */
+  live: LiveEvents;
   /** Most events in a request, or in one message of a stream. */
   maxEvents: number;
   /** Batches of one stream being published at once; more waits (flow control). @default 8 */
@@ -36,7 +41,7 @@ export interface IngestServiceOptions {
 export function createIngestService(
   options: IngestServiceOptions,
 ): ServiceImpl<typeof IngestService> {
-  const { queue, rules, metrics, maxEvents } = options;
+  const { queue, rules, metrics, maxEvents, live } = options;
   const checkSize = (request: IngestRequest) => {
     if (request.events.length > maxEvents) {
       throw new ConnectError(
@@ -76,6 +81,7 @@ export function createIngestService(
       }
       await publish({ ...prepared.batch, requestIds: [requestIdOf(ctx.values)] });
       metrics.eventsAccepted.inc(prepared.batch.rows);
+      live.publish(prepared.accepted);
       return create(IngestResponseSchema, {
         accepted: BigInt(prepared.batch.rows),
         rejected: prepared.rejected,
@@ -97,10 +103,11 @@ export function createIngestService(
           rejected.push(...prepared.rejected);
           if (prepared.batch === undefined) continue;
           accepted += prepared.batch.rows;
-          const rows = prepared.batch.rows;
-          const p = publish({ ...prepared.batch, requestIds: [requestId] }).then(() =>
-            metrics.eventsAccepted.inc(rows),
-          );
+          const { rows } = prepared.batch;
+          const p = publish({ ...prepared.batch, requestIds: [requestId] }).then(() => {
+            metrics.eventsAccepted.inc(rows);
+            live.publish(prepared.accepted);
+          });
           p.catch(() => {}); // awaited below; never unhandled
           publishing.push(p);
           // Stop reading the stream while too many batches await the broker.
@@ -113,6 +120,16 @@ export function createIngestService(
       }
       return create(IngestResponseSchema, { accepted: BigInt(accepted), rejected });
     },
+
+    async *tailEvents(request: TailEventsRequest, ctx: HandlerContext) {
+      const filter = { eventType: request.eventType, userId: request.userId };
+      for await (const chunk of live.subscribe(filter, ctx.signal)) {
+        yield create(TailEventsResponseSchema, {
+          events: chunk.events,
+          skipped: BigInt(chunk.skipped),
+        });
+      }
+    },
   };
 }
 
@@ -122,8 +139,8 @@ function prepare(events: readonly Event[], offset: number, rules: EventRules, ct
   const now = Date.now();
   const acceptedAtText = `${clickhouseTime(now)}000`;
   const rejected: Rejection[] = [];
+  const accepted: Event[] = [];
   let body = "";
-  let rows = 0;
   for (let i = 0; i < events.length; i++) {
     const event = events[i] as Event;
     let reason = bodyErrors?.get(i) ?? validateEvent(event, rules, now);
@@ -139,18 +156,18 @@ function prepare(events: readonly Event[], offset: number, rules: EventRules, ct
       continue;
     }
     body += encodeRow(event, properties, acceptedAtText);
-    rows++;
+    accepted.push(event);
   }
   const batch =
-    rows === 0
+    accepted.length === 0
       ? undefined
       : {
           id: randomBytes(12).toString("base64url"),
           body: Buffer.from(body),
-          rows,
+          rows: accepted.length,
           acceptedAt: now,
         };
-  return { batch, rejected };
+  return { batch, rejected, accepted };
 }
 
 function countRejected(metrics: Metrics, rejected: readonly Rejection[]) {

@@ -13,10 +13,11 @@ describe("createApiServer", () => {
       throw new Error("not called");
     };
     const server = createApiServer({
-      ingest: { ingest: unused, ingestStream: unused },
+      ingest: { ingest: unused, ingestStream: unused, tailEvents: unused },
       analytics: {
         getDau: unused,
         getActiveUsers: unused,
+        getDataRange: unused,
         getTopEvents: unused,
         getRetention: unused,
       },

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { createAnalyticsService } from "../api/analytics-service.ts";
 
 import { createIngestService } from "../api/ingest-service.ts";
+import { LiveEvents } from "../api/live-events.ts";
 import { type ApiServer, createApiServer } from "../api/server.ts";
 import { type Config, ConfigError } from "../config/config.ts";
 import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consumer.ts";
@@ -125,6 +126,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   }
 
   let api: ApiServer | undefined;
+  let live: LiveEvents | undefined;
   let rateLimiter: RateLimiter | undefined;
   let ops: { port: number; close(): Promise<void> } | undefined;
   let port: number | undefined;
@@ -140,6 +142,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
               ...limits,
             });
     }
+    live = new LiveEvents();
     api = createApiServer({
       // Many small requests share broker messages under load.
       ingest: createIngestService({
@@ -147,6 +150,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         rules: { maxFutureSkewMs: config.maxFutureSkewMs },
         maxEvents: config.maxEventsPerRequest,
         metrics,
+        live,
       }),
       analytics: createAnalyticsService(warehouse),
       dependencies,
@@ -182,6 +186,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     consumer,
     metrics,
     async close() {
+      live?.close(); // live tails never end by themselves: end them before the drain
       await api?.close();
       await rateLimiter?.close();
       await ops?.close();

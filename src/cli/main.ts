@@ -4,6 +4,7 @@ import { DLQ_HELP, dlqCommand } from "./dlq-command.ts";
 import { GEN_HELP, genCommand } from "./gen-command.ts";
 import { IMPORT_HELP, importCommand } from "./import-command.ts";
 import { SERVE_HELP, serveCommand } from "./serve-command.ts";
+import { TAIL_HELP, tailCommand } from "./tail-command.ts";
 import { UsageError } from "./usage-error.ts";
 
 const HELP = `tally: event ingest and product analytics
@@ -11,6 +12,7 @@ const HELP = `tally: event ingest and product analytics
 Usage:
   tally serve [--role api|consumer|all]   run the service
   tally import FILE.csv [--url URL]       stream a CSV of events to the service
+  tally tail [--event-type T] [--user-id U]  print events live as they are accepted
   tally gen --rows N > FILE.csv           write synthetic events
   tally dlq list|replay                   batches the consumer could not store
   tally COMMAND --help                    more on one command
@@ -28,6 +30,7 @@ const COMMANDS: Record<
   serve: { run: serveCommand, help: SERVE_HELP },
   import: { run: importCommand, help: IMPORT_HELP },
   gen: { run: genCommand, help: GEN_HELP },
+  tail: { run: tailCommand, help: TAIL_HELP },
   dlq: { run: dlqCommand, help: DLQ_HELP },
 };
 

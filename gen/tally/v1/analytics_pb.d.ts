@@ -160,6 +160,41 @@ export declare type ActiveUsers = Message<"tally.v1.ActiveUsers"> & {
 export declare const ActiveUsersSchema: GenMessage<ActiveUsers>;
 
 /**
+ * @generated from message tally.v1.GetDataRangeRequest
+ */
+export declare type GetDataRangeRequest = Message<"tally.v1.GetDataRangeRequest"> & {
+};
+
+/**
+ * Describes the message tally.v1.GetDataRangeRequest.
+ * Use `create(GetDataRangeRequestSchema)` to create a new message.
+ */
+export declare const GetDataRangeRequestSchema: GenMessage<GetDataRangeRequest>;
+
+/**
+ * @generated from message tally.v1.GetDataRangeResponse
+ */
+export declare type GetDataRangeResponse = Message<"tally.v1.GetDataRangeResponse"> & {
+  /**
+   * Empty while there are no events.
+   *
+   * @generated from field: string first_date = 1;
+   */
+  firstDate: string;
+
+  /**
+   * @generated from field: string last_date = 2;
+   */
+  lastDate: string;
+};
+
+/**
+ * Describes the message tally.v1.GetDataRangeResponse.
+ * Use `create(GetDataRangeResponseSchema)` to create a new message.
+ */
+export declare const GetDataRangeResponseSchema: GenMessage<GetDataRangeResponse>;
+
+/**
  * @generated from message tally.v1.GetTopEventsRequest
  */
 export declare type GetTopEventsRequest = Message<"tally.v1.GetTopEventsRequest"> & {
@@ -363,6 +398,16 @@ export declare const AnalyticsService: GenService<{
     methodKind: "unary";
     input: typeof GetActiveUsersRequestSchema;
     output: typeof GetActiveUsersResponseSchema;
+  },
+  /**
+   * The first and last UTC days holding events, to pick a range from.
+   *
+   * @generated from rpc tally.v1.AnalyticsService.GetDataRange
+   */
+  getDataRange: {
+    methodKind: "unary";
+    input: typeof GetDataRangeRequestSchema;
+    output: typeof GetDataRangeResponseSchema;
   },
   /**
    * Most frequent event types, ties by name.

@@ -9,7 +9,7 @@ import { file_google_api_annotations } from "../../google/api/annotations_pb.js"
  * Describes the file tally/v1/analytics.proto.
  */
 export const file_tally_v1_analytics = /*@__PURE__*/
-  fileDesc("Chh0YWxseS92MS9hbmFseXRpY3MucHJvdG8SCHRhbGx5LnYxIkYKDUdldERhdVJlcXVlc3QSDAoEZnJvbRgBIAEoCRIKCgJ0bxgCIAEoCRIKCgJ0ehgDIAEoCRIPCgdzZWdtZW50GAQgAygJIjQKDkdldERhdVJlc3BvbnNlEiIKBGRheXMYASADKAsyFC50YWxseS52MS5EYWlseVVzZXJzIjAKCkRhaWx5VXNlcnMSDAoEZGF0ZRgBIAEoCRIUCgx1bmlxdWVfdXNlcnMYAiABKAQiXgoVR2V0QWN0aXZlVXNlcnNSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDgoGd2luZG93GAMgASgJEgoKAnR6GAQgASgJEg8KB3NlZ21lbnQYBSADKAkiPQoWR2V0QWN0aXZlVXNlcnNSZXNwb25zZRIjCgRkYXlzGAEgAygLMhUudGFsbHkudjEuQWN0aXZlVXNlcnMiMQoLQWN0aXZlVXNlcnMSDAoEZGF0ZRgBIAEoCRIUCgxhY3RpdmVfdXNlcnMYAiABKAQiagoTR2V0VG9wRXZlbnRzUmVxdWVzdBIMCgRmcm9tGAEgASgJEgoKAnRvGAIgASgJEhIKBWxpbWl0GAMgASgNSACIAQESCgoCdHoYBCABKAkSDwoHc2VnbWVudBgFIAMoCUIICgZfbGltaXQiPAoUR2V0VG9wRXZlbnRzUmVzcG9uc2USJAoGZXZlbnRzGAEgAygLMhQudGFsbHkudjEuRXZlbnRDb3VudCIvCgpFdmVudENvdW50EhIKCmV2ZW50X3R5cGUYASABKAkSDQoFY291bnQYAiABKAQijwEKE0dldFJldGVudGlvblJlcXVlc3QSEgoKc3RhcnRfZGF0ZRgBIAEoCRIQCghlbmRfZGF0ZRgCIAEoCRIUCgd3aW5kb3dzGAMgASgNSACIAQESEwoLZ3JhbnVsYXJpdHkYBCABKAkSCgoCdHoYBSABKAkSDwoHc2VnbWVudBgGIAMoCUIKCghfd2luZG93cyI5ChRHZXRSZXRlbnRpb25SZXNwb25zZRIhCgdjb2hvcnRzGAEgAygLMhAudGFsbHkudjEuQ29ob3J0IkcKBkNvaG9ydBIOCgZjb2hvcnQYASABKAkSDAoEc2l6ZRgCIAEoBBIQCghyZXRhaW5lZBgDIAMoBBINCgVyYXRlcxgEIAMoATLFAwoQQW5hbHl0aWNzU2VydmljZRJVCgZHZXREYXUSFy50YWxseS52MS5HZXREYXVSZXF1ZXN0GhgudGFsbHkudjEuR2V0RGF1UmVzcG9uc2UiGILT5JMCEmIEZGF5cxIKL3N0YXRzL2RhdRJ2Cg5HZXRBY3RpdmVVc2VycxIfLnRhbGx5LnYxLkdldEFjdGl2ZVVzZXJzUmVxdWVzdBogLnRhbGx5LnYxLkdldEFjdGl2ZVVzZXJzUmVzcG9uc2UiIYLT5JMCG2IEZGF5cxITL3N0YXRzL2FjdGl2ZS11c2VycxJwCgxHZXRUb3BFdmVudHMSHS50YWxseS52MS5HZXRUb3BFdmVudHNSZXF1ZXN0Gh4udGFsbHkudjEuR2V0VG9wRXZlbnRzUmVzcG9uc2UiIYLT5JMCG2IGZXZlbnRzEhEvc3RhdHMvdG9wLWV2ZW50cxJwCgxHZXRSZXRlbnRpb24SHS50YWxseS52MS5HZXRSZXRlbnRpb25SZXF1ZXN0Gh4udGFsbHkudjEuR2V0UmV0ZW50aW9uUmVzcG9uc2UiIYLT5JMCG2IHY29ob3J0cxIQL3N0YXRzL3JldGVudGlvbmIGcHJvdG8z", [file_google_api_annotations]);
+  fileDesc("Chh0YWxseS92MS9hbmFseXRpY3MucHJvdG8SCHRhbGx5LnYxIkYKDUdldERhdVJlcXVlc3QSDAoEZnJvbRgBIAEoCRIKCgJ0bxgCIAEoCRIKCgJ0ehgDIAEoCRIPCgdzZWdtZW50GAQgAygJIjQKDkdldERhdVJlc3BvbnNlEiIKBGRheXMYASADKAsyFC50YWxseS52MS5EYWlseVVzZXJzIjAKCkRhaWx5VXNlcnMSDAoEZGF0ZRgBIAEoCRIUCgx1bmlxdWVfdXNlcnMYAiABKAQiXgoVR2V0QWN0aXZlVXNlcnNSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDgoGd2luZG93GAMgASgJEgoKAnR6GAQgASgJEg8KB3NlZ21lbnQYBSADKAkiPQoWR2V0QWN0aXZlVXNlcnNSZXNwb25zZRIjCgRkYXlzGAEgAygLMhUudGFsbHkudjEuQWN0aXZlVXNlcnMiMQoLQWN0aXZlVXNlcnMSDAoEZGF0ZRgBIAEoCRIUCgxhY3RpdmVfdXNlcnMYAiABKAQiFQoTR2V0RGF0YVJhbmdlUmVxdWVzdCI9ChRHZXREYXRhUmFuZ2VSZXNwb25zZRISCgpmaXJzdF9kYXRlGAEgASgJEhEKCWxhc3RfZGF0ZRgCIAEoCSJqChNHZXRUb3BFdmVudHNSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSEgoFbGltaXQYAyABKA1IAIgBARIKCgJ0ehgEIAEoCRIPCgdzZWdtZW50GAUgAygJQggKBl9saW1pdCI8ChRHZXRUb3BFdmVudHNSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC50YWxseS52MS5FdmVudENvdW50Ii8KCkV2ZW50Q291bnQSEgoKZXZlbnRfdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBCKPAQoTR2V0UmV0ZW50aW9uUmVxdWVzdBISCgpzdGFydF9kYXRlGAEgASgJEhAKCGVuZF9kYXRlGAIgASgJEhQKB3dpbmRvd3MYAyABKA1IAIgBARITCgtncmFudWxhcml0eRgEIAEoCRIKCgJ0ehgFIAEoCRIPCgdzZWdtZW50GAYgAygJQgoKCF93aW5kb3dzIjkKFEdldFJldGVudGlvblJlc3BvbnNlEiEKB2NvaG9ydHMYASADKAsyEC50YWxseS52MS5Db2hvcnQiRwoGQ29ob3J0Eg4KBmNvaG9ydBgBIAEoCRIMCgRzaXplGAIgASgEEhAKCHJldGFpbmVkGAMgAygEEg0KBXJhdGVzGAQgAygBMqoEChBBbmFseXRpY3NTZXJ2aWNlElUKBkdldERhdRIXLnRhbGx5LnYxLkdldERhdVJlcXVlc3QaGC50YWxseS52MS5HZXREYXVSZXNwb25zZSIYgtPkkwISYgRkYXlzEgovc3RhdHMvZGF1EnYKDkdldEFjdGl2ZVVzZXJzEh8udGFsbHkudjEuR2V0QWN0aXZlVXNlcnNSZXF1ZXN0GiAudGFsbHkudjEuR2V0QWN0aXZlVXNlcnNSZXNwb25zZSIhgtPkkwIbYgRkYXlzEhMvc3RhdHMvYWN0aXZlLXVzZXJzEmMKDEdldERhdGFSYW5nZRIdLnRhbGx5LnYxLkdldERhdGFSYW5nZVJlcXVlc3QaHi50YWxseS52MS5HZXREYXRhUmFuZ2VSZXNwb25zZSIUgtPkkwIOEgwvc3RhdHMvcmFuZ2UScAoMR2V0VG9wRXZlbnRzEh0udGFsbHkudjEuR2V0VG9wRXZlbnRzUmVxdWVzdBoeLnRhbGx5LnYxLkdldFRvcEV2ZW50c1Jlc3BvbnNlIiGC0+STAhtiBmV2ZW50cxIRL3N0YXRzL3RvcC1ldmVudHMScAoMR2V0UmV0ZW50aW9uEh0udGFsbHkudjEuR2V0UmV0ZW50aW9uUmVxdWVzdBoeLnRhbGx5LnYxLkdldFJldGVudGlvblJlc3BvbnNlIiGC0+STAhtiB2NvaG9ydHMSEC9zdGF0cy9yZXRlbnRpb25iBnByb3RvMw", [file_google_api_annotations]);
 
 /**
  * Describes the message tally.v1.GetDauRequest.
@@ -54,46 +54,60 @@ export const ActiveUsersSchema = /*@__PURE__*/
   messageDesc(file_tally_v1_analytics, 5);
 
 /**
+ * Describes the message tally.v1.GetDataRangeRequest.
+ * Use `create(GetDataRangeRequestSchema)` to create a new message.
+ */
+export const GetDataRangeRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 6);
+
+/**
+ * Describes the message tally.v1.GetDataRangeResponse.
+ * Use `create(GetDataRangeResponseSchema)` to create a new message.
+ */
+export const GetDataRangeResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 7);
+
+/**
  * Describes the message tally.v1.GetTopEventsRequest.
  * Use `create(GetTopEventsRequestSchema)` to create a new message.
  */
 export const GetTopEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 6);
+  messageDesc(file_tally_v1_analytics, 8);
 
 /**
  * Describes the message tally.v1.GetTopEventsResponse.
  * Use `create(GetTopEventsResponseSchema)` to create a new message.
  */
 export const GetTopEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 7);
+  messageDesc(file_tally_v1_analytics, 9);
 
 /**
  * Describes the message tally.v1.EventCount.
  * Use `create(EventCountSchema)` to create a new message.
  */
 export const EventCountSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 8);
+  messageDesc(file_tally_v1_analytics, 10);
 
 /**
  * Describes the message tally.v1.GetRetentionRequest.
  * Use `create(GetRetentionRequestSchema)` to create a new message.
  */
 export const GetRetentionRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 9);
+  messageDesc(file_tally_v1_analytics, 11);
 
 /**
  * Describes the message tally.v1.GetRetentionResponse.
  * Use `create(GetRetentionResponseSchema)` to create a new message.
  */
 export const GetRetentionResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 10);
+  messageDesc(file_tally_v1_analytics, 12);
 
 /**
  * Describes the message tally.v1.Cohort.
  * Use `create(CohortSchema)` to create a new message.
  */
 export const CohortSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 11);
+  messageDesc(file_tally_v1_analytics, 13);
 
 /**
  * Reads stats back. Every stat counts each event_id once. Dates are

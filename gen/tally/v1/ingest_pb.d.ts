@@ -12,6 +12,56 @@ import type { Event } from "./event_pb.js";
 export declare const file_tally_v1_ingest: GenFile;
 
 /**
+ * @generated from message tally.v1.TailEventsRequest
+ */
+export declare type TailEventsRequest = Message<"tally.v1.TailEventsRequest"> & {
+  /**
+   * Only events of this type; empty for every type.
+   *
+   * @generated from field: string event_type = 1;
+   */
+  eventType: string;
+
+  /**
+   * Only this user's events; empty for every user.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message tally.v1.TailEventsRequest.
+ * Use `create(TailEventsRequestSchema)` to create a new message.
+ */
+export declare const TailEventsRequestSchema: GenMessage<TailEventsRequest>;
+
+/**
+ * @generated from message tally.v1.TailEventsResponse
+ */
+export declare type TailEventsResponse = Message<"tally.v1.TailEventsResponse"> & {
+  /**
+   * Events accepted since the last message, oldest first.
+   *
+   * @generated from field: repeated tally.v1.Event events = 1;
+   */
+  events: Event[];
+
+  /**
+   * Events skipped just before these because the subscriber fell behind.
+   *
+   * @generated from field: uint64 skipped = 2;
+   */
+  skipped: bigint;
+};
+
+/**
+ * Describes the message tally.v1.TailEventsResponse.
+ * Use `create(TailEventsResponseSchema)` to create a new message.
+ */
+export declare const TailEventsResponseSchema: GenMessage<TailEventsResponse>;
+
+/**
  * @generated from message tally.v1.IngestRequest
  */
 export declare type IngestRequest = Message<"tally.v1.IngestRequest"> & {
@@ -117,6 +167,19 @@ export declare const IngestService: GenService<{
     methodKind: "client_streaming";
     input: typeof IngestRequestSchema;
     output: typeof IngestResponseSchema;
+  },
+  /**
+   * Events as this server accepts them, live, repeats included. The first
+   * message is empty and says the tail is live. A subscriber that falls
+   * behind is never waited for: events it has no room for are skipped, and
+   * the next message says how many. Needs the "read" scope.
+   *
+   * @generated from rpc tally.v1.IngestService.TailEvents
+   */
+  tailEvents: {
+    methodKind: "server_streaming";
+    input: typeof TailEventsRequestSchema;
+    output: typeof TailEventsResponseSchema;
   },
 }>;
 

@@ -10,28 +10,42 @@ import { file_tally_v1_event } from "./event_pb.js";
  * Describes the file tally/v1/ingest.proto.
  */
 export const file_tally_v1_ingest = /*@__PURE__*/
-  fileDesc("ChV0YWxseS92MS9pbmdlc3QucHJvdG8SCHRhbGx5LnYxIjAKDUluZ2VzdFJlcXVlc3QSHwoGZXZlbnRzGAEgAygLMg8udGFsbHkudjEuRXZlbnQiSQoOSW5nZXN0UmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQSJQoIcmVqZWN0ZWQYAiADKAsyEy50YWxseS52MS5SZWplY3Rpb24iPAoJUmVqZWN0aW9uEg0KBWluZGV4GAEgASgEEhAKCGV2ZW50X2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCTKqAQoNSW5nZXN0U2VydmljZRJUCgZJbmdlc3QSFy50YWxseS52MS5Jbmdlc3RSZXF1ZXN0GhgudGFsbHkudjEuSW5nZXN0UmVzcG9uc2UiF4LT5JMCEToGZXZlbnRzIgcvZXZlbnRzEkMKDEluZ2VzdFN0cmVhbRIXLnRhbGx5LnYxLkluZ2VzdFJlcXVlc3QaGC50YWxseS52MS5Jbmdlc3RSZXNwb25zZSgBYgZwcm90bzM", [file_google_api_annotations, file_tally_v1_event]);
+  fileDesc("ChV0YWxseS92MS9pbmdlc3QucHJvdG8SCHRhbGx5LnYxIjgKEVRhaWxFdmVudHNSZXF1ZXN0EhIKCmV2ZW50X3R5cGUYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJGChJUYWlsRXZlbnRzUmVzcG9uc2USHwoGZXZlbnRzGAEgAygLMg8udGFsbHkudjEuRXZlbnQSDwoHc2tpcHBlZBgCIAEoBCIwCg1Jbmdlc3RSZXF1ZXN0Eh8KBmV2ZW50cxgBIAMoCzIPLnRhbGx5LnYxLkV2ZW50IkkKDkluZ2VzdFJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgEEiUKCHJlamVjdGVkGAIgAygLMhMudGFsbHkudjEuUmVqZWN0aW9uIjwKCVJlamVjdGlvbhINCgVpbmRleBgBIAEoBBIQCghldmVudF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAky9QEKDUluZ2VzdFNlcnZpY2USVAoGSW5nZXN0EhcudGFsbHkudjEuSW5nZXN0UmVxdWVzdBoYLnRhbGx5LnYxLkluZ2VzdFJlc3BvbnNlIheC0+STAhE6BmV2ZW50cyIHL2V2ZW50cxJDCgxJbmdlc3RTdHJlYW0SFy50YWxseS52MS5Jbmdlc3RSZXF1ZXN0GhgudGFsbHkudjEuSW5nZXN0UmVzcG9uc2UoARJJCgpUYWlsRXZlbnRzEhsudGFsbHkudjEuVGFpbEV2ZW50c1JlcXVlc3QaHC50YWxseS52MS5UYWlsRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_api_annotations, file_tally_v1_event]);
+
+/**
+ * Describes the message tally.v1.TailEventsRequest.
+ * Use `create(TailEventsRequestSchema)` to create a new message.
+ */
+export const TailEventsRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_ingest, 0);
+
+/**
+ * Describes the message tally.v1.TailEventsResponse.
+ * Use `create(TailEventsResponseSchema)` to create a new message.
+ */
+export const TailEventsResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_ingest, 1);
 
 /**
  * Describes the message tally.v1.IngestRequest.
  * Use `create(IngestRequestSchema)` to create a new message.
  */
 export const IngestRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_ingest, 0);
+  messageDesc(file_tally_v1_ingest, 2);
 
 /**
  * Describes the message tally.v1.IngestResponse.
  * Use `create(IngestResponseSchema)` to create a new message.
  */
 export const IngestResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_ingest, 1);
+  messageDesc(file_tally_v1_ingest, 3);
 
 /**
  * Describes the message tally.v1.Rejection.
  * Use `create(RejectionSchema)` to create a new message.
  */
 export const RejectionSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_ingest, 2);
+  messageDesc(file_tally_v1_ingest, 4);
 
 /**
  * Takes events in. An event is acknowledged only once the queue has it.

@@ -1,0 +1,118 @@
+import type { Event } from "../../gen/tally/v1/event_pb.js";
+
+/** Which events a subscriber wants; an empty field matches all. */
+export interface TailFilter {
+  eventType: string;
+  userId: string;
+}
+
+/** Events in the order accepted, after `skipped` that the subscriber had no room for. */
+export interface TailChunk {
+  events: Event[];
+  skipped: number;
+}
+
+/**
+ * Accepted events, fanned out to live subscribers (TailEvents). Ingest only
+ * ever appends to each subscriber's bounded buffer; a subscriber that reads
+ * too slowly loses its oldest events, counted, so it never slows ingest and
+ * always sees the freshest ones.
+ */
+export class LiveEvents {
+  readonly #subscribers = new Set<Subscriber>();
+  readonly #capacity: number;
+
+  /** @param capacity events buffered per subscriber */
+  constructor(capacity = 1000) {
+    this.#capacity = capacity;
+  }
+
+  /** Whether anyone listens: ingest keeps no events for nobody. */
+  get listening(): boolean {
+    return this.#subscribers.size > 0;
+  }
+
+  /** Offers accepted events to every subscriber; never waits. */
+  publish(events: readonly Event[]): void {
+    for (const s of this.#subscribers) s.offer(events);
+  }
+
+  /**
+   * The events that `filter` matches from now on, until `signal` aborts or
+   * {@link close}. The first chunk is empty: it says the subscription is live.
+   */
+  async *subscribe(filter: TailFilter, signal: AbortSignal): AsyncGenerator<TailChunk> {
+    const s = new Subscriber(filter, this.#capacity);
+    this.#subscribers.add(s);
+    const stop = () => s.end();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      yield { events: [], skipped: 0 };
+      for (;;) {
+        const chunk = await s.next();
+        if (chunk === undefined) return;
+        yield chunk;
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+      this.#subscribers.delete(s);
+    }
+  }
+
+  /** Ends every subscription (on shutdown, so no stream holds the drain). */
+  close(): void {
+    for (const s of this.#subscribers) s.end();
+  }
+}
+
+class Subscriber {
+  #pending: Event[] = [];
+  #skipped = 0;
+  #ended = false;
+  #wake: (() => void) | undefined;
+  readonly filter: TailFilter;
+  readonly capacity: number;
+
+  constructor(filter: TailFilter, capacity: number) {
+    this.filter = filter;
+    this.capacity = capacity;
+  }
+
+  offer(events: readonly Event[]) {
+    const { eventType, userId } = this.filter;
+    let added = false;
+    for (const e of events) {
+      if (eventType !== "" && e.eventType !== eventType) continue;
+      if (userId !== "" && e.userId !== userId) continue;
+      this.#pending.push(e);
+      added = true;
+    }
+    if (!added) return;
+    const over = this.#pending.length - this.capacity;
+    if (over > 0) {
+      this.#pending = this.#pending.slice(over);
+      this.#skipped += over;
+    }
+    this.#wake?.();
+  }
+
+  end() {
+    this.#ended = true;
+    this.#wake?.();
+  }
+
+  /** The next chunk once there is one; undefined once ended. */
+  async next(): Promise<TailChunk | undefined> {
+    while (this.#pending.length === 0 && !this.#ended) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      this.#wake = undefined;
+    }
+    if (this.#ended) return undefined;
+    const chunk = { events: this.#pending, skipped: this.#skipped };
+    this.#pending = [];
+    this.#skipped = 0;
+    return chunk;
+  }
+}
