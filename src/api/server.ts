@@ -33,6 +33,7 @@ import { createObserveInterceptor } from "./observe-rpc.ts";
 import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
+import { createStaticFiles } from "./static-files.ts";
 
 /** Options of {@link createApiServer}. */
 export interface ApiServerOptions {
@@ -103,6 +104,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     router.handlers,
     options.maxBodyBytes * 8,
   );
+  const files = createStaticFiles();
   const { log, metrics } = options;
   let inFlight = 0;
 
@@ -154,6 +156,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
         }),
       );
     }
+    if (await files(req as http.IncomingMessage, res as http.ServerResponse, path)) return;
     send(res, error(404, "not_found", `no route ${req.method} ${path}`));
     log.info({ route: `${req.method} ${path}`, status: 404 }, "request");
   }

@@ -15,27 +15,30 @@ export declare const file_tally_v1_analytics: GenFile;
  */
 export declare type GetDauRequest = Message<"tally.v1.GetDauRequest"> & {
   /**
-   * First day, inclusive. Required.
+   * First day, YYYY-MM-DD, inclusive.
    *
    * @generated from field: string from = 1;
    */
   from: string;
 
   /**
-   * Last day, inclusive. Required.
+   * Last day, YYYY-MM-DD, inclusive; at most 1,100 days after `from`.
    *
    * @generated from field: string to = 2;
    */
   to: string;
 
   /**
-   * IANA time zone for day boundaries; default UTC.
+   * IANA time zone for day boundaries (e.g. Europe/Kyiv); default UTC.
    *
    * @generated from field: string tz = 3;
    */
   tz: string;
 
   /**
+   * Filters, AND-ed: `event_type:VALUE` or `properties.KEY:VALUE` (nested
+   * keys with dots; values compared as strings).
+   *
    * @generated from field: repeated string segment = 4;
    */
   segment: string[];
@@ -68,11 +71,15 @@ export declare const GetDauResponseSchema: GenMessage<GetDauResponse>;
  */
 export declare type DailyUsers = Message<"tally.v1.DailyUsers"> & {
   /**
+   * The day, YYYY-MM-DD.
+   *
    * @generated from field: string date = 1;
    */
   date: string;
 
   /**
+   * Distinct users with an event that day.
+   *
    * @generated from field: uint64 unique_users = 2;
    */
   uniqueUsers: bigint;
@@ -89,11 +96,15 @@ export declare const DailyUsersSchema: GenMessage<DailyUsers>;
  */
 export declare type GetActiveUsersRequest = Message<"tally.v1.GetActiveUsersRequest"> & {
   /**
+   * First day, YYYY-MM-DD, inclusive.
+   *
    * @generated from field: string from = 1;
    */
   from: string;
 
   /**
+   * Last day, YYYY-MM-DD, inclusive; at most 1,100 days after `from`.
+   *
    * @generated from field: string to = 2;
    */
   to: string;
@@ -106,11 +117,16 @@ export declare type GetActiveUsersRequest = Message<"tally.v1.GetActiveUsersRequ
   window: string;
 
   /**
+   * IANA time zone for day boundaries (e.g. Europe/Kyiv); default UTC.
+   *
    * @generated from field: string tz = 4;
    */
   tz: string;
 
   /**
+   * Filters, AND-ed: `event_type:VALUE` or `properties.KEY:VALUE` (nested
+   * keys with dots; values compared as strings).
+   *
    * @generated from field: repeated string segment = 5;
    */
   segment: string[];
@@ -143,11 +159,15 @@ export declare const GetActiveUsersResponseSchema: GenMessage<GetActiveUsersResp
  */
 export declare type ActiveUsers = Message<"tally.v1.ActiveUsers"> & {
   /**
+   * The window's last day, YYYY-MM-DD.
+   *
    * @generated from field: string date = 1;
    */
   date: string;
 
   /**
+   * Distinct users with an event in the window.
+   *
    * @generated from field: uint64 active_users = 2;
    */
   activeUsers: bigint;
@@ -176,13 +196,15 @@ export declare const GetDataRangeRequestSchema: GenMessage<GetDataRangeRequest>;
  */
 export declare type GetDataRangeResponse = Message<"tally.v1.GetDataRangeResponse"> & {
   /**
-   * Empty while there are no events.
+   * The first day, YYYY-MM-DD; empty while there are no events.
    *
    * @generated from field: string first_date = 1;
    */
   firstDate: string;
 
   /**
+   * The last day, YYYY-MM-DD; empty while there are no events.
+   *
    * @generated from field: string last_date = 2;
    */
   lastDate: string;
@@ -199,11 +221,15 @@ export declare const GetDataRangeResponseSchema: GenMessage<GetDataRangeResponse
  */
 export declare type GetTopEventsRequest = Message<"tally.v1.GetTopEventsRequest"> & {
   /**
+   * First day, YYYY-MM-DD, inclusive.
+   *
    * @generated from field: string from = 1;
    */
   from: string;
 
   /**
+   * Last day, YYYY-MM-DD, inclusive; at most 1,100 days after `from`.
+   *
    * @generated from field: string to = 2;
    */
   to: string;
@@ -216,11 +242,16 @@ export declare type GetTopEventsRequest = Message<"tally.v1.GetTopEventsRequest"
   limit?: number | undefined;
 
   /**
+   * IANA time zone for day boundaries (e.g. Europe/Kyiv); default UTC.
+   *
    * @generated from field: string tz = 4;
    */
   tz: string;
 
   /**
+   * Filters, AND-ed: `event_type:VALUE` or `properties.KEY:VALUE` (nested
+   * keys with dots; values compared as strings).
+   *
    * @generated from field: repeated string segment = 5;
    */
   segment: string[];
@@ -258,6 +289,8 @@ export declare type EventCount = Message<"tally.v1.EventCount"> & {
   eventType: string;
 
   /**
+   * Distinct events (by event_id) of this type in the range.
+   *
    * @generated from field: uint64 count = 2;
    */
   count: bigint;
@@ -274,14 +307,14 @@ export declare const EventCountSchema: GenMessage<EventCount>;
  */
 export declare type GetRetentionRequest = Message<"tally.v1.GetRetentionRequest"> & {
   /**
-   * First cohort's period (the day, or any day of the week). Required.
+   * First cohort's period, YYYY-MM-DD (the day, or any day of the week).
    *
    * @generated from field: string start_date = 1;
    */
   startDate: string;
 
   /**
-   * Last cohort's period; default the last complete period.
+   * Last cohort's period, YYYY-MM-DD; default the last complete period.
    *
    * @generated from field: string end_date = 2;
    */
@@ -302,11 +335,16 @@ export declare type GetRetentionRequest = Message<"tally.v1.GetRetentionRequest"
   granularity: string;
 
   /**
+   * IANA time zone for day boundaries (e.g. Europe/Kyiv); default UTC.
+   *
    * @generated from field: string tz = 5;
    */
   tz: string;
 
   /**
+   * Filters, AND-ed: `event_type:VALUE` or `properties.KEY:VALUE` (nested
+   * keys with dots; values compared as strings).
+   *
    * @generated from field: repeated string segment = 6;
    */
   segment: string[];
@@ -346,6 +384,8 @@ export declare type Cohort = Message<"tally.v1.Cohort"> & {
   cohort: string;
 
   /**
+   * Users whose first event ever falls in that period.
+   *
    * @generated from field: uint64 size = 2;
    */
   size: bigint;

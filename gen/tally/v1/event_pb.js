@@ -3,13 +3,14 @@
 /* eslint-disable */
 
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file tally/v1/event.proto.
  */
 export const file_tally_v1_event = /*@__PURE__*/
-  fileDesc("ChR0YWxseS92MS9ldmVudC5wcm90bxIIdGFsbHkudjEinAEKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi8KC29jY3VycmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd1c2VyX2lkGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSKwoKcHJvcGVydGllcxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChR0YWxseS92MS9ldmVudC5wcm90bxIIdGFsbHkudjEisAEKBUV2ZW50EhUKCGV2ZW50X2lkGAEgASgJQgPgQQISNAoLb2NjdXJyZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQISFAoHdXNlcl9pZBgDIAEoCUID4EECEhcKCmV2ZW50X3R5cGUYBCABKAlCA+BBAhIrCgpwcm9wZXJ0aWVzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdGIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message tally.v1.Event.
