@@ -1,9 +1,19 @@
 # Tally's service image: every role, chosen by the command.
+# Build: install everything (the prepare script builds the page with Vite).
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY gen ./gen
+COPY proto ./proto
+COPY src ./src
+RUN npm install --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund
+
 FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
 COPY gen ./gen
 COPY proto ./proto
 COPY src ./src

@@ -21,16 +21,17 @@ runNodeJs({
     const registry = createFileRegistry(
       create(FileDescriptorSetSchema, { file: request.protoFile }),
     );
-    const files = request.fileToGenerate
-      .map((name) => registry.getFile(name))
-      .filter((f) => f !== undefined && f.proto.package.startsWith("tally."));
+    const files = request.fileToGenerate.flatMap((name) => {
+      const file = registry.getFile(name);
+      return file?.proto.package.startsWith("tally.") ? [file] : [];
+    });
     // buf runs plugins once per input in buf.gen.yaml: only ours has services.
     if (files.length === 0) return create(CodeGeneratorResponseSchema, {});
     const doc = openApiDocument(
-      files.flatMap((f) => f?.services ?? []),
+      files.flatMap((f) => f.services),
       {
         describe: (desc) => getComments(desc).leading ?? "",
-        protoFiles: files.map((f) => f?.proto.name ?? ""),
+        protoFiles: files.map((f) => f.proto.name),
       },
     );
     return create(CodeGeneratorResponseSchema, {

@@ -1,0 +1,285 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { lineChart, type Series } from "./chart.ts";
+import { analytics, apiKey, ingest } from "./client.ts";
+
+const $ = <T extends Element>(selector: string) => document.querySelector(selector) as T;
+const controls = $<HTMLFormElement>("#controls");
+const field = <T extends Element>(form: HTMLFormElement, name: string) =>
+  form.elements.namedItem(name) as unknown as T;
+const fromInput = field<HTMLInputElement>(controls, "from");
+const toInput = field<HTMLInputElement>(controls, "to");
+const tzInput = field<HTMLInputElement>(controls, "tz");
+const segmentsInput = field<HTMLTextAreaElement>(controls, "segments");
+const keyInput = field<HTMLInputElement>(controls, "key");
+const retentionControls = $<HTMLFormElement>("#retention-controls");
+const liveControls = $<HTMLFormElement>("#live-controls");
+
+/** What every stats call is asked, from the controls. */
+interface Query {
+  from: string;
+  to: string;
+  tz: string;
+  segment: string[];
+}
+
+function query(): Query {
+  return {
+    from: fromInput.value,
+    to: toInput.value,
+    tz: tzInput.value.trim() || "UTC",
+    segment: segmentsInput.value
+      .split("\n")
+      .map((s) => s.trim())
+      .filter((s) => s !== ""),
+  };
+}
+
+const addDays = (date: string, days: number) =>
+  new Date(Date.parse(date) + days * 86_400_000).toISOString().slice(0, 10);
+
+/** A failed call, said so a person can act on it. */
+function describe(err: unknown): string {
+  const e = ConnectError.from(err);
+  if (e.code === Code.Unauthenticated || e.code === Code.PermissionDenied) {
+    return `${e.rawMessage}. Enter an API key with the read scope above, then Show.`;
+  }
+  return e.rawMessage;
+}
+
+function showError(err: unknown) {
+  const box = $<HTMLParagraphElement>("#error");
+  box.textContent = describe(err);
+  box.hidden = false;
+}
+
+function row(cells: (string | number)[], header = false): HTMLTableRowElement {
+  const tr = document.createElement("tr");
+  cells.forEach((cell, i) => {
+    const td = document.createElement(header || i === 0 ? "th" : "td");
+    if (header) td.setAttribute("scope", "col");
+    else if (i === 0) td.setAttribute("scope", "row");
+    td.textContent = typeof cell === "number" ? cell.toLocaleString("en-US") : cell;
+    tr.append(td);
+  });
+  return tr;
+}
+
+/** Replaces a table's rows, keeping its caption. */
+function fill(table: HTMLTableElement, rows: HTMLTableRowElement[]) {
+  for (const r of [...table.rows]) r.remove();
+  table.append(...rows);
+}
+
+const SERIES = [
+  { window: "day", key: "dau", label: "Daily", colour: "#0b5cad" },
+  { window: "week", key: "wau", label: "Weekly (7 days)", colour: "#b3501d" },
+  { window: "month", key: "mau", label: "Monthly (30 days)", colour: "#2e7d32" },
+] as const;
+
+async function showActiveUsers(q: Query) {
+  const answers = await Promise.all(
+    SERIES.map((s) => analytics.getActiveUsers({ ...q, window: s.window })),
+  );
+  const series: Series[] = SERIES.map((s, i) => ({
+    ...s,
+    points: (answers[i]?.days ?? []).map((d) => ({ date: d.date, value: Number(d.activeUsers) })),
+  }));
+  $("#active-chart").replaceChildren(
+    lineChart(series, `Daily, weekly and monthly active users from ${q.from} to ${q.to}`),
+  );
+  $("#active-legend").replaceChildren(
+    ...series.map((s) => {
+      const li = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.style.background = s.colour;
+      li.append(swatch, s.label);
+      return li;
+    }),
+  );
+  fill($<HTMLTableElement>("#active-table"), [
+    row(["Day", ...series.map((s) => s.label)], true),
+    ...(series[0]?.points ?? []).map((p, i) =>
+      row([p.date, ...series.map((s) => s.points[i]?.value ?? 0)]),
+    ),
+  ]);
+}
+
+async function showTopEvents(q: Query) {
+  const { events } = await analytics.getTopEvents({ ...q, limit: 10 });
+  fill($<HTMLTableElement>("#top-events"), [
+    row(["Event type", "Events"], true),
+    ...events.map((e) => row([e.eventType, Number(e.count)])),
+  ]);
+}
+
+/** Light to dark blue by rate, with black or white text, whichever contrasts more. */
+function heat(cell: HTMLElement, rate: number) {
+  const [r, g, b] = hslToRgb(212, 0.7, 0.97 - rate * 0.62);
+  cell.style.background = `rgb(${r} ${g} ${b})`;
+  // WCAG relative luminance: black text wins above ~0.18.
+  const lin = (c: number) =>
+    c / 255 <= 0.04045 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4;
+  const luminance = 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  cell.style.color = luminance > 0.18 ? "#000" : "#fff";
+}
+
+function hslToRgb(h: number, s: number, l: number): [number, number, number] {
+  const k = (n: number) => (n + h / 30) % 12;
+  const a = s * Math.min(l, 1 - l);
+  const f = (n: number) => l - a * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1));
+  return [f(0), f(8), f(4)].map((v) => Math.round(v * 255)) as [number, number, number];
+}
+
+async function showRetention(q: Query) {
+  const granularity = field<HTMLSelectElement>(retentionControls, "granularity").value;
+  const windows = Number(field<HTMLInputElement>(retentionControls, "windows").value) || 4;
+  const { cohorts } = await analytics.getRetention({
+    startDate: q.from,
+    endDate: q.to,
+    windows,
+    granularity,
+    tz: q.tz,
+    segment: q.segment,
+  });
+  const unit = granularity === "week" ? "Week" : "Day";
+  const days = granularity === "week" ? 7 : 1;
+  const head = row(
+    ["Cohort", "Users", ...Array.from({ length: windows + 1 }, (_, k) => `${unit} ${k}`)],
+    true,
+  );
+  const rows = cohorts.map((c) => {
+    const tr = row([c.cohort, Number(c.size)]);
+    c.rates.forEach((rate, k) => {
+      const td = document.createElement("td");
+      const retained = Number(c.retained[k] ?? 0n);
+      td.textContent = `${(rate * 100).toFixed(1)}%`;
+      td.title = `${retained.toLocaleString("en-US")} of ${Number(c.size).toLocaleString("en-US")}`;
+      td.dataset.retained = String(retained);
+      if (addDays(c.cohort, k * days) > q.to) {
+        // That period has not been reached within the range: no rate to show yet.
+        td.textContent = "–";
+        td.title = "after the range";
+      } else heat(td, rate);
+      tr.append(td);
+    });
+    return tr;
+  });
+  fill($<HTMLTableElement>("#retention"), [head, ...rows]);
+}
+
+async function refresh() {
+  $<HTMLParagraphElement>("#error").hidden = true;
+  const status = $<HTMLParagraphElement>("#status");
+  const q = query();
+  status.textContent = "Loading…";
+  const url = new URLSearchParams({ from: q.from, to: q.to, tz: q.tz });
+  for (const s of q.segment) url.append("segment", s);
+  history.replaceState(null, "", `?${url}`);
+  const started = performance.now();
+  try {
+    await Promise.all([showActiveUsers(q), showTopEvents(q), showRetention(q)]);
+    const filters = q.segment.length > 0 ? `, where ${q.segment.join(" and ")}` : "";
+    const ms = Math.round(performance.now() - started);
+    status.textContent = `${q.from} to ${q.to} (${q.tz})${filters}: answered in ${ms} ms`;
+  } catch (err) {
+    status.textContent = "";
+    showError(err);
+  }
+}
+
+// The live panel: TailEvents over Connect, newest first, at most 100 kept.
+let live: AbortController | undefined;
+
+async function startLive() {
+  live?.abort();
+  const mine = new AbortController();
+  live = mine;
+  const status = $<HTMLParagraphElement>("#live-status");
+  const list = $<HTMLOListElement>("#live-events");
+  $<HTMLButtonElement>("#live-toggle").textContent = "Pause";
+  status.textContent = "Connecting…";
+  const filter = {
+    eventType: field<HTMLInputElement>(liveControls, "eventType").value.trim(),
+    userId: field<HTMLInputElement>(liveControls, "userId").value.trim(),
+  };
+  try {
+    for await (const res of ingest.tailEvents(filter, { signal: mine.signal })) {
+      status.textContent = "Live: events appear here as they are accepted.";
+      const items = res.events.map((e) => {
+        const li = document.createElement("li");
+        li.dataset.eventId = e.eventId;
+        const at = e.occurredAt ? timestampDate(e.occurredAt).toISOString() : "";
+        li.textContent = `${at}  ${e.eventType}  ${e.userId}`;
+        return li;
+      });
+      if (res.skipped > 0n) {
+        const note = document.createElement("li");
+        note.textContent = `… ${res.skipped} events skipped (this page fell behind)`;
+        items.unshift(note);
+      }
+      list.prepend(...items.reverse());
+      while (list.children.length > 100) list.lastElementChild?.remove();
+    }
+  } catch (err) {
+    if (mine.signal.aborted) return;
+    status.textContent = `Disconnected: ${describe(err)} Retrying in 3 s.`;
+    setTimeout(() => live === mine && startLive(), 3000);
+  }
+}
+
+function stopLive() {
+  live?.abort();
+  live = undefined;
+  $<HTMLButtonElement>("#live-toggle").textContent = "Resume";
+  $<HTMLParagraphElement>("#live-status").textContent = "Paused.";
+}
+
+/** Sets the range to the last 30 days holding data; false if the service could not say. */
+async function pickDefaultRange(): Promise<boolean> {
+  const range = await analytics.getDataRange({}).catch((err: unknown) => {
+    showError(err);
+    return undefined;
+  });
+  toInput.value = range?.lastDate || new Date().toISOString().slice(0, 10);
+  fromInput.value = addDays(toInput.value, -29);
+  return range !== undefined;
+}
+
+async function init() {
+  // Suggestions only: any IANA name the service knows may be typed (Europe/Kyiv too).
+  const zones = new Set(["UTC", Intl.DateTimeFormat().resolvedOptions().timeZone]);
+  for (const zone of Intl.supportedValuesOf("timeZone")) zones.add(zone);
+  $("#zones").replaceChildren(...[...zones].map((z) => new Option(z)));
+  const url = new URLSearchParams(location.search);
+  keyInput.value = apiKey.get();
+  tzInput.value = url.get("tz") ?? "UTC";
+  segmentsInput.value = url.getAll("segment").join("\n");
+  let rangeKnown = url.has("from") && url.has("to");
+  if (rangeKnown) {
+    fromInput.value = url.get("from") ?? "";
+    toInput.value = url.get("to") ?? "";
+  } else rangeKnown = await pickDefaultRange();
+
+  controls.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    apiKey.set(keyInput.value);
+    // Without a key the service could not say where the data is; now it may.
+    if (!rangeKnown) rangeKnown = await pickDefaultRange();
+    void refresh();
+    if (live !== undefined) void startLive(); // the key may have changed
+  });
+  retentionControls.addEventListener("change", () => void showRetention(query()).catch(showError));
+  retentionControls.addEventListener("submit", (e) => e.preventDefault());
+  liveControls.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const restart = (e.submitter as HTMLElement | null)?.id !== "live-toggle" || live === undefined;
+    if (restart) void startLive();
+    else stopLive();
+  });
+  liveControls.addEventListener("change", () => live !== undefined && void startLive());
+  await refresh();
+  void startLive();
+}
+
+void init();
