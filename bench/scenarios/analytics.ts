@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { activeUsers } from "../../src/analytics/active-users.ts";
 import { dau } from "../../src/analytics/dau.ts";
 import { retention } from "../../src/analytics/retention.ts";
 import { chooseSource, type ReadOptions } from "../../src/analytics/source.ts";
@@ -42,6 +43,15 @@ export async function analytics(scale: number): Promise<Section[]> {
         name: "DAU over 365 days",
         run: (segment: string[], o: ReadOptions) =>
           dau(warehouse, { from: "2025-01-01", to: "2025-12-31", tz: "UTC", segment }, o),
+      },
+      {
+        name: "MAU (rolling 30 days) over 90 days",
+        run: (segment: string[], o: ReadOptions) =>
+          activeUsers(
+            warehouse,
+            { from: "2025-10-01", to: "2025-12-29", window: "month", tz: "UTC", segment },
+            o,
+          ),
       },
       {
         name: "top events over 90 days",

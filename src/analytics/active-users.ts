@@ -40,31 +40,58 @@ export async function activeUsers(
     source.kind === "rollups"
       ? `SELECT user_id, day FROM ${warehouse.db}.user_days
          WHERE event_type = {type:String} AND day BETWEEN toDate({first:String}) AND toDate({to:String})`
-      : `SELECT DISTINCT user_id, toDate(occurred_at, {tz:String}) AS day
+      : `SELECT user_id, toDate(occurred_at, {tz:String}) AS day
          FROM ${warehouse.db}.events FINAL
          WHERE day BETWEEN toDate({first:String}) AND toDate({to:String}) AND ${source.where}`;
-  const query =
-    windowDays === 1 && source.kind === "rollups"
-      ? // One row per user and day once merged: counting rows is enough.
-        `SELECT toString(day) AS date, count() AS users
-         FROM ${warehouse.db}.user_days FINAL
-         WHERE event_type = {type:String} AND day BETWEEN toDate({from:String}) AND toDate({to:String})
-         GROUP BY day`
-      : // Each pair counts towards every window that contains its day.
-        `SELECT toString(d) AS date, uniqExact(user_id) AS users
-         FROM (${pairs})
-         ARRAY JOIN arrayMap(i -> day + i, range({window:UInt32})) AS d
-         WHERE d BETWEEN toDate({from:String}) AND toDate({to:String})
-         GROUP BY d`;
-  const rows = await warehouse.rows<{ date: string; users: string }>(query, {
-    ...params,
-    ...source.params,
+  if (windowDays === 1 && source.kind === "rollups") {
+    // One row per user and day once merged: counting rows is enough.
+    const rows = await warehouse.rows<{ date: string; users: string }>(
+      `SELECT toString(day) AS date, count() AS users
+       FROM ${warehouse.db}.user_days FINAL
+       WHERE event_type = {type:String} AND day BETWEEN toDate({from:String}) AND toDate({to:String})
+       GROUP BY day`,
+      { ...params, ...source.params },
+    );
+    const byDate = new Map(rows.map((r) => [r.date, Number(r.users)]));
+    return eachDay(range.from, range.to, (date) => byDate.get(date) ?? 0);
+  }
+  // A sweep, not an expansion: a user is in the window ending on d while some
+  // active day lies in [d - window + 1, d], so each user's active days merge
+  // into runs (gaps shorter than the window), and each run adds +1 on its
+  // first day and -1 a window after its last. Summing the changes day by day
+  // gives every window's count from one row per user and run, not one per
+  // (user, day, window day) as spelling each window out would.
+  const changes = await warehouse.rows<{ date: string; delta: string }>(
+    `SELECT toString(change.1) AS date, sum(change.2) AS delta
+     FROM (
+       SELECT arraySort(groupUniqArray(day)) AS days
+       FROM (${pairs})
+       GROUP BY user_id
+     )
+     ARRAY JOIN arrayConcat(
+       arrayMap(d -> (d, 1), arrayFilter((d, i) -> i = 1 OR d - days[i - 1] >= {window:UInt32}, days, arrayEnumerate(days))),
+       arrayMap(d -> (d + {window:UInt32}, -1), arrayFilter((d, i) -> i = length(days) OR days[i + 1] - d >= {window:UInt32}, days, arrayEnumerate(days)))
+     ) AS change
+     GROUP BY change.1`,
+    { ...params, ...source.params },
+  );
+  const change = new Map(changes.map((r) => [r.date, Number(r.delta)]));
+  let active = 0;
+  for (let day = range.from - windowDays + 1; day < range.from; day++) {
+    active += change.get(formatDay(day)) ?? 0;
+  }
+  return eachDay(range.from, range.to, (date) => {
+    active += change.get(date) ?? 0;
+    return active;
   });
-  const byDate = new Map(rows.map((r) => [r.date, Number(r.users)]));
+}
+
+/** One row per day from `from` to `to`, in order. */
+function eachDay(from: number, to: number, count: (date: string) => number) {
   const days = [];
-  for (let day = range.from; day <= range.to; day++) {
+  for (let day = from; day <= to; day++) {
     const date = formatDay(day);
-    days.push({ date, activeUsers: byDate.get(date) ?? 0 });
+    days.push({ date, activeUsers: count(date) });
   }
   return days;
 }
