@@ -22,8 +22,8 @@ export class LiveEvents {
   readonly #subscribers = new Set<Subscriber>();
   readonly #capacity: number;
 
-  /** @param capacity events buffered per subscriber */
-  constructor(capacity = 1000) {
+  /** @param capacity events buffered per subscriber: room for several batches confirmed at once */
+  constructor(capacity = 10_000) {
     this.#capacity = capacity;
   }
 
