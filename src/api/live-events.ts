@@ -22,7 +22,7 @@ export class LiveEvents {
   readonly #subscribers = new Set<Subscriber>();
   readonly #capacity: number;
 
-  /** @param capacity events buffered per subscriber: room for several batches confirmed at once */
+  /** @param capacity events buffered per subscriber */
   constructor(capacity = 10_000) {
     this.#capacity = capacity;
   }

@@ -142,7 +142,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
               ...limits,
             });
     }
-    live = new LiveEvents();
+    live = new LiveEvents(config.tailBufferEvents);
     api = createApiServer({
       // Many small requests share broker messages under load.
       ingest: createIngestService({

@@ -42,6 +42,8 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** Most events in one request, or in one message of a stream. @default 10000 */
   readonly maxEventsPerRequest: number;
+  /** Events buffered per live tail (TailEvents) before its oldest are skipped. */
+  readonly tailBufferEvents: number;
   /** Ingest answers UNAVAILABLE while more batches than this wait in the queue. @default 100000 */
   readonly maxQueueDepth: number;
   /** Requests a second per API key (or address without keys); 0 means no limit. @default 0 */
@@ -115,6 +117,7 @@ const schema = z.object({
   TALLY_MAX_BODY_BYTES: int(1024, 1 << 30, 8 << 20),
   TALLY_MAX_QUEUE_DEPTH: int(1, 1_000_000_000, 100_000),
   TALLY_MAX_EVENTS_PER_REQUEST: int(1, 1_000_000, 10_000),
+  TALLY_TAIL_BUFFER_EVENTS: int(1, 1_000_000, 10_000),
   TALLY_RATE_LIMIT_RPS: int(0, 10_000_000, 0),
   TALLY_RATE_LIMIT_BURST: int(0, 100_000_000, 0),
 });
@@ -149,6 +152,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBodyBytes: e.TALLY_MAX_BODY_BYTES,
     maxQueueDepth: e.TALLY_MAX_QUEUE_DEPTH,
     maxEventsPerRequest: e.TALLY_MAX_EVENTS_PER_REQUEST,
+    tailBufferEvents: e.TALLY_TAIL_BUFFER_EVENTS,
     rateLimitRps: e.TALLY_RATE_LIMIT_RPS,
     rateLimitBurst: e.TALLY_RATE_LIMIT_BURST || 2 * e.TALLY_RATE_LIMIT_RPS,
   });

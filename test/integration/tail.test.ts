@@ -30,7 +30,13 @@ describe("TailEvents: events live as they are accepted", () => {
   let port: number;
   const stops: AbortController[] = [];
   beforeAll(async () => {
-    tally = await start(testConfig({ ...realServices(), TALLY_API_KEYS: "w:ingest,r:read" }));
+    tally = await start(
+      testConfig({
+        ...realServices(),
+        TALLY_API_KEYS: "w:ingest,r:read",
+        TALLY_TAIL_BUFFER_EVENTS: "1000",
+      }),
+    );
     port = tally.port as number;
   });
   afterEach(() => {
@@ -136,7 +142,7 @@ describe("TailEvents: events live as they are accepted", () => {
       (n) => n > 0,
     );
     call.pause();
-    // 40,000 events with fat properties: far more than the socket and the buffer hold.
+    // 40,000 events with fat properties: far more than the socket and the 1,000-event buffer hold.
     const flood = sameDayEvents(40_000, 805, "tail_flood", 100).map((e) => ({
       ...e,
       properties: { pad: "x".repeat(200) },
