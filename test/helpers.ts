@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
@@ -41,6 +42,29 @@ export const silentLog = pino({ level: "silent" });
 
 export async function start(config: Config, role: Role = "all"): Promise<Tally> {
   return startTally(config, role, silentLog);
+}
+
+const TALLY_MAIN = join(import.meta.dirname, "../src/cli/main.ts");
+
+/** `tally ARGS` as a child process, with only PATH and `env` set; its output is gathered. */
+export function spawnTally(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [TALLY_MAIN, ...args], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  // "close", not "exit": by then every line of output has arrived.
+  const exit = new Promise<number | null>((resolve) =>
+    child.once("close", (code) => resolve(code)),
+  );
+  return { child, exit, stdout: () => out, stderr: () => err };
 }
 
 /** Polls `probe` until it returns a value `done` accepts; fails after `timeoutMs`. */

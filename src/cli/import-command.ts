@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { ImportError, runImport } from "./import/importer.ts";
 import { createProgressReporter, type ImportProgress } from "./import/progress.ts";
+import { SERVICE_HELP, SERVICE_OPTIONS, serviceUrl } from "./service-options.ts";
 import { UsageError } from "./usage-error.ts";
 
 export const IMPORT_HELP = `tally import: stream a CSV file of events to Tally over gRPC
@@ -9,8 +10,7 @@ Usage:
   tally import FILE.csv [options]      (FILE.csv.gz works too; - reads standard input)
 
 Options:
-  --url URL            the service (default http://127.0.0.1:8080, or TALLY_URL)
-  --api-key KEY        sent as Authorization: Bearer KEY (default TALLY_API_KEY)
+${SERVICE_HELP}
   --batch-size N       events per stream message (default 1000)
   --dry-run            parse and validate only; send nothing, report what would be rejected
   --rejects PATH       where rejected lines go (default FILE.rejects.csv beside the input)
@@ -38,8 +38,7 @@ export async function importCommand(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: {
-      url: { type: "string", default: process.env.TALLY_URL ?? "http://127.0.0.1:8080" },
-      "api-key": { type: "string", default: process.env.TALLY_API_KEY },
+      ...SERVICE_OPTIONS,
       "batch-size": { type: "string", default: "1000" },
       "segment-rows": { type: "string", default: "20000" },
       "dry-run": { type: "boolean", default: false },
@@ -66,8 +65,7 @@ export async function importCommand(args: string[]): Promise<number> {
       IMPORT_HELP,
     );
   }
-  if (!URL.canParse(values.url))
-    throw new UsageError(`--url: "${values.url}" is not a URL`, IMPORT_HELP);
+  const url = serviceUrl(values.url, IMPORT_HELP);
 
   const err = process.stderr;
   const progress: ImportProgress = {
@@ -88,7 +86,7 @@ export async function importCommand(args: string[]): Promise<number> {
     const summary = await runImport(
       {
         input,
-        url: values.url,
+        url,
         apiKey: values["api-key"],
         batchSize,
         segmentRows,

@@ -5,6 +5,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type Event, EventSchema } from "../../gen/tally/v1/event_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { SERVICE_HELP, SERVICE_OPTIONS, serviceUrl } from "./service-options.ts";
 import { UsageError } from "./usage-error.ts";
 
 export const TAIL_HELP = `tally tail: print events live, as the service accepts them
@@ -13,17 +14,16 @@ Usage:
   tally tail [options]
 
 Options:
-  --url URL            the service (default http://127.0.0.1:8080, or TALLY_URL)
-  --api-key KEY        a key with the read scope (default TALLY_API_KEY)
+${SERVICE_HELP}
   --event-type TYPE    only events of this type
   --user-id ID         only this user's events
   --json               one JSON object per line (the default when not on a terminal)
   -h, --help           this text
 
-Repeats are shown too: de-duplication happens after acceptance. If the
-terminal cannot keep up, the oldest events waiting are skipped and a line on
-standard error says how many. A lost connection is retried every second.
-Ctrl-C stops.
+With API keys set, the key needs the read scope. Repeats are shown too:
+de-duplication happens after acceptance. If the terminal cannot keep up, the
+oldest events waiting are skipped and a line on standard error says how many.
+A lost connection is retried every second. Ctrl-C stops.
 
 Examples:
   tally tail
@@ -38,8 +38,7 @@ export async function tailCommand(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: {
-      url: { type: "string", default: process.env.TALLY_URL ?? "http://127.0.0.1:8080" },
-      "api-key": { type: "string", default: process.env.TALLY_API_KEY },
+      ...SERVICE_OPTIONS,
       "event-type": { type: "string", default: "" },
       "user-id": { type: "string", default: "" },
       json: { type: "boolean", default: !process.stdout.isTTY },
@@ -51,10 +50,9 @@ export async function tailCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError("tail takes no arguments", TAIL_HELP);
-  if (!URL.canParse(values.url))
-    throw new UsageError(`--url: "${values.url}" is not a URL`, TAIL_HELP);
+  const url = serviceUrl(values.url, TAIL_HELP);
 
-  const client = createClient(IngestService, createGrpcTransport({ baseUrl: values.url }));
+  const client = createClient(IngestService, createGrpcTransport({ baseUrl: url }));
   const headers = values["api-key"] ? { authorization: `Bearer ${values["api-key"]}` } : undefined;
   const request = { eventType: values["event-type"], userId: values["user-id"] };
   const format = values.json ? formatJson : formatLine;
@@ -67,7 +65,7 @@ export async function tailCommand(args: string[]): Promise<number> {
       for await (const res of client.tailEvents(request, { headers, signal: stop.signal })) {
         if (res.skipped > 0n) say(`tally tail: skipped ${res.skipped} events (fell behind)`);
         if (res.events.length === 0 && res.skipped === 0n) {
-          say(`tally tail: live on ${values.url}; Ctrl-C stops`);
+          say(`tally tail: live on ${url}; Ctrl-C stops`);
         }
         for (const e of res.events) process.stdout.write(`${format(e)}\n`);
       }

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,9 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { checkpointPath } from "../../src/cli/import/checkpoint.ts";
 import { rest } from "../clients.ts";
-import { freePort, waitFor } from "../helpers.ts";
-
-const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
+import { freePort, spawnTally, waitFor } from "../helpers.ts";
 
 /** Every process a test starts: killed after each test, whatever happened in it. */
 const children = new Set<ChildProcess>();
@@ -18,17 +16,9 @@ afterEach(() => {
 });
 
 function run(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  children.add(child);
-  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, exit, stderr: () => stderr };
+  const tally = spawnTally(args, env);
+  children.add(tally.child);
+  return tally;
 }
 
 /** `tally serve` on the embedded default in a fresh data directory, once ready. */

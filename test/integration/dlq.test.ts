@@ -1,5 +1,3 @@
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { Connection } from "rabbitmq-client";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
@@ -10,26 +8,20 @@ import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { createWarehouse } from "../../src/warehouse/warehouse.ts";
 import { toProto } from "../clients.ts";
-import { AMQP_URL, DATA_DIR, REDIS_URL, silentLog, uniqueNamespace, waitFor } from "../helpers.ts";
+import {
+  AMQP_URL,
+  DATA_DIR,
+  REDIS_URL,
+  silentLog,
+  spawnTally,
+  uniqueNamespace,
+  waitFor,
+} from "../helpers.ts";
 
-const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
-
-function tally(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    err += d.toString();
-  });
-  return new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
-    child.once("exit", (code) => resolve({ code, out, err })),
-  );
+async function tally(args: string[], env: Record<string, string>) {
+  const run = spawnTally(args, env);
+  const code = await run.exit;
+  return { code, out: run.stdout(), err: run.stderr() };
 }
 
 describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {

@@ -1,5 +1,3 @@
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -15,13 +13,13 @@ import {
   realServices,
   rng,
   sameDayEvents,
+  spawnTally,
   start,
   testConfig,
   uuidFrom,
   waitFor,
 } from "../helpers.ts";
 
-const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
 /** The issue's promise: an accepted event shows in a tail within a second. */
 const LIVE_WITHIN_MS = 1000;
 
@@ -175,25 +173,13 @@ describe("TailEvents: events live as they are accepted", () => {
   });
 
   it("tally tail prints matching events as JSON lines", async () => {
-    const child = spawn(
-      process.execPath,
-      [MAIN, "tail", "--url", `http://127.0.0.1:${port}`, "--event-type", "tail_cli", "--json"],
-      {
-        env: { PATH: process.env.PATH ?? "", TALLY_API_KEY: "r" },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
+    const tail = spawnTally(
+      ["tail", "--url", `http://127.0.0.1:${port}`, "--event-type", "tail_cli", "--json"],
+      { TALLY_API_KEY: "r" },
     );
     try {
-      let out = "";
-      let err = "";
-      child.stdout.on("data", (d: Buffer) => {
-        out += d.toString();
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        err += d.toString();
-      });
       await waitFor(
-        async () => err,
+        async () => tail.stderr(),
         (e) => e.includes("live on"),
       );
       const [wanted] = sameDayEvents(1, 806, "tail_cli");
@@ -202,15 +188,16 @@ describe("TailEvents: events live as they are accepted", () => {
         headers: writer,
       });
       await waitFor(
-        async () => out,
+        async () => tail.stdout(),
         (o) => o.includes("\n"),
       );
       expect(performance.now() - posted).toBeLessThan(LIVE_WITHIN_MS);
       expect(
-        out
+        tail
+          .stdout()
           .trim()
           .split("\n")
-          .map((l) => JSON.parse(l)),
+          .map((l: string) => JSON.parse(l)),
       ).toEqual([
         {
           event_id: wanted?.event_id,
@@ -220,8 +207,8 @@ describe("TailEvents: events live as they are accepted", () => {
         },
       ]);
     } finally {
-      child.kill("SIGINT");
+      tail.child.kill("SIGINT");
     }
-    expect(await new Promise((r) => child.once("exit", r))).toBe(0);
+    expect(await tail.exit).toBe(0);
   });
 });
