@@ -29,6 +29,15 @@ export interface BatchConsumer {
   close(): Promise<void>;
 }
 
+/** A flush's first-copy rows, and what the dedupe store said of each. */
+interface Claimed {
+  ids: string[];
+  rows: string[];
+  keep: boolean[];
+  /** The store was down or forgets on restart: the warehouse has the last word. */
+  askWarehouse: boolean;
+}
+
 interface Pending {
   batch: EventBatch;
   ids: string[];
@@ -45,6 +54,12 @@ interface Pending {
  * with backoff while the batches stay unacknowledged; if the process dies
  * instead, the queue redelivers them, and the dedupe claims, made in each
  * batch's own name, let them through again.
+ *
+ * Two flushes overlap: the next one's claims go to Redis while this one's
+ * insert runs in ClickHouse (inserts themselves go one at a time, in order).
+ * A claim belongs to the message that made it, so overlapping changes
+ * nothing about which copy is kept; asking the warehouse instead (store down
+ * or forgetful) waits for the insert before, so that it sees its rows.
  */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
   const { dedupe, warehouse, flushRows, flushBatches, flushIntervalMs, metrics, log } = options;
@@ -52,11 +67,17 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let pending: Pending[] = [];
   let pendingRows = 0;
   let timer: NodeJS.Timeout | undefined;
-  let flushing: Promise<void> | undefined;
+  /** The newest flush's dedupe round trip, while it runs. */
+  let claiming: Promise<void> | undefined;
+  /** The newest flush, to its end: each insert waits for the one before. */
+  let inserting: Promise<void> = Promise.resolve();
+  /** Flushes begun and not ended: one inserting, one claimed and waiting, at most. */
+  let flushes = 0;
+  const busy = () => claiming !== undefined || flushes >= 2;
   let closed = false;
 
   function schedule() {
-    if (flushing !== undefined || pending.length === 0) return;
+    if (busy() || pending.length === 0) return;
     if (pendingRows >= flushRows || pending.length >= flushBatches) {
       clearTimeout(timer);
       timer = undefined;
@@ -70,7 +91,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   }
 
   function startFlush() {
-    if (flushing !== undefined || pending.length === 0) return;
+    if (busy() || pending.length === 0) return;
     // About flushRows rows at a time, however much piled up meanwhile.
     let take = 0;
     let rows = 0;
@@ -81,15 +102,24 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     const items = pending.slice(0, take);
     pending = pending.slice(take);
     pendingRows -= rows;
-    flushing = flush(items).finally(() => {
-      flushing = undefined;
+    const claimed = claim(items);
+    const settled = () => {
+      claiming = undefined;
+      schedule();
+    };
+    claiming = claimed.then(settled, settled);
+    flushes++;
+    inserting = flush(items, claimed, inserting).finally(() => {
+      flushes--;
       schedule();
     });
   }
 
-  async function flush(items: Pending[]) {
+  async function flush(items: Pending[], claimed: Promise<Claimed>, previous: Promise<void>) {
     try {
-      const body = await survivingRows(items);
+      const claims = await claimed;
+      await previous; // never rejects: flush answers its batches instead
+      const body = await survivingRows(items, claims);
       await insertWithRetry(body.rows, body.count);
       const now = Date.now();
       for (const item of items) {
@@ -110,7 +140,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     }
   }
 
-  async function survivingRows(items: Pending[]) {
+  /** Drops repeats within the flush and claims the rest, in one round trip. */
+  async function claim(items: Pending[]): Promise<Claimed> {
     // First copy within the flush wins; only those are claimed.
     const seen = new Set<string>();
     const ids: string[] = [];
@@ -126,14 +157,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         rows.push(item.rows[i] as string);
       }
     }
-    let keep: boolean[];
     const started = performance.now();
     try {
-      keep = await dedupe.claim(ids, owners);
+      const keep = await dedupe.claim(ids, owners);
       metrics.redisRoundTrip.observe((performance.now() - started) / 1000);
-      // A store that forgets on restart cannot vouch for what came before it:
-      // the warehouse has the last word on the ids it let through.
-      if (!dedupe.durable) keep = await notStored(ids, keep);
+      // A store that forgets on restart cannot vouch for what came before it.
+      return { ids, rows, keep, askWarehouse: !dedupe.durable };
     } catch (err) {
       // Without the store, ask the warehouse instead: slower, but a repeat
       // with other fields must not reach the rollups, where it would count.
@@ -141,11 +170,14 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         { err },
         `dedupe store (${dedupe.kind}) unavailable; checking the warehouse instead`,
       );
-      keep = await notStored(
-        ids,
-        ids.map(() => true),
-      );
+      return { ids, rows, keep: ids.map(() => true), askWarehouse: true };
     }
+  }
+
+  /** The rows to insert: claimed, and, where the store cannot vouch, not yet stored. */
+  async function survivingRows(items: Pending[], claims: Claimed) {
+    const { ids, rows } = claims;
+    const keep = claims.askWarehouse ? await notStored(ids, claims.keep) : claims.keep;
     let text = "";
     let count = 0;
     for (let i = 0; i < rows.length; i++) {
@@ -218,7 +250,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       const held = pending;
       pending = [];
       for (const item of held) item.done(new Error("the consumer is closing"));
-      await flushing;
+      await claiming;
+      await inserting;
     },
   };
 }
