@@ -223,6 +223,12 @@ async function startLive() {
     }
   } catch (err) {
     if (mine.signal.aborted) return;
+    const code = ConnectError.from(err).code;
+    if (code === Code.Unauthenticated || code === Code.PermissionDenied) {
+      // Retrying cannot help; Show with a key restarts the tail.
+      status.textContent = `Not live: ${describe(err)}`;
+      return;
+    }
     status.textContent = `Disconnected: ${describe(err)} Retrying in 3 s.`;
     setTimeout(() => live === mine && startLive(), 3000);
   }

@@ -182,6 +182,10 @@ describe("the analytics page in a real browser, against the real pipeline", () =
     const error = page.getByRole("alert");
     await error.waitFor();
     expect(await error.textContent()).toMatch(/API key is required.*Enter an API key/);
+    // The live panel waits for a key too, rather than retrying in vain.
+    await page.waitForFunction(
+      `document.querySelector("#live-status")?.textContent?.startsWith("Not live: an API key is required")`,
+    );
 
     await page.getByLabel("API key").fill(KEY);
     await show();
