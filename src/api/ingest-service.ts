@@ -26,7 +26,7 @@ export interface IngestServiceOptions {
   queue: EventQueue;
   rules: EventRules;
   metrics: Metrics;
-  /** Where accepted events go live (TailEvents). */
+  /** Accepted events, live (TailEvents). */
   live: LiveEvents;
   /** Most events in a request, or in one message of a stream. */
   maxEvents: number;
@@ -81,7 +81,6 @@ export function createIngestService(
       }
       await publish({ ...prepared.batch, requestIds: [requestIdOf(ctx.values)] });
       metrics.eventsAccepted.inc(prepared.batch.rows);
-      live.publish(prepared.accepted);
       return create(IngestResponseSchema, {
         accepted: BigInt(prepared.batch.rows),
         rejected: prepared.rejected,
@@ -104,10 +103,9 @@ export function createIngestService(
           if (prepared.batch === undefined) continue;
           accepted += prepared.batch.rows;
           const { rows } = prepared.batch;
-          const p = publish({ ...prepared.batch, requestIds: [requestId] }).then(() => {
-            metrics.eventsAccepted.inc(rows);
-            live.publish(prepared.accepted);
-          });
+          const p = publish({ ...prepared.batch, requestIds: [requestId] }).then(() =>
+            metrics.eventsAccepted.inc(rows),
+          );
           p.catch(() => {}); // awaited below; never unhandled
           publishing.push(p);
           // Stop reading the stream while too many batches await the broker.
@@ -139,8 +137,8 @@ function prepare(events: readonly Event[], offset: number, rules: EventRules, ct
   const now = Date.now();
   const acceptedAtText = `${clickhouseTime(now)}000`;
   const rejected: Rejection[] = [];
-  const accepted: Event[] = [];
   let body = "";
+  let rows = 0;
   for (let i = 0; i < events.length; i++) {
     const event = events[i] as Event;
     let reason = bodyErrors?.get(i) ?? validateEvent(event, rules, now);
@@ -156,18 +154,18 @@ function prepare(events: readonly Event[], offset: number, rules: EventRules, ct
       continue;
     }
     body += encodeRow(event, properties, acceptedAtText);
-    accepted.push(event);
+    rows++;
   }
   const batch =
-    accepted.length === 0
+    rows === 0
       ? undefined
       : {
           id: randomBytes(12).toString("base64url"),
           body: Buffer.from(body),
-          rows: accepted.length,
+          rows,
           acceptedAt: now,
         };
-  return { batch, rejected, accepted };
+  return { batch, rejected };
 }
 
 function countRejected(metrics: Metrics, rejected: readonly Rejection[]) {

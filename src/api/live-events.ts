@@ -1,4 +1,7 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Event } from "../../gen/tally/v1/event_pb.js";
+import { decodeRows } from "../queue/event-batch.ts";
+import type { LiveFeed } from "../queue/live-feed.ts";
 
 /** Which events a subscriber wants; an empty field matches all. */
 export interface TailFilter {
@@ -13,28 +16,23 @@ export interface TailChunk {
 }
 
 /**
- * Accepted events, fanned out to live subscribers (TailEvents). Ingest only
- * ever appends to each subscriber's bounded buffer; a subscriber that reads
- * too slowly loses its oldest events, counted, so it never slows ingest and
- * always sees the freshest ones.
+ * Accepted events, fanned out to live subscribers (TailEvents). They come
+ * from the live feed, so a tail sees what every API process accepts; the
+ * feed is listened to only while someone subscribes. Each subscriber has a
+ * bounded buffer: one that reads too slowly loses its oldest events,
+ * counted, so it never slows ingest and always sees the freshest ones.
  */
 export class LiveEvents {
   readonly #subscribers = new Set<Subscriber>();
+  readonly #feed: LiveFeed;
   readonly #capacity: number;
+  /** Listening to the feed, while anyone subscribes: resolves to its stop. */
+  #listening: Promise<() => Promise<void>> | undefined;
 
   /** @param capacity events buffered per subscriber */
-  constructor(capacity = 10_000) {
+  constructor(feed: LiveFeed, capacity = 10_000) {
+    this.#feed = feed;
     this.#capacity = capacity;
-  }
-
-  /** Whether anyone listens: ingest keeps no events for nobody. */
-  get listening(): boolean {
-    return this.#subscribers.size > 0;
-  }
-
-  /** Offers accepted events to every subscriber; never waits. */
-  publish(events: readonly Event[]): void {
-    for (const s of this.#subscribers) s.offer(events);
   }
 
   /**
@@ -47,6 +45,7 @@ export class LiveEvents {
     const stop = () => s.end();
     signal.addEventListener("abort", stop, { once: true });
     try {
+      await this.#listen();
       yield { events: [], skipped: 0 };
       for (;;) {
         const chunk = await s.next();
@@ -56,12 +55,36 @@ export class LiveEvents {
     } finally {
       signal.removeEventListener("abort", stop);
       this.#subscribers.delete(s);
+      if (this.#subscribers.size === 0) await this.#unlisten();
     }
   }
 
   /** Ends every subscription (on shutdown, so no stream holds the drain). */
   close(): void {
     for (const s of this.#subscribers) s.end();
+  }
+
+  async #listen() {
+    this.#listening ??= this.#feed.listen((body) => {
+      if (this.#subscribers.size === 0) return;
+      const events = decodeRows(body);
+      for (const s of this.#subscribers) s.offer(events);
+    });
+    try {
+      await this.#listening;
+    } catch (err) {
+      this.#listening = undefined;
+      throw new ConnectError(
+        `the live feed is unavailable; retry later (${err instanceof Error ? err.message : String(err)})`,
+        Code.Unavailable,
+      );
+    }
+  }
+
+  async #unlisten() {
+    const listening = this.#listening;
+    this.#listening = undefined;
+    await listening?.then((stop) => stop()).catch(() => {});
   }
 }
 

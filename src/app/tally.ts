@@ -14,6 +14,12 @@ import { startOpsServer } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
 import { coalescePublishes } from "../queue/coalesce.ts";
 import { guardDepth } from "../queue/depth-guard.ts";
+import {
+  createMemoryLiveFeed,
+  createRabbitLiveFeed,
+  type LiveFeed,
+  shareAccepted,
+} from "../queue/live-feed.ts";
 import { createMemoryQueue } from "../queue/memory-queue.ts";
 import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
@@ -127,6 +133,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
 
   let api: ApiServer | undefined;
   let live: LiveEvents | undefined;
+  let liveFeed: LiveFeed | undefined;
   let rateLimiter: RateLimiter | undefined;
   let ops: { port: number; close(): Promise<void> } | undefined;
   let port: number | undefined;
@@ -142,11 +149,17 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
               ...limits,
             });
     }
-    live = new LiveEvents(config.tailBufferEvents);
+    liveFeed =
+      config.amqpUrl === undefined
+        ? createMemoryLiveFeed()
+        : createRabbitLiveFeed({ url: config.amqpUrl, namespace: config.namespace });
+    live = new LiveEvents(liveFeed, config.tailBufferEvents);
     api = createApiServer({
       // Many small requests share broker messages under load.
       ingest: createIngestService({
-        queue: coalescePublishes(guardDepth(queue, { maxDepth: config.maxQueueDepth })),
+        queue: coalescePublishes(
+          shareAccepted(guardDepth(queue, { maxDepth: config.maxQueueDepth }), liveFeed),
+        ),
         rules: { maxFutureSkewMs: config.maxFutureSkewMs },
         maxEvents: config.maxEventsPerRequest,
         metrics,
@@ -188,6 +201,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     async close() {
       live?.close(); // live tails never end by themselves: end them before the drain
       await api?.close();
+      await liveFeed?.close();
       await rateLimiter?.close();
       await ops?.close();
       clearInterval(compaction);

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/tally/v1/event_pb.js";
-import { clickhouseTime, encodeRow, escapeTsv, rowIds } from "./event-batch.ts";
+import { clickhouseTime, decodeRows, encodeRow, escapeTsv, rowIds } from "./event-batch.ts";
 
 describe("event batch rows", () => {
   it("escapes TabSeparated specials", () => {
@@ -35,5 +35,25 @@ describe("event batch rows", () => {
 
   it("refuses a body whose rows do not start with an id", () => {
     expect(() => rowIds(Buffer.from("garbage\n"))).toThrow(/row 0/);
+  });
+
+  it("reads rows back into events, for live tails", () => {
+    const event = create(EventSchema, {
+      eventId: "8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a",
+      occurredAt: timestampFromMs(Date.parse("2025-10-28T12:00:00.5Z")),
+      userId: "u\t1\\x",
+      eventType: "view\nx",
+      properties: { k: "a\tb", n: { deep: [1, true] } },
+    });
+    const plain = create(EventSchema, {
+      eventId: "0b3f5f0e-9a55-4d8c-8d5e-2a1f6c3b7e91",
+      occurredAt: timestampFromMs(0),
+      userId: "7",
+      eventType: "signup",
+    });
+    const rows =
+      encodeRow(event, JSON.stringify(event.properties), "2025-10-28 12:00:01.000000") +
+      encodeRow(plain, "{}", "2025-10-28 12:00:01.000000");
+    expect(decodeRows(Buffer.from(rows))).toEqual([event, plain]);
   });
 });

@@ -1,4 +1,6 @@
-import type { Event } from "../../gen/tally/v1/event_pb.js";
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Event, EventSchema } from "../../gen/tally/v1/event_pb.js";
 
 /**
  * The queue's message format. The API turns each accepted event into one
@@ -75,4 +77,32 @@ export function rowIds(body: Buffer): { ids: string[]; rows: string[] } {
     ids[i] = row.slice(0, ID_LENGTH);
   }
   return { ids, rows };
+}
+
+/** A TabSeparated field's text. */
+function unescapeTsv(field: string): string {
+  if (!field.includes("\\")) return field;
+  return field.replace(/\\(.)/g, (_, c: string) =>
+    c === "t" ? "\t" : c === "n" ? "\n" : c === "r" ? "\r" : c === "0" ? "\0" : c,
+  );
+}
+
+/** The events of a batch body, as {@link encodeRow} wrote them (for live tails). */
+export function decodeRows(body: Buffer): Event[] {
+  const events: Event[] = [];
+  for (const row of body.toString("utf8").split("\n")) {
+    if (row === "") continue;
+    const [id = "", at = "", user = "", type = "", props = "{}"] = row.split("\t");
+    const properties = JSON.parse(unescapeTsv(props)) as JsonObject;
+    events.push(
+      create(EventSchema, {
+        eventId: id,
+        occurredAt: timestampFromMs(Date.parse(`${at.replace(" ", "T")}Z`)),
+        userId: unescapeTsv(user),
+        eventType: unescapeTsv(type),
+        ...(Object.keys(properties).length > 0 ? { properties } : {}),
+      }),
+    );
+  }
+  return events;
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -10,6 +13,7 @@ import {
 import type { Tally } from "../../src/app/tally.ts";
 import { connectClients, rest, toProto } from "../clients.ts";
 import {
+  freePort,
   realServices,
   rng,
   sameDayEvents,
@@ -26,15 +30,11 @@ const LIVE_WITHIN_MS = 1000;
 describe("TailEvents: events live as they are accepted", () => {
   let tally: Tally;
   let port: number;
+  const env = { ...realServices(), TALLY_API_KEYS: "w:ingest,r:read" };
+  const config = testConfig({ ...env, TALLY_TAIL_BUFFER_EVENTS: "1000" });
   const stops: AbortController[] = [];
   beforeAll(async () => {
-    tally = await start(
-      testConfig({
-        ...realServices(),
-        TALLY_API_KEYS: "w:ingest,r:read",
-        TALLY_TAIL_BUFFER_EVENTS: "1000",
-      }),
-    );
+    tally = await start(config);
     port = tally.port as number;
   });
   afterEach(() => {
@@ -109,6 +109,32 @@ describe("TailEvents: events live as they are accepted", () => {
       { headers: writer },
     );
     expect((await t.next(3)).map((e) => e.eventType)).toEqual(["step_1", "step_2", "step_3"]);
+  });
+
+  it("shows what another API process accepted (the live feed runs through RabbitMQ)", async () => {
+    const t = await tail("connect", { eventType: "tail_elsewhere" });
+    const otherPort = await freePort();
+    const other = spawnTally(["serve"], {
+      ...env,
+      PORT: String(otherPort),
+      HOST: "127.0.0.1",
+      TALLY_NAMESPACE: config.namespace,
+      TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-tail-")),
+    });
+    try {
+      await waitFor(
+        () => rest(otherPort, "/readyz").catch(() => ({ status: 0 })),
+        (r) => r.status === 200,
+      );
+      const [event] = sameDayEvents(1, 808, "tail_elsewhere");
+      const posted = performance.now();
+      expect((await rest(otherPort, "/events", [event], { headers: writer })).status).toBe(202);
+      expect((await t.next(1)).map((e) => e.eventId)).toEqual([event?.event_id]);
+      expect(performance.now() - posted).toBeLessThan(LIVE_WITHIN_MS);
+    } finally {
+      other.child.kill("SIGTERM");
+      await other.exit;
+    }
   });
 
   it("needs the read scope", async () => {

@@ -1,0 +1,104 @@
+import { randomBytes } from "node:crypto";
+import { Connection } from "rabbitmq-client";
+import type { EventBatch } from "./event-batch.ts";
+import type { EventQueue } from "./queue.ts";
+
+/**
+ * Accepted batches, shared with every API process's live tails. Best effort
+ * by design: a tail is a view, never the record, so nothing here is
+ * confirmed, kept or retried.
+ */
+export interface LiveFeed {
+  /** Hands an accepted batch's rows to every listener; never waits, never throws. */
+  share(body: Buffer): void;
+  /** Calls `onRows` with every accepted batch from now on; resolves, with a stop, once it does. */
+  listen(onRows: (body: Buffer) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** Within one process (the embedded default): listeners are called at once. */
+export function createMemoryLiveFeed(): LiveFeed {
+  const listeners = new Set<(body: Buffer) => void>();
+  return {
+    share(body) {
+      for (const l of listeners) l(body);
+    },
+    async listen(onRows) {
+      const listener = (body: Buffer) => onRows(body);
+      listeners.add(listener);
+      return async () => void listeners.delete(listener);
+    },
+    async close() {
+      listeners.clear();
+    },
+  };
+}
+
+/**
+ * Across processes, over RabbitMQ: every API process publishes what it
+ * accepts to the fanout exchange `<ns>.live`, unconfirmed (with nobody
+ * listening, the broker drops it at once). A process with tails binds an
+ * exclusive, auto-deleted queue of its own, capped with drop-head, so a
+ * stalled process cannot make the broker hoard for it.
+ */
+export function createRabbitLiveFeed(options: { url: string; namespace: string }): LiveFeed {
+  const exchange = `${options.namespace}.live`;
+  const declare = [{ exchange, type: "fanout" as const, durable: false }];
+  const rabbit = new Connection({
+    url: options.url,
+    connectionName: `tally-${options.namespace}-live`,
+  });
+  rabbit.on("error", () => {}); // best effort: the client reconnects by itself
+  const publisher = rabbit.createPublisher({ confirm: false, maxAttempts: 1, exchanges: declare });
+  return {
+    share(body) {
+      publisher.send({ exchange, routingKey: "" }, body).catch(() => {});
+    },
+    async listen(onRows) {
+      const queue = `${exchange}.${randomBytes(6).toString("hex")}`;
+      const consumer = rabbit.createConsumer(
+        {
+          queue,
+          noAck: true,
+          queueOptions: {
+            queue,
+            exclusive: true,
+            autoDelete: true,
+            arguments: { "x-max-length": 1000, "x-overflow": "drop-head" },
+          },
+          exchanges: declare,
+          queueBindings: [{ exchange, queue, routingKey: "" }],
+        },
+        (msg) => onRows(Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(String(msg.body ?? ""))),
+      );
+      consumer.on("error", () => {});
+      // Bound before the tail says it is live, so nothing accepted after that is missed.
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error("RabbitMQ did not start the live feed")),
+          5000,
+        );
+        consumer.once("ready", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return () => consumer.close();
+    },
+    async close() {
+      await publisher.close();
+      await rabbit.close();
+    },
+  };
+}
+
+/** `queue`, sharing each batch with `feed` once the queue has it (accepted). */
+export function shareAccepted(queue: EventQueue, feed: LiveFeed): EventQueue {
+  return {
+    ...queue,
+    async publish(batch: EventBatch) {
+      await queue.publish(batch);
+      feed.share(batch.body);
+    },
+  };
+}
