@@ -103,14 +103,13 @@ class Subscriber {
 
   offer(events: readonly Event[]) {
     const { eventType, userId } = this.filter;
-    let added = false;
+    const before = this.#pending.length;
     for (const e of events) {
       if (eventType !== "" && e.eventType !== eventType) continue;
       if (userId !== "" && e.userId !== userId) continue;
       this.#pending.push(e);
-      added = true;
     }
-    if (!added) return;
+    if (this.#pending.length === before) return;
     const over = this.#pending.length - this.capacity;
     if (over > 0) {
       this.#pending = this.#pending.slice(over);

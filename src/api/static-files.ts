@@ -67,7 +67,11 @@ function tryServe(
   // sirv reads only these; `url` is the path under its mount.
   const mounted = { url: path, method: req.method, headers: req.headers } as http.IncomingMessage;
   return new Promise((resolve) => {
-    res.once("finish", () => resolve(true));
-    handler(mounted, res, () => resolve(false));
+    const served = () => resolve(true);
+    res.once("finish", served);
+    handler(mounted, res, () => {
+      res.off("finish", served);
+      resolve(false);
+    });
   });
 }

@@ -24,9 +24,8 @@ export function createMemoryLiveFeed(): LiveFeed {
       for (const l of listeners) l(body);
     },
     async listen(onRows) {
-      const listener = (body: Buffer) => onRows(body);
-      listeners.add(listener);
-      return async () => void listeners.delete(listener);
+      listeners.add(onRows);
+      return async () => void listeners.delete(onRows);
     },
     async close() {
       listeners.clear();

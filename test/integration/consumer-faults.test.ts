@@ -1,24 +1,20 @@
-import { randomBytes } from "node:crypto";
 import { Connection } from "rabbitmq-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { type BatchConsumer, createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
 import type { DedupeStore } from "../../src/dedupe/dedupe-store.ts";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
-import { type EventBatch, encodeRow } from "../../src/queue/event-batch.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
-import { toProto } from "../clients.ts";
+import { batchOf } from "../batches.ts";
 import {
   AMQP_URL,
   counterValue,
   DATA_DIR,
   REDIS_URL,
-  rng,
   silentLog,
   uniqueNamespace,
-  uuidFrom,
   waitFor,
 } from "../helpers.ts";
 
@@ -30,27 +26,6 @@ async function parts() {
   const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
   await migrate(warehouse);
   return { queue, dedupe, warehouse };
-}
-
-function batchOf(n: number, seed: number, acceptedAt = "2025-10-28 12:00:00.000000"): EventBatch {
-  const random = rng(seed);
-  let body = "";
-  for (let i = 0; i < n; i++) {
-    const event = toProto({
-      event_id: uuidFrom(random),
-      occurred_at: "2025-10-28T10:00:00Z",
-      user_id: `u${i % 10}`,
-      event_type: "page_view",
-    });
-    body += encodeRow(event, "{}", acceptedAt);
-  }
-  return {
-    id: randomBytes(12).toString("base64url"),
-    body: Buffer.from(body),
-    rows: n,
-    acceptedAt: Date.now(),
-    requestIds: [],
-  };
 }
 
 async function stats(warehouse: Warehouse) {

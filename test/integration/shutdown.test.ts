@@ -1,26 +1,22 @@
-import { randomBytes } from "node:crypto";
 import { Connection } from "rabbitmq-client";
 import { describe, expect, it } from "vitest";
 import { stopConsuming } from "../../src/app/tally.ts";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
-import { encodeRow } from "../../src/queue/event-batch.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
-import { toProto } from "../clients.ts";
+import { batchOf } from "../batches.ts";
 import {
   AMQP_URL,
   DATA_DIR,
   REDIS_URL,
   realServices,
-  rng,
   silentLog,
   start,
   testConfig,
   uniqueNamespace,
-  uuidFrom,
   waitFor,
 } from "../helpers.ts";
 
@@ -34,26 +30,7 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
     });
     const consumer = await start(config, "consumer");
     const producer = createRabbitQueue({ url: AMQP_URL, namespace: config.namespace, prefetch: 1 });
-    const random = rng(12);
-    for (let i = 0; i < 10; i++) {
-      const row = encodeRow(
-        toProto({
-          event_id: uuidFrom(random),
-          occurred_at: "2025-10-28T12:00:00Z",
-          user_id: "u",
-          event_type: "shutdown_test",
-        }),
-        "{}",
-        "2025-10-28 12:00:00.000000",
-      );
-      await producer.publish({
-        id: randomBytes(8).toString("hex"),
-        body: Buffer.from(row),
-        rows: 1,
-        acceptedAt: Date.now(),
-        requestIds: [],
-      });
-    }
+    for (let i = 0; i < 10; i++) await producer.publish(batchOf(1, 1200 + i));
     const rabbit = new Connection(AMQP_URL);
     const depth = async (queue: string) =>
       (await rabbit.queueDeclare({ queue, passive: true })).messageCount;
@@ -98,26 +75,8 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
     });
     await queue.consume(consumer.handle);
     const producer = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 1 });
-    const random = rng(13);
-    const batch = () => {
-      const row = encodeRow(
-        toProto({
-          event_id: uuidFrom(random),
-          occurred_at: "2025-10-28T12:00:00Z",
-          user_id: "u",
-          event_type: "shutdown_test",
-        }),
-        "{}",
-        "2025-10-28 12:00:00.000000",
-      );
-      return {
-        id: randomBytes(8).toString("hex"),
-        body: Buffer.from(row),
-        rows: 1,
-        acceptedAt: Date.now(),
-        requestIds: [],
-      };
-    };
+    let seed = 1300;
+    const batch = () => batchOf(1, seed++);
     await producer.publish(batch());
     await waitFor(
       async () => inserting,
