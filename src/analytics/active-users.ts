@@ -38,8 +38,9 @@ export async function activeUsers(
   // The (user, day) pairs that can fall in some window of the range.
   const pairs =
     source.kind === "rollups"
-      ? `SELECT user_id, day FROM ${warehouse.db}.user_days
-         WHERE event_type = {type:String} AND day BETWEEN toDate({first:String}) AND toDate({to:String})`
+      ? `SELECT user_id, day FROM ${warehouse.db}.${source.prefix}user_days
+         WHERE event_type = {type:String} AND ${source.where}
+           AND day BETWEEN toDate({first:String}) AND toDate({to:String})`
       : `SELECT user_id, toDate(occurred_at, {tz:String}) AS day
          FROM ${warehouse.db}.events FINAL
          WHERE day BETWEEN toDate({first:String}) AND toDate({to:String}) AND ${source.where}`;
@@ -47,8 +48,9 @@ export async function activeUsers(
     // One row per user and day once merged: counting rows is enough.
     const rows = await warehouse.rows<{ date: string; users: string }>(
       `SELECT toString(day) AS date, count() AS users
-       FROM ${warehouse.db}.user_days FINAL
-       WHERE event_type = {type:String} AND day BETWEEN toDate({from:String}) AND toDate({to:String})
+       FROM ${warehouse.db}.${source.prefix}user_days FINAL
+       WHERE event_type = {type:String} AND ${source.where}
+         AND day BETWEEN toDate({from:String}) AND toDate({to:String})
        GROUP BY day`,
       { ...params, ...source.params },
     );

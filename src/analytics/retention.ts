@@ -66,10 +66,12 @@ export async function retention(
     source.kind === "rollups"
       ? [
           `SELECT user_id, ${period("min(first_day)")} AS cohort
-           FROM ${warehouse.db}.first_days WHERE event_type = {type:String}
+           FROM ${warehouse.db}.${source.prefix}first_days
+           WHERE event_type = {type:String} AND ${source.where}
            GROUP BY user_id`,
           `SELECT DISTINCT user_id, ${period("day")} AS period
-           FROM ${warehouse.db}.user_days WHERE event_type = {type:String}`,
+           FROM ${warehouse.db}.${source.prefix}user_days
+           WHERE event_type = {type:String} AND ${source.where}`,
         ]
       : [
           `SELECT user_id, ${period("min(toDate(occurred_at, {tz:String}))")} AS cohort
@@ -91,7 +93,9 @@ export async function retention(
      SELECT toString(f.cohort) AS cohort,
             toUInt32(intDiv(dateDiff('day', f.cohort, a.period), {step:UInt32})) AS k,
             count() AS users
-     FROM firsts AS f INNER JOIN activity AS a ON f.user_id = a.user_id
+     -- firsts on the right, where the join builds its hash table: every cohort
+     -- member has activity, so firsts is never the larger side.
+     FROM activity AS a INNER JOIN firsts AS f ON f.user_id = a.user_id
      WHERE a.period >= f.cohort AND a.period <= f.cohort + {span:UInt32}
      GROUP BY cohort, k`,
     {

@@ -1,3 +1,4 @@
+import { propertyRawSql, propertyValueSql } from "../warehouse/property-index.ts";
 import { InvalidParameterError } from "./params.ts";
 
 /** A filter on events: their type, or a (nested) property, compared as a string. */
@@ -43,9 +44,8 @@ export function segmentsSql(segments: readonly Segment[]): {
       params[`seg${i}_${j}`] = k;
       return `{seg${i}_${j}:String}`;
     });
-    const args = `properties, ${keys.join(", ")}`;
-    // Strings compare by their text, numbers and booleans by their JSON text.
-    return `(JSONHas(${args}) AND (JSONExtractString(${args}) = {seg${i}:String} OR JSONExtractRaw(${args}) = {seg${i}:String}))`;
+    const raw = propertyRawSql("properties", keys);
+    return `(${raw} != '' AND ${propertyValueSql(raw)} = {seg${i}:String})`;
   });
   return { sql: conditions.length === 0 ? "1" : conditions.join(" AND "), params };
 }

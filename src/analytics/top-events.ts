@@ -27,8 +27,8 @@ export async function topEvents(
     `SELECT event_type, count() AS count
      ${
        source.kind === "rollups"
-         ? `FROM ${warehouse.db}.day_events FINAL
-            WHERE day BETWEEN toDate({from:String}) AND toDate({to:String})
+         ? `FROM ${warehouse.db}.${source.prefix}day_events FINAL
+            WHERE ${source.where} AND day BETWEEN toDate({from:String}) AND toDate({to:String})
               AND ({type:String} = '' OR event_type = {type:String})`
          : `FROM ${warehouse.db}.events FINAL
             WHERE toDate(occurred_at, {tz:String}) BETWEEN toDate({from:String}) AND toDate({to:String})

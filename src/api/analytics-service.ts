@@ -13,22 +13,26 @@ import { dataRange } from "../analytics/data-range.ts";
 import { dau } from "../analytics/dau.ts";
 import { InvalidParameterError } from "../analytics/params.ts";
 import { retention } from "../analytics/retention.ts";
+import type { ReadOptions } from "../analytics/source.ts";
 import { topEvents } from "../analytics/top-events.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
 
-/** Answers stats from the warehouse. */
-export function createAnalyticsService(warehouse: Warehouse): ServiceImpl<typeof AnalyticsService> {
+/** Answers stats from the warehouse; `options` says which rollups it holds. */
+export function createAnalyticsService(
+  warehouse: Warehouse,
+  options: ReadOptions = {},
+): ServiceImpl<typeof AnalyticsService> {
   return {
     getDau: (req) =>
       answer(async () => {
-        const days = await dau(warehouse, req);
+        const days = await dau(warehouse, req, options);
         return create(GetDauResponseSchema, {
           days: days.map((d) => ({ date: d.date, uniqueUsers: BigInt(d.uniqueUsers) })),
         });
       }),
     getActiveUsers: (req) =>
       answer(async () => {
-        const days = await activeUsers(warehouse, req);
+        const days = await activeUsers(warehouse, req, options);
         return create(GetActiveUsersResponseSchema, {
           days: days.map((d) => ({ date: d.date, activeUsers: BigInt(d.activeUsers) })),
         });
@@ -37,14 +41,14 @@ export function createAnalyticsService(warehouse: Warehouse): ServiceImpl<typeof
       answer(async () => create(GetDataRangeResponseSchema, await dataRange(warehouse))),
     getTopEvents: (req) =>
       answer(async () => {
-        const events = await topEvents(warehouse, req);
+        const events = await topEvents(warehouse, req, options);
         return create(GetTopEventsResponseSchema, {
           events: events.map((e) => ({ eventType: e.eventType, count: BigInt(e.count) })),
         });
       }),
     getRetention: (req) =>
       answer(async () => {
-        const cohorts = await retention(warehouse, req);
+        const cohorts = await retention(warehouse, req, options);
         return create(GetRetentionResponseSchema, {
           cohorts: cohorts.map((c) => ({
             cohort: c.cohort,

@@ -27,6 +27,7 @@ import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-lim
 import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { compactRollups } from "../warehouse/compact.ts";
 import { migrate } from "../warehouse/migrations.ts";
+import { indexProperties } from "../warehouse/property-index.ts";
 import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
 
 /** Which parts of Tally a process runs. */
@@ -105,6 +106,12 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   });
   const applied = await migrate(warehouse);
   if (applied.length > 0) log.info({ applied }, "applied warehouse migrations");
+  const indexing = performance.now();
+  const indexes = await indexProperties(warehouse, config.indexedProperties);
+  if (indexes.added.length + indexes.dropped.length > 0) {
+    const seconds = Math.round(performance.now() - indexing) / 1000;
+    log.info({ ...indexes, seconds }, "changed the indexed properties");
+  }
 
   const dependencies: Dependency[] = [
     { name: config.amqpUrl === undefined ? "queue" : "rabbitmq", check: () => queue.check() },
@@ -165,7 +172,9 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         metrics,
         live,
       }),
-      analytics: createAnalyticsService(warehouse),
+      analytics: createAnalyticsService(warehouse, {
+        indexedProperties: config.indexedProperties,
+      }),
       dependencies,
       maxBodyBytes: config.maxBodyBytes,
       apiKeys: config.apiKeys,

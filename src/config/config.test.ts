@@ -39,6 +39,16 @@ describe("loadConfig", () => {
     );
   });
 
+  it("reads the indexed properties as dotted paths, each once", () => {
+    expect(loadConfig({}).indexedProperties).toEqual([]);
+    expect(
+      loadConfig({ TALLY_INDEXED_PROPERTIES: "country, device.os,,country" }).indexedProperties,
+    ).toEqual(["country", "device.os"]);
+    expect(() => loadConfig({ TALLY_INDEXED_PROPERTIES: "country,device..os" })).toThrow(
+      /TALLY_INDEXED_PROPERTIES: "device\.\.os" is not a property path \(expected KEY or KEY\.NESTED/,
+    );
+  });
+
   it("names every bad variable and the expected form", () => {
     expect(() =>
       loadConfig({ PORT: "http", REDIS_URL: "localhost:6379", TALLY_NAMESPACE: "Bad-Name" }),

@@ -50,7 +50,11 @@ export interface Config {
   readonly rateLimitRps: number;
   /** Requests a caller may save up. @default twice the rate */
   readonly rateLimitBurst: number;
+  /** Properties (dotted paths) with rollups of their own, for fast segments. @default none */
+  readonly indexedProperties: readonly string[];
 }
+
+const MAX_INDEXED_PROPERTIES = 16;
 
 // An empty variable means unset, as `AMQP_URL=` in a compose file intends.
 const url = (scheme: RegExp, example: string) =>
@@ -120,6 +124,27 @@ const schema = z.object({
   TALLY_TAIL_BUFFER_EVENTS: int(1, 1_000_000, 10_000),
   TALLY_RATE_LIMIT_RPS: int(0, 10_000_000, 0),
   TALLY_RATE_LIMIT_BURST: int(0, 100_000_000, 0),
+  TALLY_INDEXED_PROPERTIES: z
+    .string()
+    .default("")
+    .transform((s, ctx) => {
+      const paths = [...new Set(s.split(",").map((p) => p.trim()))].filter((p) => p !== "");
+      for (const path of paths) {
+        if (path.split(".").some((key) => key === "")) {
+          ctx.addIssue({
+            code: "custom",
+            message: `"${path}" is not a property path (expected KEY or KEY.NESTED, as in segment=properties.KEY:VALUE)`,
+          });
+        }
+      }
+      if (paths.length > MAX_INDEXED_PROPERTIES) {
+        ctx.addIssue({
+          code: "custom",
+          message: `at most ${MAX_INDEXED_PROPERTIES} properties (each adds rollup rows to every insert)`,
+        });
+      }
+      return paths;
+    }),
 });
 
 /** Thrown for a bad environment; the message names every bad variable. */
@@ -155,5 +180,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tailBufferEvents: e.TALLY_TAIL_BUFFER_EVENTS,
     rateLimitRps: e.TALLY_RATE_LIMIT_RPS,
     rateLimitBurst: e.TALLY_RATE_LIMIT_BURST || 2 * e.TALLY_RATE_LIMIT_RPS,
+    indexedProperties: Object.freeze(e.TALLY_INDEXED_PROPERTIES),
   });
 }

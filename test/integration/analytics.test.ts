@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { dau } from "../../src/analytics/dau.ts";
 import { retention } from "../../src/analytics/retention.ts";
-import { chooseSource } from "../../src/analytics/source.ts";
+import { chooseSource, type ReadOptions } from "../../src/analytics/source.ts";
 import { topEvents } from "../../src/analytics/top-events.ts";
 import type { Tally } from "../../src/app/tally.ts";
 import { BATCH_COLUMNS, clickhouseTime, escapeTsv } from "../../src/queue/event-batch.ts";
@@ -44,7 +44,14 @@ const SEGMENTS: string[][] = [
   ["properties.level:3"],
   ["event_type:page_view", "properties.country:PL"],
   ["event_type:click", "event_type:signup"],
+  ["properties.country:UA", "properties.device.os:web"],
+  // Values compare as text: a string by its own, anything else by its JSON.
+  ["properties.level:"],
+  ['properties.country:"UA"'],
+  ["properties.missing:x"],
 ];
+// Every property the data has gets rollups of its own; `missing` none.
+const INDEXED = ["country", "device.os", "beta", "level"];
 const FIRST_DAY = Date.parse("2025-09-20T00:00:00Z");
 const DAYS = 50; // to 2025-11-08
 
@@ -77,7 +84,7 @@ type Draw = {
   tz: string;
   segment: string[];
   want: (events: JsonEvent[]) => unknown;
-  run: (tally: Tally, rawOnly: boolean) => Promise<unknown>;
+  run: (tally: Tally, options: ReadOptions) => Promise<unknown>;
 };
 
 function draw(random: () => number): Draw {
@@ -94,8 +101,7 @@ function draw(random: () => number): Draw {
         path: `/stats/dau?from=${day(from)}&to=${day(to)}&${query}`,
         ...common,
         want: (e) => refDau(e, day(from), day(to), tz, segment),
-        run: (t, rawOnly) =>
-          dau(t.warehouse, { from: day(from), to: day(to), ...common }, { rawOnly }),
+        run: (t, options) => dau(t.warehouse, { from: day(from), to: day(to), ...common }, options),
       };
     case "active-users": {
       const window = pick(["day", "week", "month"] as const);
@@ -104,12 +110,8 @@ function draw(random: () => number): Draw {
         path: `/stats/active-users?from=${day(from)}&to=${day(to)}&window=${window}&${query}`,
         ...common,
         want: (e) => refActiveUsers(e, day(from), day(to), windowDays, tz, segment),
-        run: (t, rawOnly) =>
-          activeUsers(
-            t.warehouse,
-            { from: day(from), to: day(to), window, ...common },
-            { rawOnly },
-          ),
+        run: (t, options) =>
+          activeUsers(t.warehouse, { from: day(from), to: day(to), window, ...common }, options),
       };
     }
     case "top-events": {
@@ -118,8 +120,8 @@ function draw(random: () => number): Draw {
         path: `/stats/top-events?from=${day(from)}&to=${day(to)}&limit=${limit}&${query}`,
         ...common,
         want: (e) => refTopEvents(e, day(from), day(to), tz, limit, segment),
-        run: (t, rawOnly) =>
-          topEvents(t.warehouse, { from: day(from), to: day(to), limit, ...common }, { rawOnly }),
+        run: (t, options) =>
+          topEvents(t.warehouse, { from: day(from), to: day(to), limit, ...common }, options),
       };
     }
     case "retention": {
@@ -130,7 +132,7 @@ function draw(random: () => number): Draw {
         path: `/stats/retention?start_date=${day(from)}&end_date=${day(to)}&windows=${windows}&granularity=${granularity}&${query}`,
         ...common,
         want: (e) => refRetention(e, day(from), day(to), windows, tz, granularity, segment),
-        run: (t, rawOnly) => retention(t.warehouse, q, { rawOnly }),
+        run: (t, options) => retention(t.warehouse, q, options),
       };
     }
   }
@@ -142,7 +144,9 @@ describe("analytics against a brute-force reference", () => {
   const sent: JsonEvent[] = [];
 
   beforeAll(async () => {
-    tally = await start(testConfig(realServices()));
+    tally = await start(
+      testConfig({ ...realServices(), TALLY_INDEXED_PROPERTIES: INDEXED.join(",") }),
+    );
     port = tally.port as number;
     const events = generate(3000, 11);
     for (let i = 0; i < events.length; i += 500) {
@@ -189,10 +193,14 @@ describe("analytics against a brute-force reference", () => {
   it("answers every drawn query as the reference does, from the rollups and from the events alike", async () => {
     const unique = firstCopies(sent);
     const random = rng(2025);
-    let fromRollups = 0;
-    for (let i = 0; i < 80; i++) {
+    const indexed = { indexedProperties: INDEXED };
+    const sources = { rollups: 0, propertyRollups: 0, events: 0 };
+    for (let i = 0; i < 120; i++) {
       const q = draw(random);
-      if (chooseSource(q.tz, q.segment, {}).kind === "rollups") fromRollups++;
+      const source = chooseSource(q.tz, q.segment, indexed);
+      sources[
+        source.kind === "rollups" && source.prefix === "prop_" ? "propertyRollups" : source.kind
+      ]++;
       const got = await rest(port, q.path);
       expect({ path: q.path, status: got.status, body: got.body }).toEqual({
         path: q.path,
@@ -200,12 +208,15 @@ describe("analytics against a brute-force reference", () => {
         body: q.want(unique),
       });
       // The same question asked of the raw events: the rollups must agree with them.
-      expect({ path: q.path, answer: await q.run(tally, false) }).toEqual({
+      expect({ path: q.path, answer: await q.run(tally, indexed) }).toEqual({
         path: q.path,
-        answer: await q.run(tally, true),
+        answer: await q.run(tally, { rawOnly: true }),
       });
     }
-    expect(fromRollups).toBeGreaterThan(15); // the draw exercised both paths
+    // The draw exercised every path.
+    expect(sources.rollups).toBeGreaterThan(15);
+    expect(sources.propertyRollups).toBeGreaterThan(15);
+    expect(sources.events).toBeGreaterThan(15);
   });
 
   it("compacts the rollups' closed months into one part each, answers unchanged", async () => {
