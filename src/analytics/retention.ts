@@ -62,48 +62,49 @@ export async function retention(
   }
   const source = chooseSource(tz, q.segment, options);
   const period = (day: string) => (granularity === "day" ? day : `toMonday(${day})`);
-  const [firsts, activity] =
+  // Each user's first period, and the (user, day) pairs active in the periods that count.
+  const [firsts, days] =
     source.kind === "rollups"
       ? [
           `SELECT user_id, ${period("min(first_day)")} AS cohort
            FROM ${warehouse.db}.${source.prefix}first_days
            WHERE event_type = {type:String} AND ${source.where}
            GROUP BY user_id`,
-          `SELECT DISTINCT user_id, ${period("day")} AS period
+          `SELECT user_id, day
            FROM ${warehouse.db}.${source.prefix}user_days
-           WHERE event_type = {type:String} AND ${source.where}`,
+           WHERE event_type = {type:String} AND ${source.where}
+             AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
         ]
       : [
           `SELECT user_id, ${period("min(toDate(occurred_at, {tz:String}))")} AS cohort
            FROM ${warehouse.db}.events FINAL WHERE ${source.where}
            GROUP BY user_id`,
-          `SELECT DISTINCT user_id, ${period("toDate(occurred_at, {tz:String})")} AS period
-           FROM ${warehouse.db}.events FINAL WHERE ${source.where}`,
+          `SELECT DISTINCT user_id, toDate(occurred_at, {tz:String}) AS day
+           FROM ${warehouse.db}.events FINAL
+           WHERE ${source.where} AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
         ];
+  // The days join the cohorts as they are, and each (cohort, k) counts its
+  // distinct users: no (user, period) pairs are spelled out first. The cohorts
+  // sit on the right, where the join builds its hash table: every member has
+  // active days, so they are never the larger side.
   const rows = await warehouse.rows<{ cohort: string; k: number; users: string }>(
-    `WITH
-       firsts AS (
-         ${firsts}
-         HAVING cohort BETWEEN toDate({start:String}) AND toDate({end:String})
-       ),
-       activity AS (
-         SELECT * FROM (${activity})
-         WHERE period BETWEEN toDate({start:String}) AND toDate({last:String})
-       )
-     SELECT toString(f.cohort) AS cohort,
-            toUInt32(intDiv(dateDiff('day', f.cohort, a.period), {step:UInt32})) AS k,
-            count() AS users
-     -- firsts on the right, where the join builds its hash table: every cohort
-     -- member has activity, so firsts is never the larger side.
-     FROM activity AS a INNER JOIN firsts AS f ON f.user_id = a.user_id
-     WHERE a.period >= f.cohort AND a.period <= f.cohort + {span:UInt32}
+    `SELECT toString(f.cohort) AS cohort,
+            toUInt32(intDiv(dateDiff('day', f.cohort, ${period("a.day")}), {step:UInt32})) AS k,
+            uniqExact(a.user_id) AS users
+     FROM (${days}) AS a
+     INNER JOIN (
+       ${firsts}
+       HAVING cohort BETWEEN toDate({start:String}) AND toDate({end:String})
+     ) AS f ON f.user_id = a.user_id
+     WHERE ${period("a.day")} BETWEEN f.cohort AND f.cohort + {span:UInt32}
      GROUP BY cohort, k`,
     {
       ...source.params,
       tz,
       start: formatDay(start),
       end: formatDay(end),
-      last: formatDay(end + windows * step),
+      // The last day of the last period that counts.
+      last: formatDay(end + (windows + 1) * step - 1),
       step,
       span: windows * step,
     },
