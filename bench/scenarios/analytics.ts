@@ -66,22 +66,20 @@ export async function analytics(scale: number): Promise<Section[]> {
         run: (segment: string[], o: ReadOptions) =>
           topEvents(warehouse, { from: "2025-10-01", to: "2025-12-29", tz: "UTC", segment }, o),
       },
-      {
-        name: "retention, 12 weekly cohorts x 8 weeks",
+      ...(
+        [
+          ["2025-01-06", "2025-03-24", "the first 12 weekly cohorts x 8 weeks (every user new)"],
+          ["2025-09-01", "2025-11-17", "12 weekly cohorts from September x 8 weeks (few new)"],
+        ] as const
+      ).map(([startDate, endDate, what]) => ({
+        name: `retention, ${what}`,
         run: (segment: string[], o: ReadOptions) =>
           retention(
             warehouse,
-            {
-              startDate: "2025-09-01",
-              endDate: "2025-11-17",
-              windows: 8,
-              granularity: "week",
-              tz: "UTC",
-              segment,
-            },
+            { startDate, endDate, windows: 8, granularity: "week", tz: "UTC", segment },
             o,
           ),
-      },
+      })),
     ];
     const segments = [[], ["event_type:purchase"], ["properties.country:UA"]];
     const rows: (string | number)[][] = [];
