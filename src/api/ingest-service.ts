@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Event } from "../../gen/tally/v1/event_pb.js";
@@ -14,7 +13,7 @@ import {
 } from "../../gen/tally/v1/ingest_pb.js";
 import { type Metrics, rejectedField } from "../observability/metrics.ts";
 import { QueueBusyError } from "../queue/depth-guard.ts";
-import { clickhouseTime, type EventBatch, encodeRow } from "../queue/event-batch.ts";
+import { clickhouseTime, type EventBatch, encodeRow, newBatchId } from "../queue/event-batch.ts";
 import { type EventQueue, QueueUnavailableError } from "../queue/queue.ts";
 import type { LiveEvents } from "./live-events.ts";
 import { requestIdOf } from "./observe-rpc.ts";
@@ -160,7 +159,7 @@ function prepare(events: readonly Event[], offset: number, rules: EventRules, ct
     rows === 0
       ? undefined
       : {
-          id: randomBytes(12).toString("base64url"),
+          id: newBatchId(),
           body: Buffer.from(body),
           rows,
           acceptedAt: now,

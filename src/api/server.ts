@@ -142,7 +142,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
         );
       }
       const ac = new AbortController();
-      res.once("close", () => ac.abort());
+      // Only a client gone early aborts: abort() builds a DOMException, a cost per request otherwise.
+      res.once("close", () => {
+        if (!res.writableFinished) ac.abort();
+      });
       return send(
         res,
         await rest.handle({

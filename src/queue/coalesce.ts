@@ -1,5 +1,4 @@
-import { randomBytes } from "node:crypto";
-import type { EventBatch } from "./event-batch.ts";
+import { type EventBatch, newBatchId } from "./event-batch.ts";
 import type { EventQueue } from "./queue.ts";
 
 /** Options of {@link coalescePublishes}. */
@@ -71,7 +70,7 @@ export function coalescePublishes(queue: EventQueue, options: CoalesceOptions = 
 
 function combine(batches: EventBatch[]): EventBatch {
   return {
-    id: randomBytes(12).toString("base64url"),
+    id: newBatchId(),
     body: Buffer.concat(batches.map((b) => b.body)),
     rows: batches.reduce((n, b) => n + b.rows, 0),
     acceptedAt: Math.min(...batches.map((b) => b.acceptedAt)),

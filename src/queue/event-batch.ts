@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Event, EventSchema } from "../../gen/tally/v1/event_pb.js";
@@ -35,6 +36,17 @@ export interface EventBatch {
   readonly acceptedAt: number;
   /** The requests that produced it, for following a batch through the logs. */
   readonly requestIds: readonly string[];
+}
+
+// Random per process and counted within it: unique across processes and
+// restarts, without the getrandom call per batch that randomBytes made (about
+// 10 µs, 2% of the API's CPU per unary call).
+const ID_PREFIX = randomBytes(9).toString("base64url");
+let idsMade = 0;
+
+/** A new {@link EventBatch} id. */
+export function newBatchId(): string {
+  return `${ID_PREFIX}${(idsMade++).toString(36)}`;
 }
 
 /** ClickHouse's DateTime64 text form of a time in ms: "2025-10-28 12:00:00.123". */
