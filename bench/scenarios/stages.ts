@@ -9,7 +9,7 @@ import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
 import { BATCH_COLUMNS, encodeRow } from "../../src/queue/event-batch.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
-import { indexProperties } from "../../src/warehouse/property-index.ts";
+import { indexRollups } from "../../src/warehouse/rollup-index.ts";
 import { createWarehouse } from "../../src/warehouse/warehouse.ts";
 import { makeBatches } from "../lib/events.ts";
 import type { Section } from "../lib/table.ts";
@@ -25,6 +25,9 @@ const STORED_TABLES = [
   "prop_user_days",
   "prop_day_events",
   "prop_first_days",
+  "zone_user_days",
+  "zone_day_events",
+  "zone_first_days",
 ];
 
 /** Each stage of the data's path alone, on the same events: which one is the bottleneck. */
@@ -123,7 +126,7 @@ export async function stages(scale: number): Promise<Section[]> {
   };
   await time("insert (chDB, TabSeparated, 20,000 rows an insert)", "rows/s", total, insertAll);
   // The same rows into empty tables again, now with a property indexed: what its rollups cost.
-  await indexProperties(warehouse, ["country"]);
+  await indexRollups(warehouse, { properties: ["country"], zones: [] });
   for (const table of STORED_TABLES) {
     await warehouse.client.command({ query: `TRUNCATE TABLE ${warehouse.db}.${table}` });
   }

@@ -1,4 +1,4 @@
-import { propertyRawSql, propertyValueSql } from "../warehouse/property-index.ts";
+import { propertyRawSql, propertyValueSql } from "../warehouse/rollup-index.ts";
 import { InvalidParameterError } from "./params.ts";
 
 /** A filter on events: their type, or a (nested) property, compared as a string. */

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { chooseSource } from "./source.ts";
 
-const indexed = { indexedProperties: ["country", "device.os"] };
+const indexed = {
+  indexedProperties: ["country", "device.os"],
+  indexedTimeZones: ["Europe/Kyiv"],
+};
 
 describe("chooseSource", () => {
   it("reads the rollups of all events for no segment or one event type, in UTC", () => {
@@ -23,6 +26,16 @@ describe("chooseSource", () => {
     ).toMatchObject({ prefix: "prop_", params: { type: "buy", path: "country", value: "UA:x" } });
   });
 
+  it("reads an indexed zone's rollups, with no segment or one event type", () => {
+    expect(chooseSource("Europe/Kyiv", ["event_type:buy"], indexed)).toMatchObject({
+      kind: "rollups",
+      prefix: "zone_",
+      params: { type: "buy", zone: "Europe/Kyiv" },
+    });
+    expect(chooseSource("Europe/Kyiv", ["properties.country:UA"], indexed).kind).toBe("events");
+    expect(chooseSource("Europe/Kiev", [], indexed).kind).toBe("events"); // another name, not indexed
+  });
+
   it("reads the events for what no rollup holds", () => {
     for (const segment of [
       ["properties.plan:pro"], // not indexed
@@ -34,7 +47,8 @@ describe("chooseSource", () => {
     ]) {
       expect(chooseSource("UTC", segment, indexed).kind, segment.join(" ")).toBe("events");
     }
-    expect(chooseSource("Europe/Kyiv", [], indexed).kind).toBe("events");
+    expect(chooseSource("America/New_York", [], indexed).kind).toBe("events");
+    expect(chooseSource("Europe/Kyiv", [], {}).kind).toBe("events");
     expect(chooseSource("UTC", ["properties.country:UA"], {}).kind).toBe("events");
     expect(chooseSource("UTC", [], { ...indexed, rawOnly: true }).kind).toBe("events");
   });

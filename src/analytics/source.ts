@@ -6,22 +6,25 @@ export interface ReadOptions {
   rawOnly?: boolean;
   /** The properties with rollups of their own (`TALLY_INDEXED_PROPERTIES`), dotted. */
   indexedProperties?: readonly string[];
+  /** The time zones with rollups of their own (`TALLY_INDEXED_TIME_ZONES`). */
+  indexedTimeZones?: readonly string[];
 }
 
 /**
  * Where a query reads from. The rollups (see warehouse/migrations.ts) hold
- * UTC days per event type, and per indexed property's value, so they answer
- * queries in UTC filtered by at most one event type and one indexed property;
- * any other zone or segment reads the events `FINAL`.
+ * days per event type: UTC days for all events and per indexed property's
+ * value, and local days per indexed zone. So they answer queries filtered by
+ * at most one event type, and in UTC also by one indexed property; anything
+ * else reads the events `FINAL`.
  */
 export type Source =
   | {
       readonly kind: "rollups";
-      /** '' for the rollups of all events, 'prop_' for those of one property's value. */
-      readonly prefix: "" | "prop_";
-      /** Picks the property's rows out of the 'prop_' rollups ('1' for the others). */
+      /** '' for the rollups of all events, 'prop_' for one property's value, 'zone_' for one zone's days. */
+      readonly prefix: "" | "prop_" | "zone_";
+      /** Picks the property's or the zone's rows out of their rollups ('1' for the others). */
       readonly where: string;
-      /** `type` is the event type ('' for any); `path` and `value` the property's. */
+      /** `type` is the event type ('' for any); `path` and `value` the property's, `zone` the zone. */
       readonly params: Record<string, string>;
     }
   /** Read the events, `where` holding. */
@@ -32,16 +35,14 @@ const ANY_TYPE = "";
 
 export function chooseSource(tz: string, segment: readonly string[], options: ReadOptions): Source {
   const segments = parseSegments(segment);
-  if (!options.rawOnly && tz === "UTC") {
-    const rollup = rollupKey(segments, options.indexedProperties ?? []);
-    if (rollup !== undefined) return rollup;
-  }
+  const rollup = options.rawOnly ? undefined : rollupKey(tz, segments, options);
+  if (rollup !== undefined) return rollup;
   const { sql, params } = segmentsSql(segments);
   return { kind: "events", where: sql, params };
 }
 
-/** The rollups that hold exactly the segments' events, if any do. */
-function rollupKey(segments: readonly Segment[], indexed: readonly string[]): Source | undefined {
+/** The rollups that hold exactly the segments' events on the zone's days, if any do. */
+function rollupKey(tz: string, segments: readonly Segment[], options: ReadOptions) {
   const types = new Set<string>();
   const properties: { path: string; value: string }[] = [];
   for (const s of segments) {
@@ -50,21 +51,29 @@ function rollupKey(segments: readonly Segment[], indexed: readonly string[]): So
       types.add(s.value);
     } else {
       const path = s.path.join(".");
-      if (!indexed.includes(path)) return undefined;
+      if (!(options.indexedProperties ?? []).includes(path)) return undefined;
       if (!properties.some((p) => p.path === path && p.value === s.value)) {
         properties.push({ path, value: s.value });
       }
     }
   }
-  // Two types (or two properties) at once: the rollups hold no such key; the events say what matches.
+  // Two types (or two properties) at once: no rollup holds such a key; the events say what matches.
   if (types.size > 1 || properties.length > 1) return undefined;
   const type = types.size === 0 ? ANY_TYPE : ([...types][0] as string);
   const [property] = properties;
-  if (property === undefined) return { kind: "rollups", prefix: "", where: "1", params: { type } };
-  return {
-    kind: "rollups",
-    prefix: "prop_",
-    where: "path = {path:String} AND value = {value:String}",
-    params: { type, ...property },
-  };
+  if (tz === "UTC") {
+    if (property === undefined) return rollups("", "1", { type });
+    return rollups("prop_", "path = {path:String} AND value = {value:String}", {
+      type,
+      ...property,
+    });
+  }
+  if (property === undefined && (options.indexedTimeZones ?? []).includes(tz)) {
+    return rollups("zone_", "zone = {zone:String}", { type, zone: tz });
+  }
+  return undefined;
+}
+
+function rollups(prefix: "" | "prop_" | "zone_", where: string, params: Record<string, string>) {
+  return { kind: "rollups", prefix, where, params } as const;
 }

@@ -27,7 +27,7 @@ import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-lim
 import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { compactRollups } from "../warehouse/compact.ts";
 import { migrate } from "../warehouse/migrations.ts";
-import { indexProperties } from "../warehouse/property-index.ts";
+import { indexRollups } from "../warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
 
 /** Which parts of Tally a process runs. */
@@ -107,10 +107,13 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   const applied = await migrate(warehouse);
   if (applied.length > 0) log.info({ applied }, "applied warehouse migrations");
   const indexing = performance.now();
-  const indexes = await indexProperties(warehouse, config.indexedProperties);
+  const indexes = await indexRollups(warehouse, {
+    properties: config.indexedProperties,
+    zones: config.indexedTimeZones,
+  });
   if (indexes.added.length + indexes.dropped.length > 0) {
     const seconds = Math.round(performance.now() - indexing) / 1000;
-    log.info({ ...indexes, seconds }, "changed the indexed properties");
+    log.info({ ...indexes, seconds }, "changed the indexed properties and time zones");
   }
 
   const dependencies: Dependency[] = [
@@ -174,6 +177,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       }),
       analytics: createAnalyticsService(warehouse, {
         indexedProperties: config.indexedProperties,
+        indexedTimeZones: config.indexedTimeZones,
       }),
       dependencies,
       maxBodyBytes: config.maxBodyBytes,

@@ -49,6 +49,16 @@ describe("loadConfig", () => {
     );
   });
 
+  it("reads the indexed time zones, UTC aside", () => {
+    expect(
+      loadConfig({ TALLY_INDEXED_TIME_ZONES: "Europe/Kyiv, UTC,America/St_Johns" })
+        .indexedTimeZones,
+    ).toEqual(["Europe/Kyiv", "America/St_Johns"]);
+    expect(() => loadConfig({ TALLY_INDEXED_TIME_ZONES: "Europe/Kyiv,Mars/Olympus" })).toThrow(
+      /TALLY_INDEXED_TIME_ZONES: "Mars\/Olympus" is not an IANA time zone/,
+    );
+  });
+
   it("names every bad variable and the expected form", () => {
     expect(() =>
       loadConfig({ PORT: "http", REDIS_URL: "localhost:6379", TALLY_NAMESPACE: "Bad-Name" }),

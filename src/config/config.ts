@@ -52,9 +52,12 @@ export interface Config {
   readonly rateLimitBurst: number;
   /** Properties (dotted paths) with rollups of their own, for fast segments. @default none */
   readonly indexedProperties: readonly string[];
+  /** Time zones with rollups of their own, for fast stats in them. @default none */
+  readonly indexedTimeZones: readonly string[];
 }
 
 const MAX_INDEXED_PROPERTIES = 16;
+const MAX_INDEXED_TIME_ZONES = 8;
 
 // An empty variable means unset, as `AMQP_URL=` in a compose file intends.
 const url = (scheme: RegExp, example: string) =>
@@ -145,6 +148,32 @@ const schema = z.object({
       }
       return paths;
     }),
+  TALLY_INDEXED_TIME_ZONES: z
+    .string()
+    .default("")
+    .transform((s, ctx) => {
+      // UTC is what the rollups of all events hold already.
+      const zones = [...new Set(s.split(",").map((p) => p.trim()))].filter(
+        (p) => p !== "" && p !== "UTC",
+      );
+      for (const zone of zones) {
+        try {
+          new Intl.DateTimeFormat("en-US", { timeZone: zone });
+        } catch {
+          ctx.addIssue({
+            code: "custom",
+            message: `"${zone}" is not an IANA time zone (like Europe/Kyiv)`,
+          });
+        }
+      }
+      if (zones.length > MAX_INDEXED_TIME_ZONES) {
+        ctx.addIssue({
+          code: "custom",
+          message: `at most ${MAX_INDEXED_TIME_ZONES} zones (each adds rollup rows to every insert)`,
+        });
+      }
+      return zones;
+    }),
 });
 
 /** Thrown for a bad environment; the message names every bad variable. */
@@ -181,5 +210,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitRps: e.TALLY_RATE_LIMIT_RPS,
     rateLimitBurst: e.TALLY_RATE_LIMIT_BURST || 2 * e.TALLY_RATE_LIMIT_RPS,
     indexedProperties: Object.freeze(e.TALLY_INDEXED_PROPERTIES),
+    indexedTimeZones: Object.freeze(e.TALLY_INDEXED_TIME_ZONES),
   });
 }

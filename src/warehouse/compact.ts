@@ -1,7 +1,14 @@
 import type { Warehouse } from "./warehouse.ts";
 
 /** The rollups read with FINAL: see migrations.ts. */
-const FINAL_ROLLUPS = ["user_days", "day_events", "prop_user_days", "prop_day_events"];
+const FINAL_ROLLUPS = [
+  "user_days",
+  "day_events",
+  "prop_user_days",
+  "prop_day_events",
+  "zone_user_days",
+  "zone_day_events",
+];
 
 /**
  * Merges each closed month of the rollups (every month before the current

@@ -97,66 +97,56 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 3,
-    name: "property rollups",
+    name: "indexed rollups",
     statements: (db) => [
-      // What an indexed property's MV writes (see property-index.ts): one row per
-      // event holding the property. A Null table stores nothing; its own views
-      // fill the three rollups below, so the JSON is read once per event and path.
-      `CREATE TABLE IF NOT EXISTS ${db}.property_values (
-        path LowCardinality(String),
-        value String,
-        event_type LowCardinality(String),
-        day Date,
-        user_id String,
-        event_id UUID
-      )
-      ENGINE = Null`,
-      // The daily rollups again, keyed first by (path, value): the same queries
-      // answer a property segment by reading one key range.
-      `CREATE TABLE IF NOT EXISTS ${db}.prop_user_days (
-        path LowCardinality(String),
-        value String,
-        event_type LowCardinality(String),
-        day Date,
-        user_id String
-      )
-      ENGINE = ReplacingMergeTree
-      PARTITION BY toYYYYMM(day)
-      ORDER BY (path, value, event_type, day, user_id)`,
-      `CREATE TABLE IF NOT EXISTS ${db}.prop_day_events (
-        path LowCardinality(String),
-        value String,
-        day Date,
-        event_type LowCardinality(String),
-        event_id UUID
-      )
-      ENGINE = ReplacingMergeTree
-      PARTITION BY toYYYYMM(day)
-      ORDER BY (path, value, day, event_type, event_id)`,
-      `CREATE TABLE IF NOT EXISTS ${db}.prop_first_days (
-        path LowCardinality(String),
-        value String,
-        event_type LowCardinality(String),
-        user_id String,
-        first_day SimpleAggregateFunction(min, Date)
-      )
-      ENGINE = AggregatingMergeTree
-      ORDER BY (path, value, event_type, user_id)`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.prop_user_days_mv TO ${db}.prop_user_days AS
-       SELECT path, value, type AS event_type, day, user_id
-       FROM ${db}.property_values ARRAY JOIN [event_type, ''] AS type`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.prop_day_events_mv TO ${db}.prop_day_events AS
-       SELECT path, value, day, event_type, event_id FROM ${db}.property_values`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.prop_first_days_mv TO ${db}.prop_first_days AS
-       SELECT path, value, type AS event_type, user_id, min(day) AS first_day
-       FROM ${db}.property_values ARRAY JOIN [event_type, ''] AS type
-       GROUP BY path, value, type, user_id`,
-      // The properties indexed so far: each path's MV exists and its backfill is done.
-      `CREATE TABLE IF NOT EXISTS ${db}.property_indexes (
-        path String, indexed_at DateTime DEFAULT now()
+      // The daily rollups again, per value of each indexed property and per
+      // indexed time zone (see rollup-index.ts). Each set is filled through a
+      // Null table that stores nothing: one view per property or zone writes
+      // one row per event into it, and its three views below keep the rollups,
+      // so each event's JSON (or local day) is worked out once.
+      ...[
+        // [prefix, key columns, their definitions]
+        ["prop", "path, value", "path LowCardinality(String), value String"],
+        ["zone", "zone", "zone LowCardinality(String)"],
+      ].flatMap(([prefix, keyColumns, key]) => [
+        `CREATE TABLE IF NOT EXISTS ${db}.${prefix}_events (
+            ${key}, event_type LowCardinality(String), day Date, user_id String, event_id UUID
+          )
+          ENGINE = Null`,
+        `CREATE TABLE IF NOT EXISTS ${db}.${prefix}_user_days (
+            ${key}, event_type LowCardinality(String), day Date, user_id String
+          )
+          ENGINE = ReplacingMergeTree
+          PARTITION BY toYYYYMM(day)
+          ORDER BY (${keyColumns}, event_type, day, user_id)`,
+        `CREATE TABLE IF NOT EXISTS ${db}.${prefix}_day_events (
+            ${key}, day Date, event_type LowCardinality(String), event_id UUID
+          )
+          ENGINE = ReplacingMergeTree
+          PARTITION BY toYYYYMM(day)
+          ORDER BY (${keyColumns}, day, event_type, event_id)`,
+        `CREATE TABLE IF NOT EXISTS ${db}.${prefix}_first_days (
+            ${key}, event_type LowCardinality(String), user_id String,
+            first_day SimpleAggregateFunction(min, Date)
+          )
+          ENGINE = AggregatingMergeTree
+          ORDER BY (${keyColumns}, event_type, user_id)`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${prefix}_user_days_mv TO ${db}.${prefix}_user_days AS
+           SELECT ${keyColumns}, type AS event_type, day, user_id
+           FROM ${db}.${prefix}_events ARRAY JOIN [event_type, ''] AS type`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${prefix}_day_events_mv TO ${db}.${prefix}_day_events AS
+           SELECT ${keyColumns}, day, event_type, event_id FROM ${db}.${prefix}_events`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${prefix}_first_days_mv TO ${db}.${prefix}_first_days AS
+           SELECT ${keyColumns}, type AS event_type, user_id, min(day) AS first_day
+           FROM ${db}.${prefix}_events ARRAY JOIN [event_type, ''] AS type
+           GROUP BY ${keyColumns}, type, user_id`,
+      ]),
+      // What is indexed: each one's view exists and its backfill is done.
+      `CREATE TABLE IF NOT EXISTS ${db}.rollup_indexes (
+        kind LowCardinality(String), key String, indexed_at DateTime DEFAULT now()
       )
       ENGINE = ReplacingMergeTree
-      ORDER BY path`,
+      ORDER BY (kind, key)`,
     ],
   },
 ];
