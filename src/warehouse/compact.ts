@@ -10,28 +10,39 @@ const FINAL_ROLLUPS = [
   "zone_day_events",
 ];
 
+/** The first-day rollups: one unpartitioned table each, a row per user per insert until merged. */
+const FIRST_DAYS = ["first_days", "prop_first_days", "zone_first_days"];
+
 /**
  * Merges each closed month of the rollups (every month before the current
  * one) into one part. A FINAL query reads a one-part partition as it is and
  * merges only the months still being written, so stats over a year stay
- * fast after a history import leaves old months in many parts. Returns the
- * partitions merged.
+ * fast after a history import leaves old months in many parts. Each
+ * first-day table in more than one part is merged whole: a bulk load or a
+ * backfill leaves a row per user per insert block in it, which background
+ * merges of large parts leave alone, and cohorts read every row (retention
+ * in an indexed zone at 10M events: 247 ms before, 105 ms after). Returns
+ * what it merged.
  */
 export async function compactRollups(warehouse: Warehouse): Promise<string[]> {
   const partitions = await warehouse.rows<{ table: string; partition: string }>(
     `SELECT table, partition FROM system.parts
-     WHERE database = {database:String} AND table IN {tables:Array(String)} AND active
-       AND partition < toString(toYYYYMM(now()))
+     WHERE database = {database:String} AND active
+       AND (table IN {final:Array(String)} AND partition < toString(toYYYYMM(now()))
+            OR table IN {firsts:Array(String)})
      GROUP BY table, partition HAVING count() > 1
      ORDER BY table, partition`,
-    { database: warehouse.database, tables: FINAL_ROLLUPS },
+    { database: warehouse.database, final: FINAL_ROLLUPS, firsts: FIRST_DAYS },
   );
+  // OPTIMIZE takes no query parameters: the table names are ours, a month's id is digits.
   for (const { table, partition } of partitions) {
-    // OPTIMIZE takes no query parameters; the id is a month's digits from system.parts.
-    if (!/^\d+$/.test(partition)) continue;
-    await warehouse.client.command({
-      query: `OPTIMIZE TABLE ${warehouse.db}.${table} PARTITION ID '${partition}' FINAL`,
-    });
+    if (FIRST_DAYS.includes(table)) {
+      await warehouse.client.command({ query: `OPTIMIZE TABLE ${warehouse.db}.${table} FINAL` });
+    } else if (/^\d+$/.test(partition)) {
+      await warehouse.client.command({
+        query: `OPTIMIZE TABLE ${warehouse.db}.${table} PARTITION ID '${partition}' FINAL`,
+      });
+    }
   }
   return partitions.map((p) => `${p.table}/${p.partition}`);
 }
