@@ -76,7 +76,7 @@ export async function indexRollups(
   ]);
   const recorded = (
     await warehouse.rows<{ kind: Kind; key: string }>(
-      `SELECT kind, key FROM ${db}.rollup_indexes FINAL`,
+      `SELECT kind, key FROM ${db}.rollup_indexes FINAL ORDER BY kind, key`,
       {},
     )
   ).map(({ kind, key }) => ({ kind, key, name: `${kind}:${key}` }));
