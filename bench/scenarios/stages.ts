@@ -16,19 +16,6 @@ import type { Section } from "../lib/table.ts";
 
 const AMQP_URL = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-/** The events and every rollup the views keep. */
-const STORED_TABLES = [
-  "events",
-  "user_days",
-  "day_events",
-  "first_days",
-  "prop_user_days",
-  "prop_day_events",
-  "prop_first_days",
-  "zone_user_days",
-  "zone_day_events",
-  "zone_first_days",
-];
 
 /** Each stage of the data's path alone, on the same events: which one is the bottleneck. */
 export async function stages(scale: number): Promise<Section[]> {
@@ -127,8 +114,14 @@ export async function stages(scale: number): Promise<Section[]> {
   await time("insert (chDB, TabSeparated, 20,000 rows an insert)", "rows/s", total, insertAll);
   // The same rows into empty tables again, now with a property indexed: what its rollups cost.
   await indexRollups(warehouse, { properties: ["country"], zones: [] });
-  for (const table of STORED_TABLES) {
-    await warehouse.client.command({ query: `TRUNCATE TABLE ${warehouse.db}.${table}` });
+  const stored = await warehouse.rows<{ name: string }>(
+    // The events and every rollup; not the schema's own records.
+    `SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'
+       AND name NOT IN ('schema_migrations', 'rollup_indexes')`,
+    { db: warehouse.database },
+  );
+  for (const { name } of stored) {
+    await warehouse.client.command({ query: `TRUNCATE TABLE ${warehouse.db}.\`${name}\`` });
   }
   await time("insert, with TALLY_INDEXED_PROPERTIES=country", "rows/s", total, insertAll);
   await warehouse.close();

@@ -59,6 +59,35 @@ export interface Config {
 const MAX_INDEXED_PROPERTIES = 16;
 const MAX_INDEXED_TIME_ZONES = 8;
 
+/**
+ * A comma-separated list, each item once, `implied` left out; `problem` says
+ * what is wrong with an item, if anything.
+ */
+const indexList = (
+  max: number,
+  what: string,
+  problem: (item: string) => string | undefined,
+  implied = "",
+) =>
+  z
+    .string()
+    .default("")
+    .transform((s, ctx) => {
+      const items = [...new Set(s.split(",").map((item) => item.trim()))].filter(
+        (item) => item !== "" && item !== implied,
+      );
+      for (const message of items.map(problem)) {
+        if (message !== undefined) ctx.addIssue({ code: "custom", message });
+      }
+      if (items.length > max) {
+        ctx.addIssue({
+          code: "custom",
+          message: `at most ${max} ${what} (each adds rollup rows to every insert)`,
+        });
+      }
+      return items;
+    });
+
 // An empty variable means unset, as `AMQP_URL=` in a compose file intends.
 const url = (scheme: RegExp, example: string) =>
   z.preprocess(
@@ -127,53 +156,25 @@ const schema = z.object({
   TALLY_TAIL_BUFFER_EVENTS: int(1, 1_000_000, 10_000),
   TALLY_RATE_LIMIT_RPS: int(0, 10_000_000, 0),
   TALLY_RATE_LIMIT_BURST: int(0, 100_000_000, 0),
-  TALLY_INDEXED_PROPERTIES: z
-    .string()
-    .default("")
-    .transform((s, ctx) => {
-      const paths = [...new Set(s.split(",").map((p) => p.trim()))].filter((p) => p !== "");
-      for (const path of paths) {
-        if (path.split(".").some((key) => key === "")) {
-          ctx.addIssue({
-            code: "custom",
-            message: `"${path}" is not a property path (expected KEY or KEY.NESTED, as in segment=properties.KEY:VALUE)`,
-          });
-        }
+  TALLY_INDEXED_PROPERTIES: indexList(MAX_INDEXED_PROPERTIES, "properties", (path) =>
+    path.split(".").some((key) => key === "")
+      ? `"${path}" is not a property path (expected KEY or KEY.NESTED, as in segment=properties.KEY:VALUE)`
+      : undefined,
+  ),
+  // UTC is what the rollups of all events hold already.
+  TALLY_INDEXED_TIME_ZONES: indexList(
+    MAX_INDEXED_TIME_ZONES,
+    "zones",
+    (zone) => {
+      try {
+        new Intl.DateTimeFormat("en-US", { timeZone: zone });
+        return undefined;
+      } catch {
+        return `"${zone}" is not an IANA time zone (like Europe/Kyiv)`;
       }
-      if (paths.length > MAX_INDEXED_PROPERTIES) {
-        ctx.addIssue({
-          code: "custom",
-          message: `at most ${MAX_INDEXED_PROPERTIES} properties (each adds rollup rows to every insert)`,
-        });
-      }
-      return paths;
-    }),
-  TALLY_INDEXED_TIME_ZONES: z
-    .string()
-    .default("")
-    .transform((s, ctx) => {
-      // UTC is what the rollups of all events hold already.
-      const zones = [...new Set(s.split(",").map((p) => p.trim()))].filter(
-        (p) => p !== "" && p !== "UTC",
-      );
-      for (const zone of zones) {
-        try {
-          new Intl.DateTimeFormat("en-US", { timeZone: zone });
-        } catch {
-          ctx.addIssue({
-            code: "custom",
-            message: `"${zone}" is not an IANA time zone (like Europe/Kyiv)`,
-          });
-        }
-      }
-      if (zones.length > MAX_INDEXED_TIME_ZONES) {
-        ctx.addIssue({
-          code: "custom",
-          message: `at most ${MAX_INDEXED_TIME_ZONES} zones (each adds rollup rows to every insert)`,
-        });
-      }
-      return zones;
-    }),
+    },
+    "UTC",
+  ),
 });
 
 /** Thrown for a bad environment; the message names every bad variable. */

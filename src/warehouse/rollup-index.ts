@@ -70,16 +70,17 @@ export async function indexRollups(
   wanted: RollupIndexes,
 ): Promise<RollupIndexChanges> {
   const { db, client } = warehouse;
-  const want = new Set([
-    ...wanted.properties.map((p) => `property:${p}`),
-    ...wanted.zones.map((z) => `zone:${z}`),
-  ]);
+  const wantedIndexes = [
+    ...wanted.properties.map((key) => index("property", key)),
+    ...wanted.zones.map((key) => index("zone", key)),
+  ];
+  const want = new Set(wantedIndexes.map((i) => i.name));
   const recorded = (
     await warehouse.rows<{ kind: Kind; key: string }>(
       `SELECT kind, key FROM ${db}.rollup_indexes FINAL ORDER BY kind, key`,
       {},
     )
-  ).map(({ kind, key }) => ({ kind, key, name: `${kind}:${key}` }));
+  ).map(({ kind, key }) => index(kind, key));
   const views = new Set(
     (
       await warehouse.rows<{ name: string }>(
@@ -109,12 +110,8 @@ export async function indexRollups(
     changes.dropped.push(name);
   }
 
-  const missing = [
-    ...wanted.properties.map((key) => ({ kind: "property" as const, key })),
-    ...wanted.zones.map((key) => ({ kind: "zone" as const, key })),
-  ].filter(({ kind, key }) => !ready.has(`${kind}:${key}`));
-  for (const { kind, key } of missing) {
-    const name = `${kind}:${key}`;
+  for (const { kind, key, name } of wantedIndexes) {
+    if (ready.has(name)) continue;
     const { prefix, rows } = KINDS[kind];
     // The view first, then the backfill: an event stored in between is read by both, and counts once.
     await client.command({
@@ -133,6 +130,11 @@ export async function indexRollups(
     changes.added.push(name);
   }
   return changes;
+}
+
+/** An index, named as {@link RollupIndexChanges} reports it. */
+function index(kind: Kind, key: string) {
+  return { kind, key, name: `${kind}:${key}` };
 }
 
 /** The view's name for an index: a path or zone may hold any text, so it is hashed. */
