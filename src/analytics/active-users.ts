@@ -38,10 +38,10 @@ export async function activeUsers(
   // The (user, day) pairs that can fall in some window of the range.
   const pairs =
     source.kind === "rollups"
-      ? `SELECT user_id, day FROM ${warehouse.db}.${source.prefix}user_days
+      ? `SELECT user_key AS user, day FROM ${warehouse.db}.${source.prefix}user_days
          WHERE event_type = {type:String} AND ${source.where}
            AND day BETWEEN toDate({first:String}) AND toDate({to:String})`
-      : `SELECT user_id, toDate(occurred_at, {tz:String}) AS day
+      : `SELECT user_id AS user, toDate(occurred_at, {tz:String}) AS day
          FROM ${warehouse.db}.events FINAL
          WHERE day BETWEEN toDate({first:String}) AND toDate({to:String}) AND ${source.where}`;
   if (windowDays === 1 && source.kind === "rollups") {
@@ -62,13 +62,15 @@ export async function activeUsers(
   // into runs (gaps shorter than the window), and each run adds +1 on its
   // first day and -1 a window after its last. Summing the changes day by day
   // gives every window's count from one row per user and run, not one per
-  // (user, day, window day) as spelling each window out would.
+  // (user, day, window day) as spelling each window out would. A day listed
+  // twice (several events, or rollup rows not yet merged) is a gap of 0: it
+  // starts and ends nothing, so the days need no de-duplicating first.
   const changes = await warehouse.rows<{ date: string; delta: string }>(
     `SELECT toString(change.1) AS date, sum(change.2) AS delta
      FROM (
-       SELECT arraySort(groupUniqArray(day)) AS days
+       SELECT arraySort(groupArray(day)) AS days
        FROM (${pairs})
-       GROUP BY user_id
+       GROUP BY user
      )
      ARRAY JOIN arrayConcat(
        arrayMap(d -> (d, 1), arrayFilter((d, i) -> i = 1 OR d - days[i - 1] >= {window:UInt32}, days, arrayEnumerate(days))),

@@ -62,24 +62,26 @@ export async function retention(
   }
   const source = chooseSource(tz, q.segment, options);
   const period = (day: string) => (granularity === "day" ? day : `toMonday(${day})`);
-  // Each user's first period, and the (user, day) pairs active in the periods that count.
+  // Each user's first period, and the (user, day) pairs active in the periods
+  // that count. The rollups name users by user_key (a fixed-size hash, cheaper
+  // to join and count); the events by user_id.
   const [firsts, days] =
     source.kind === "rollups"
       ? [
-          `SELECT user_id, ${period("min(first_day)")} AS cohort
+          `SELECT user_key AS user, ${period("min(first_day)")} AS cohort
            FROM ${warehouse.db}.${source.prefix}first_days
            WHERE event_type = {type:String} AND ${source.where}
-           GROUP BY user_id`,
-          `SELECT user_id, day
+           GROUP BY user_key`,
+          `SELECT user_key AS user, day
            FROM ${warehouse.db}.${source.prefix}user_days
            WHERE event_type = {type:String} AND ${source.where}
              AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
         ]
       : [
-          `SELECT user_id, ${period("min(toDate(occurred_at, {tz:String}))")} AS cohort
+          `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS cohort
            FROM ${warehouse.db}.events FINAL WHERE ${source.where}
            GROUP BY user_id`,
-          `SELECT DISTINCT user_id, toDate(occurred_at, {tz:String}) AS day
+          `SELECT DISTINCT user_id AS user, toDate(occurred_at, {tz:String}) AS day
            FROM ${warehouse.db}.events FINAL
            WHERE ${source.where} AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
         ];
@@ -90,12 +92,12 @@ export async function retention(
   const rows = await warehouse.rows<{ cohort: string; k: number; users: string }>(
     `SELECT toString(f.cohort) AS cohort,
             toUInt32(intDiv(dateDiff('day', f.cohort, ${period("a.day")}), {step:UInt32})) AS k,
-            uniqExact(a.user_id) AS users
+            uniqExact(a.user) AS users
      FROM (${days}) AS a
      INNER JOIN (
        ${firsts}
        HAVING cohort BETWEEN toDate({start:String}) AND toDate({end:String})
-     ) AS f ON f.user_id = a.user_id
+     ) AS f ON f.user = a.user
      WHERE ${period("a.day")} BETWEEN f.cohort AND f.cohort + {span:UInt32}
      GROUP BY cohort, k`,
     {
