@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { type Role, startTally, type Tally } from "../src/app/tally.ts";
 import { type Config, loadConfig } from "../src/config/config.ts";
+import { createWarehouse, type Warehouse } from "../src/warehouse/warehouse.ts";
 
 export const AMQP_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -98,6 +99,26 @@ export interface JsonEvent {
   properties?: Record<string, unknown>;
 }
 
+/** The embedded warehouse alone (no service around it), in a database of its own. */
+export function testWarehouse(): Warehouse {
+  return createWarehouse({ url: undefined, dataDir: DATA_DIR, database: uniqueNamespace() });
+}
+
+/** Stores events straight in the events table, as a flush would, past the pipeline. */
+export async function storeEvents(warehouse: Warehouse, events: readonly JsonEvent[]) {
+  const acceptedAt = new Date().toISOString();
+  await warehouse.client.insert({
+    table: `${warehouse.db}.events`,
+    format: "JSONEachRow",
+    values: events.map((e) => ({
+      ...e,
+      properties: JSON.stringify(e.properties ?? {}),
+      accepted_at: acceptedAt,
+    })),
+    clickhouse_settings: { date_time_input_format: "best_effort" },
+  });
+}
+
 /** Rows counted in the warehouse: physical rows and distinct event_ids. */
 export async function warehouseCounts(tally: Tally) {
   const [row] = await tally.warehouse.rows<{ rows: string; ids: string }>(
@@ -112,6 +133,23 @@ export async function counterValue(metric: {
   get(): Promise<{ values: { value: number }[] }>;
 }): Promise<number> {
   return (await metric.get()).values.reduce((n, v) => n + v.value, 0);
+}
+
+/**
+ * Has RabbitMQ close every connection whose client-given name is one of
+ * `names`, as a broker fault would; answers how many it closed.
+ */
+export function closeRabbitConnections(names: readonly string[]): number {
+  const pids = execFileSync(
+    "rabbitmqctl",
+    ["list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+    { encoding: "utf8" },
+  )
+    .split("\n")
+    .filter((line) => names.some((name) => line.includes(`"${name}"`)))
+    .map((line) => line.split(/\s+/)[0] as string);
+  for (const pid of pids) execFileSync("rabbitmqctl", ["close_connection", pid, "test: a fault"]);
+  return pids.length;
 }
 
 /** A port nothing listens on right now. */

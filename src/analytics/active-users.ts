@@ -64,7 +64,10 @@ export async function activeUsers(
   // gives every window's count from one row per user and run, not one per
   // (user, day, window day) as spelling each window out would. A day listed
   // twice (several events, or rollup rows not yet merged) is a gap of 0: it
-  // starts and ends nothing, so the days need no de-duplicating first.
+  // starts and ends nothing, so the days need no de-duplicating first. Each
+  // day meets its neighbour by zipping the array with itself shifted (i and j
+  // count from each end), never by indexing it inside the lambda: ClickHouse
+  // copies a captured array once per element, n² for a user with n events.
   const changes = await warehouse.rows<{ date: string; delta: string }>(
     `SELECT toString(change.1) AS date, sum(change.2) AS delta
      FROM (
@@ -73,8 +76,8 @@ export async function activeUsers(
        GROUP BY user
      )
      ARRAY JOIN arrayConcat(
-       arrayMap(d -> (d, 1), arrayFilter((d, i) -> i = 1 OR d - days[i - 1] >= {window:UInt32}, days, arrayEnumerate(days))),
-       arrayMap(d -> (d + {window:UInt32}, -1), arrayFilter((d, i) -> i = length(days) OR days[i + 1] - d >= {window:UInt32}, days, arrayEnumerate(days)))
+       arrayMap(d -> (d, 1), arrayFilter((d, prev, i) -> i = 1 OR d - prev >= {window:UInt32}, days, arrayPushFront(arrayPopBack(days), days[1]), arrayEnumerate(days))),
+       arrayMap(d -> (d + {window:UInt32}, -1), arrayFilter((d, next, j) -> j = 1 OR next - d >= {window:UInt32}, days, arrayPushBack(arrayPopFront(days), days[1]), arrayReverse(arrayEnumerate(days))))
      ) AS change
      GROUP BY change.1`,
     { ...params, ...source.params },

@@ -4,18 +4,26 @@ import type { DedupeStore } from "./dedupe-store.ts";
 
 /**
  * One round trip per batch: a Lua script runs `SET id owner NX GET EX ttl`
- * for every id and answers 1 where the id is new or already this owner's.
- * (Lua sees a missing key's reply as false.)
+ * for every id and answers, as one string, "1" where the id is new or
+ * already this owner's and "0" where another owner has it. (Lua sees a
+ * missing key's reply as false.) Ids come grouped by owner, `owner, count`
+ * pairs after the ttl: consecutive ids share their batch, so the owner is
+ * sent once per batch, not once per id, and the answer is one string to
+ * read, not an array of numbers.
  */
 const CLAIM = `
 local ttl = ARGV[1]
 local out = {}
-for i = 1, #KEYS do
-  local owner = ARGV[i + 1]
-  local prev = redis.call('SET', KEYS[i], owner, 'NX', 'GET', 'EX', ttl)
-  if (not prev) or prev == owner then out[i] = 1 else out[i] = 0 end
+local i = 1
+for g = 2, #ARGV, 2 do
+  local owner = ARGV[g]
+  for _ = 1, tonumber(ARGV[g + 1]) do
+    local prev = redis.call('SET', KEYS[i], owner, 'NX', 'GET', 'EX', ttl)
+    if (not prev) or prev == owner then out[i] = '1' else out[i] = '0' end
+    i = i + 1
+  end
 end
-return out
+return table.concat(out)
 `;
 
 /** Ids per script call. */
@@ -61,19 +69,28 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
         claimIds(numKeys: number, ...args: string[]): unknown;
       };
       for (let from = 0; from < ids.length; from += CHUNK) {
-        const n = Math.min(CHUNK, ids.length - from);
-        const args = new Array<string>(n * 2 + 1);
-        for (let i = 0; i < n; i++) args[i] = prefix + ids[from + i];
-        args[n] = ttl;
-        for (let i = 0; i < n; i++) args[n + 1 + i] = owners[from + i] as string;
-        pipeline.claimIds(n, ...args);
+        const to = Math.min(from + CHUNK, ids.length);
+        const args: string[] = [];
+        for (let i = from; i < to; i++) args.push(prefix + (ids[i] as string));
+        args.push(ttl);
+        for (let i = from; i < to; ) {
+          const owner = owners[i] as string;
+          let end = i + 1;
+          while (end < to && owners[end] === owner) end++;
+          args.push(owner, String(end - i));
+          i = end;
+        }
+        pipeline.claimIds(to - from, ...args);
       }
       const replies = (await pipeline.exec()) ?? [];
-      const keep: boolean[] = [];
+      const keep = new Array<boolean>(ids.length);
+      let k = 0;
       for (const [err, out] of replies) {
         if (err) throw err;
-        for (const v of out as number[]) keep.push(v === 1);
+        const answer = out as string;
+        for (let i = 0; i < answer.length; i++) keep[k++] = answer.charCodeAt(i) === 49; /* "1" */
       }
+      if (k !== ids.length) throw new Error(`Redis answered ${k} claims for ${ids.length} ids`);
       return keep;
     },
     async check() {

@@ -12,6 +12,27 @@ describe("event batch rows", () => {
 
   it("writes ClickHouse DateTime64 text", () => {
     expect(clickhouseTime(Date.parse("2025-10-28T12:00:00.123Z"))).toBe("2025-10-28 12:00:00.123");
+    // Every field at its edges, across day changes both ways (the formatter keeps the last day).
+    const times = [
+      0,
+      1,
+      999,
+      59_999,
+      3_599_999,
+      86_399_999,
+      86_400_000,
+      Date.parse("2024-02-29T23:59:59.999Z"),
+    ];
+    for (
+      let ms = Date.parse("2025-12-31T23:00:00Z");
+      ms < Date.parse("2026-01-01T01:00:00Z");
+      ms += 997
+    ) {
+      times.push(ms, ms - 86_400_000 * 400);
+    }
+    for (const ms of times) {
+      expect(clickhouseTime(ms)).toBe(new Date(ms).toISOString().replace("T", " ").slice(0, 23));
+    }
   });
 
   it("encodes a row that starts with the lower-cased id and reads back", () => {

@@ -49,10 +49,25 @@ export function newBatchId(): string {
   return `${ID_PREFIX}${(idsMade++).toString(36)}`;
 }
 
+const DAY_MS = 86_400_000;
+/** "00".."99" and "000".."999", so that a time's fields need no padding per call. */
+const TWO = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, "0"));
+const THREE = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
+// The last day formatted: a batch's events mostly share their day, and
+// toISOString per event was 6% of the API's CPU under streaming load.
+let lastDay = Number.NaN;
+let lastDate = "";
+
 /** ClickHouse's DateTime64 text form of a time in ms: "2025-10-28 12:00:00.123". */
 export function clickhouseTime(ms: number): string {
-  const iso = new Date(ms).toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+  const day = Math.floor(ms / DAY_MS);
+  if (day !== lastDay) {
+    lastDate = new Date(day * DAY_MS).toISOString().slice(0, 10);
+    lastDay = day;
+  }
+  const t = ms - day * DAY_MS;
+  const seconds = Math.floor(t / 1000);
+  return `${lastDate} ${TWO[Math.floor(seconds / 3600)]}:${TWO[Math.floor(seconds / 60) % 60]}:${TWO[seconds % 60]}.${THREE[t % 1000]}`;
 }
 
 /** Escapes a value for a TabSeparated field. */

@@ -46,6 +46,7 @@ export function createRabbitLiveFeed(options: { url: string; namespace: string }
   const rabbit = new Connection({
     url: options.url,
     connectionName: `tally-${options.namespace}-live`,
+    noDelay: true, // as the queue's: small frames go out at once
   });
   rabbit.on("error", () => {}); // best effort: the client reconnects by itself
   const publisher = rabbit.createPublisher({ confirm: false, maxAttempts: 1, exchanges: declare });

@@ -30,14 +30,26 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
   const queue = `${options.namespace}.events`;
   const deadExchange = `${options.namespace}.dead-letter`;
   const deadQueue = `${options.namespace}.events.dead`;
-  const rabbit = new Connection({
-    url: options.url,
-    connectionName: `tally-${options.namespace}`,
-    acquireTimeout: options.publishTimeoutMs ?? 3000,
-    retryHigh: 5000,
-  });
-  // The client reconnects by itself; errors are reported by check().
-  rabbit.on("error", () => {});
+  // Publishing and consuming each have a connection, as RabbitMQ advises:
+  // a broker that closes one (flow control, or a hard error while a consumer
+  // subscribes) leaves the other's work in flight alone.
+  const connect = (name: string) => {
+    const connection = new Connection({
+      url: options.url,
+      connectionName: name,
+      acquireTimeout: options.publishTimeoutMs ?? 3000,
+      retryHigh: 5000,
+      // Nagle's algorithm held small frames (a publish, an ack) back until
+      // the broker's delayed ACK (~40 ms): unary Ingest waited 40 ms at its
+      // p99 even at 100 calls/s.
+      noDelay: true,
+    });
+    // The client reconnects by itself; errors are reported by check().
+    connection.on("error", () => {});
+    return connection;
+  };
+  const rabbit = connect(`tally-${options.namespace}`);
+  let consuming: Connection | undefined;
   const queueOptions = {
     queue,
     durable: true,
@@ -82,7 +94,8 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
       }
     },
     async consume(handler: BatchHandler) {
-      consumer = rabbit.createConsumer(
+      consuming = connect(`tally-${options.namespace}-consumer`);
+      consumer = consuming.createConsumer(
         {
           queue,
           queueOptions,
@@ -129,6 +142,7 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
     },
     async close() {
       await consumer?.close();
+      await consuming?.close();
       await publisher.close();
       await rabbit.close();
     },

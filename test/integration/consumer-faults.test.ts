@@ -10,6 +10,7 @@ import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.t
 import { batchOf } from "../batches.ts";
 import {
   AMQP_URL,
+  closeRabbitConnections,
   counterValue,
   DATA_DIR,
   REDIS_URL,
@@ -25,7 +26,7 @@ async function parts() {
   const dedupe = createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 });
   const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
   await migrate(warehouse);
-  return { queue, dedupe, warehouse };
+  return { namespace, queue, dedupe, warehouse };
 }
 
 async function stats(warehouse: Warehouse) {
@@ -76,7 +77,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
   };
 
   it("does not lose events claimed in Redis whose insert failed, when the batch is redelivered", async () => {
-    const { queue, dedupe, warehouse } = await parts();
+    const { namespace, queue, dedupe, warehouse } = await parts();
     track(warehouse);
     track(dedupe);
     // First consumer: claims the ids in Redis, then every insert fails; it dies holding the batch.
@@ -100,7 +101,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     const again = track(
       createRabbitQueue({
         url: AMQP_URL,
-        namespace: warehouse.db.replaceAll("`", ""),
+        namespace,
         prefetch: 16,
       }),
     );
@@ -268,7 +269,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
   });
 
   it("dead-letters a malformed batch instead of retrying it forever", async () => {
-    const { queue, dedupe, warehouse } = await parts();
+    const { namespace, queue, dedupe, warehouse } = await parts();
     track(warehouse);
     track(dedupe);
     track(queue);
@@ -288,7 +289,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     );
     const rabbit = new Connection(AMQP_URL);
     try {
-      const dead = `${warehouse.db.replaceAll("`", "")}.events.dead`;
+      const dead = `${namespace}.events.dead`;
       const waiting = await waitFor(
         async () => (await rabbit.queueDeclare({ queue: dead, passive: true })).messageCount,
         (n) => n === 1,
@@ -297,5 +298,39 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     } finally {
       await rabbit.close();
     }
+  });
+
+  it("fails no publish in flight when the broker closes the consumer's connection", async () => {
+    const { namespace, queue, dedupe, warehouse } = await parts();
+    track(warehouse);
+    track(dedupe);
+    track(queue);
+    const consumer = track(consumerOn(dedupe, warehouse));
+    await queue.consume(consumer.handle);
+    let published = 0;
+    let faulted = false;
+    const failures: unknown[] = [];
+    // Ten publishers keep batches in flight from before the fault until 100
+    // batches after it. The fault waits for the consumer to have stored a
+    // batch: its connection opens on its own time (CI once closed nothing).
+    const publishers = Array.from({ length: 10 }, async () => {
+      let after = 0;
+      while (!faulted || after++ < 10) {
+        await queue.publish(batchOf(20, 1000 + published++)).catch((err) => failures.push(err));
+      }
+    });
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.events > 0,
+    );
+    const closed = closeRabbitConnections([`tally-${namespace}-consumer`]);
+    faulted = true;
+    await Promise.all(publishers);
+    expect(closed).toBe(1);
+    expect(failures).toEqual([]);
+    await waitFor(
+      () => stats(warehouse),
+      (s) => s.events === published * 20,
+    );
   });
 });

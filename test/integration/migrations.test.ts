@@ -4,15 +4,10 @@ import { retention } from "../../src/analytics/retention.ts";
 import type { ReadOptions } from "../../src/analytics/source.ts";
 import { MIGRATIONS, migrate } from "../../src/warehouse/migrations.ts";
 import { indexRollups } from "../../src/warehouse/rollup-index.ts";
-import { createWarehouse } from "../../src/warehouse/warehouse.ts";
-import { DATA_DIR, rng, uniqueNamespace, uuidFrom } from "../helpers.ts";
+import { rng, storeEvents, testWarehouse, uuidFrom } from "../helpers.ts";
 
 describe("upgrading a warehouse made by an older release", () => {
-  const warehouse = createWarehouse({
-    url: undefined,
-    dataDir: DATA_DIR,
-    database: uniqueNamespace(),
-  });
+  const warehouse = testWarehouse();
   afterAll(() => warehouse.close());
 
   it("gives the rollups written before user keys their keys, every answer unchanged", async () => {
@@ -26,19 +21,16 @@ describe("upgrading a warehouse made by an older release", () => {
     await indexRollups(warehouse, { properties: ["country"], zones: ["Europe/Kyiv"] });
     const random = rng(4);
     const first = Date.parse("2025-03-01T00:00:00Z");
-    await warehouse.client.insert({
-      table: `${warehouse.db}.events`,
-      format: "JSONEachRow",
-      values: Array.from({ length: 3000 }, (_, i) => ({
+    await storeEvents(
+      warehouse,
+      Array.from({ length: 3000 }, (_, i) => ({
         event_id: uuidFrom(random),
         occurred_at: new Date(first + Math.floor(random() * 50 * 86_400_000)).toISOString(),
         user_id: `user-${Math.floor(random() * 200)}`,
         event_type: i % 4 === 0 ? "purchase" : "page_view",
-        properties: JSON.stringify({ country: i % 3 === 0 ? "UA" : "PL" }),
-        accepted_at: new Date().toISOString(),
+        properties: { country: i % 3 === 0 ? "UA" : "PL" },
       })),
-      clickhouse_settings: { date_time_input_format: "best_effort" },
-    });
+    );
 
     expect(await migrate(warehouse)).toEqual([4]);
     const fast: ReadOptions = { indexedProperties: ["country"], indexedTimeZones: ["Europe/Kyiv"] };

@@ -1,11 +1,19 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { rest } from "../clients.ts";
-import { AMQP_URL, REDIS_URL, rng, uniqueNamespace, uuidFrom, waitFor } from "../helpers.ts";
+import {
+  AMQP_URL,
+  closeRabbitConnections,
+  REDIS_URL,
+  rng,
+  uniqueNamespace,
+  uuidFrom,
+  waitFor,
+} from "../helpers.ts";
 import { startTcpProxy } from "../tcp-proxy.ts";
 
 /** How long the steady load runs, and how often a batch goes out. */
@@ -70,19 +78,9 @@ describe("soak: steady ingest with faults on a schedule (RabbitMQ, Redis, chDB)"
       [
         20,
         () => {
-          const lines = execFileSync(
-            "rabbitmqctl",
-            ["list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
-            { encoding: "utf8" },
-          );
-          for (const l of lines.split("\n").filter((x) => x.includes(`"tally-${namespace}"`))) {
-            closedConnections++;
-            execFileSync("rabbitmqctl", [
-              "close_connection",
-              l.split(/\s+/)[0] as string,
-              "soak: connection cut",
-            ]);
-          }
+          // Publishing and consuming each lose their connection.
+          const names = [`tally-${namespace}`, `tally-${namespace}-consumer`];
+          closedConnections += closeRabbitConnections(names);
         },
       ],
       [28, () => proxy.cut()],
