@@ -60,6 +60,19 @@ export interface ApiServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/**
+ * A client bursting thousands of calls on one connection queues them itself
+ * (its HTTP/2 stack waits for a free stream) instead of overrunning the
+ * session. With Node's defaults (no stream limit, 10 MB of session memory)
+ * nghttp2 refused the streams past the memory limit and, after 100 refusals,
+ * closed the session and failed every call on it.
+ */
+const HTTP2_LIMITS: http2.ServerOptions = {
+  settings: { maxConcurrentStreams: 256 },
+  // 256 streams with full flow-control windows (64 KiB each) fit.
+  maxSessionMemory: 64,
+};
+
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
@@ -164,7 +177,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     log.info({ route: `${req.method} ${path}`, status: 404 }, "request");
   }
 
-  const server = createServer((req, res) => {
+  const server = createServer({ http2: HTTP2_LIMITS }, (req, res) => {
     inFlight++;
     res.once("close", () => inFlight--);
     handle(req, res).catch((err: unknown) => {

@@ -135,10 +135,13 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
     },
     async check() {
       if (!rabbit.ready) throw new QueueUnavailableError("RabbitMQ is not connected");
-      await rabbit.queueDeclare({ queue, passive: true });
+      await rabbit.queueDeclare(queueOptions);
     },
+    // Declaring (not a passive check) is idempotent and answers the depth
+    // too: a probe that runs before the publisher's first declare, right
+    // after start, finds the queue instead of refusing every publish.
     async depth() {
-      return (await rabbit.queueDeclare({ queue, passive: true })).messageCount;
+      return (await rabbit.queueDeclare(queueOptions)).messageCount;
     },
     async close() {
       await consumer?.close();

@@ -1,8 +1,17 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
+import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { connectClients, rest, toProto } from "../clients.ts";
-import { realServices, sameDayEvents, start, testConfig, waitFor } from "../helpers.ts";
+import {
+  AMQP_URL,
+  realServices,
+  sameDayEvents,
+  start,
+  testConfig,
+  uniqueNamespace,
+  waitFor,
+} from "../helpers.ts";
 
 const events = (n: number, seed: number) => sameDayEvents(n, seed, "backpressure_test");
 
@@ -34,5 +43,16 @@ describe("backpressure: a queue over its depth limit", () => {
         code: Code.Unavailable,
       },
     );
+  });
+
+  it("reads the depth of a queue nothing has published to yet, as right after a start", async () => {
+    // The guard's first probe can run before the publisher's first declare:
+    // it found no queue, and refused every publish until the next probe.
+    const queue = createRabbitQueue({ url: AMQP_URL, namespace: uniqueNamespace(), prefetch: 1 });
+    try {
+      expect(await queue.depth()).toBe(0);
+    } finally {
+      await queue.close();
+    }
   });
 });
