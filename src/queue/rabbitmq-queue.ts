@@ -1,4 +1,4 @@
-import { Connection, ConsumerStatus } from "rabbitmq-client";
+import { Connection, ConsumerStatus, type Envelope } from "rabbitmq-client";
 import { BATCH_CONTENT_TYPE, type EventBatch } from "./event-batch.ts";
 import {
   type BatchHandler,
@@ -66,13 +66,32 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
     queues: [queueOptions, { queue: deadQueue, durable: true }],
     queueBindings: [{ exchange: deadExchange, queue: deadQueue }],
   });
+  // The broker confirms a message it routed to no queue (the queue deleted
+  // under us): only a mandatory message's return, which comes before the
+  // confirm, says so. Such a publish fails rather than be acknowledged. The
+  // client emits returns on setImmediate, so one turn of the loop after the
+  // confirm has seen it.
+  const returned = new Map<string, string>();
+  publisher.on("basic.return", (msg) => {
+    if (msg.messageId !== undefined)
+      returned.set(msg.messageId, `${msg.replyCode} ${msg.replyText}`);
+  });
+  const send = async (envelope: Envelope & { messageId: string }, body: Buffer) => {
+    await publisher.send({ ...envelope, mandatory: true }, body);
+    await new Promise(setImmediate);
+    const reason = returned.get(envelope.messageId);
+    if (reason !== undefined) {
+      returned.delete(envelope.messageId);
+      throw new Error(`no queue took it (${reason})`);
+    }
+  };
   let consumer: ReturnType<Connection["createConsumer"]> | undefined;
 
   return {
     kind: "rabbitmq",
     async publish(batch: EventBatch) {
       try {
-        await publisher.send(
+        await send(
           {
             routingKey: queue,
             durable: true,
@@ -117,11 +136,11 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
           } catch (err) {
             if (!(err instanceof PoisonBatchError)) return ConsumerStatus.REQUEUE;
             // Dead-letter it ourselves, so the reason travels with it.
-            await publisher.send(
+            await send(
               {
                 routingKey: deadQueue,
                 durable: true,
-                messageId: msg.messageId,
+                messageId: msg.messageId ?? `delivery-${msg.deliveryTag}`,
                 contentType: msg.contentType,
                 headers: { ...msg.headers, "x-tally-reason": err.message },
               },

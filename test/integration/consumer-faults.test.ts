@@ -333,4 +333,22 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
       (s) => s.events === published * 20,
     );
   });
+
+  it("refuses a publish that no queue took (the queue deleted under it) instead of acknowledging it", async () => {
+    const { namespace, queue } = await parts();
+    track(queue);
+    await queue.publish(batchOf(5, 1));
+    const rabbit = new Connection(AMQP_URL);
+    try {
+      await rabbit.queueDelete({ queue: `${namespace}.events` });
+    } finally {
+      await rabbit.close();
+    }
+    // The broker confirms a message it routed nowhere: only its return says so.
+    await expect(queue.publish(batchOf(5, 2))).rejects.toThrow(/no queue took it.*NO_ROUTE/);
+    // The depth probe declares the queue again, and publishing goes on.
+    expect(await queue.depth()).toBe(0);
+    await queue.publish(batchOf(5, 3));
+    expect(await queue.depth()).toBe(1);
+  });
 });
