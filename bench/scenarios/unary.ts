@@ -1,4 +1,5 @@
 import { fork } from "node:child_process";
+import * as http from "node:http";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -17,7 +18,8 @@ import type { Section } from "../lib/table.ts";
  * clock starts (one new event each, the payload of bench/ghz/ingest.json),
  * so the generator, sharing the two cores, spends them on calls rather than
  * on building messages. gRPC calls go through @grpc/grpc-js, an independent
- * peer, with the bytes as they are.
+ * peer, with the bytes as they are; REST calls through node:http with a
+ * pool of 256 keep-alive connections.
  */
 export async function unary(scale: number, port: number): Promise<Section[]> {
   const rates =
@@ -28,6 +30,9 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
   const service = await startService(port);
   const bare = await startBareServer(port + 100);
   const base = `http://127.0.0.1:${port}`;
+  // A pool, as HTTP client libraries keep: fetch opened a socket per call in
+  // flight, and past the service's capacity ran out of file descriptors.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const grpcClients: grpc.Client[] = [];
   const bytes = (b: Buffer) => b;
   /** Calls Ingest at `port` with the request's bytes as they are. */
@@ -77,11 +82,17 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
     "gRPC Ingest": { prepare: grpcRequest, call: grpcIngest(port), cpuSeconds: service.cpuSeconds },
     "REST POST /events": {
       prepare: () => JSON.stringify([event()]),
-      call: async (payload) => {
-        const res = await fetch(`${base}/events`, { method: "POST", body: payload as string });
-        await res.arrayBuffer();
-        if (res.status !== 202) throw new Error(`HTTP ${res.status}`);
-      },
+      call: (payload) =>
+        new Promise<void>((resolve, reject) => {
+          const req = http.request(`${base}/events`, { method: "POST", agent }, (res) => {
+            res.resume();
+            res.once("end", () =>
+              res.statusCode === 202 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`)),
+            );
+          });
+          req.once("error", reject);
+          req.end(payload as string);
+        }),
       cpuSeconds: service.cpuSeconds,
     },
   };
@@ -137,6 +148,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
     }
   } finally {
     for (const client of grpcClients) client.close();
+    agent.destroy();
     await service.stop();
     await bare.stop();
   }
