@@ -15,7 +15,7 @@ import { InvalidParameterError } from "../analytics/params.ts";
 import { retention } from "../analytics/retention.ts";
 import type { ReadOptions } from "../analytics/source.ts";
 import { topEvents } from "../analytics/top-events.ts";
-import type { Warehouse } from "../warehouse/warehouse.ts";
+import { QueryMemoryError, type Warehouse } from "../warehouse/warehouse.ts";
 
 /** Answers stats from the warehouse; `options` says which rollups it holds. */
 export function createAnalyticsService(
@@ -69,6 +69,12 @@ async function answer<T>(run: () => Promise<T>): Promise<T> {
     if (err instanceof InvalidParameterError)
       throw new ConnectError(err.message, Code.InvalidArgument);
     if (err instanceof ConnectError) throw err;
+    if (err instanceof QueryMemoryError) {
+      throw new ConnectError(
+        `${err.message} (TALLY_MAX_QUERY_MEMORY_BYTES): ask for fewer days or fewer windows, or raise the cap`,
+        Code.ResourceExhausted,
+      );
+    }
     throw new ConnectError(
       `the warehouse could not answer; retry later (${err instanceof Error ? err.message : String(err)})`,
       Code.Unavailable,

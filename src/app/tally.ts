@@ -175,7 +175,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         metrics,
         live,
       }),
-      analytics: createAnalyticsService(warehouse, {
+      analytics: createAnalyticsService(warehouse.withQueryMemoryCap(config.maxQueryMemoryBytes), {
         indexedProperties: config.indexedProperties,
         indexedTimeZones: config.indexedTimeZones,
       }),

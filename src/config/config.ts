@@ -40,6 +40,8 @@ export interface Config {
   readonly prefetch: number;
   /** Largest REST body accepted. @default 8 MiB */
   readonly maxBodyBytes: number;
+  /** Most memory one stats query may use, in bytes; 0 means no cap. @default 0 */
+  readonly maxQueryMemoryBytes: number;
   /** Most events in one request, or in one message of a stream. @default 10000 */
   readonly maxEventsPerRequest: number;
   /** Events buffered per live tail (TailEvents) before its oldest are skipped. */
@@ -151,6 +153,7 @@ const schema = z.object({
   TALLY_FLUSH_INTERVAL_MS: int(1, 60_000, 200),
   TALLY_PREFETCH: int(1, 10_000, 256),
   TALLY_MAX_BODY_BYTES: int(1024, 1 << 30, 8 << 20),
+  TALLY_MAX_QUERY_MEMORY_BYTES: int(0, 2 ** 50, 0),
   TALLY_MAX_QUEUE_DEPTH: int(1, 1_000_000_000, 100_000),
   TALLY_MAX_EVENTS_PER_REQUEST: int(1, 1_000_000, 10_000),
   TALLY_TAIL_BUFFER_EVENTS: int(1, 1_000_000, 10_000),
@@ -205,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     flushIntervalMs: e.TALLY_FLUSH_INTERVAL_MS,
     prefetch: e.TALLY_PREFETCH,
     maxBodyBytes: e.TALLY_MAX_BODY_BYTES,
+    maxQueryMemoryBytes: e.TALLY_MAX_QUERY_MEMORY_BYTES,
     maxQueueDepth: e.TALLY_MAX_QUEUE_DEPTH,
     maxEventsPerRequest: e.TALLY_MAX_EVENTS_PER_REQUEST,
     tailBufferEvents: e.TALLY_TAIL_BUFFER_EVENTS,

@@ -20,6 +20,11 @@ export interface WarehouseOptions {
   onCall?: (operation: "insert" | "query", seconds: number) => void;
 }
 
+/** A query needed more memory than its cap allows; nothing else suffered. */
+export class QueryMemoryError extends Error {
+  override name = "QueryMemoryError";
+}
+
 /** ClickHouse, a server or embedded: one client, one SQL dialect. */
 export interface Warehouse {
   /** "clickhouse" or "chdb", for health reports. */
@@ -33,6 +38,11 @@ export interface Warehouse {
   insertTsv(table: string, columns: readonly string[], body: string): Promise<void>;
   /** Runs a parameterised query and returns its rows. */
   rows<T>(query: string, params: Record<string, unknown>): Promise<T[]>;
+  /**
+   * The same warehouse (and client), each of whose queries fails alone with
+   * {@link QueryMemoryError} past `bytes` of memory; 0 means no cap.
+   */
+  withQueryMemoryCap(bytes: number): Warehouse;
   /** Throws when ClickHouse does not answer. */
   check(): Promise<void>;
   close(): Promise<void>;
@@ -53,7 +63,7 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
     client = createClient({ connection });
   }
   const db = `\`${options.database}\``;
-  return {
+  const withCap = (cap: number): Warehouse => ({
     kind: options.url === undefined ? "chdb" : "clickhouse",
     db,
     database: options.database,
@@ -73,11 +83,29 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
     },
     async rows<T>(query: string, params: Record<string, unknown>) {
       const started = performance.now();
-      const result = await client.query({ query, query_params: params, format: "JSONEachRow" });
-      const rows = await result.json<T>();
+      let rows: T[];
+      try {
+        const result = await client.query({
+          // In the query, not clickhouse_settings: chDB's connection runs
+          // those as SET on its one session, and they would stay for every
+          // later query, ingest's included.
+          query: cap > 0 ? `${query}\nSETTINGS max_memory_usage = ${cap}` : query,
+          query_params: params,
+          format: "JSONEachRow",
+        });
+        rows = await result.json<T>();
+      } catch (err) {
+        if (cap > 0 && (err as { type?: string }).type === "MEMORY_LIMIT_EXCEEDED") {
+          throw new QueryMemoryError(`the query needs more than ${cap} bytes of memory`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
       options.onCall?.("query", (performance.now() - started) / 1000);
       return rows;
     },
+    withQueryMemoryCap: withCap,
     async check() {
       const ping = await client.ping();
       if (!ping.success) throw ping.error;
@@ -85,5 +113,6 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
     async close() {
       await client.close();
     },
-  };
+  });
+  return withCap(0);
 }

@@ -1,27 +1,11 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
-import type { Warehouse } from "../../src/warehouse/warehouse.ts";
 import { rng, storeEvents, testWarehouse, uuidFrom } from "../helpers.ts";
 
-/** `warehouse`, its queries capped at `bytes` of memory each. */
-function capped(warehouse: Warehouse, bytes: number): Warehouse {
-  return {
-    ...warehouse,
-    async rows<T>(query: string, params: Record<string, unknown>) {
-      const result = await warehouse.client.query({
-        query,
-        query_params: params,
-        format: "JSONEachRow",
-        clickhouse_settings: { max_memory_usage: String(bytes) },
-      });
-      return result.json<T>();
-    },
-  };
-}
-
 describe("active users of a user with very many events", () => {
-  const warehouse = testWarehouse();
+  // Its queries capped at 100 MB each.
+  const warehouse = testWarehouse().withQueryMemoryCap(100_000_000);
   afterAll(() => warehouse.close());
 
   it("sweeps each user's days in memory linear in their events (raw events, MAU)", async () => {
@@ -48,7 +32,7 @@ describe("active users of a user with very many events", () => {
     );
 
     const answer = await activeUsers(
-      capped(warehouse, 100_000_000),
+      warehouse,
       { from: "2025-05-01", to: "2025-06-30", window: "month", tz: "UTC", segment: [] },
       { rawOnly: true },
     );

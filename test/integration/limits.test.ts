@@ -3,7 +3,14 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
 import { connectClients, rest, toProto } from "../clients.ts";
-import { realServices, sameDayEvents, start, testConfig } from "../helpers.ts";
+import {
+  realServices,
+  sameDayEvents,
+  start,
+  testConfig,
+  waitFor,
+  warehouseCounts,
+} from "../helpers.ts";
 
 const events = (n: number) => sameDayEvents(n, n, "limits_test");
 
@@ -73,5 +80,41 @@ describe("limits, with the limit in the message", () => {
     expect(((await res.json()) as { message: string }).message).toMatch(
       /^body: larger than \d+ bytes once decompressed/,
     );
+  });
+});
+
+describe("a stats query past its memory cap (TALLY_MAX_QUERY_MEMORY_BYTES)", () => {
+  let tally: Tally;
+  let port: number;
+  beforeAll(async () => {
+    tally = await start(testConfig({ ...realServices(), TALLY_MAX_QUERY_MEMORY_BYTES: "1000" }));
+    port = tally.port as number;
+  });
+  afterAll(() => tally?.close());
+
+  it("fails alone with RESOURCE_EXHAUSTED naming the cap, while ingest goes on", async () => {
+    expect((await rest(port, "/events", events(50))).status).toBe(202);
+    await waitFor(
+      () => warehouseCounts(tally),
+      (c) => c.ids === 50,
+    );
+    const query = "/stats/top-events?from=2025-10-28&to=2025-10-28";
+    expect(await rest(port, query)).toMatchObject({
+      status: 413,
+      body: {
+        code: "resource_exhausted",
+        message: expect.stringMatching(/more than 1000 bytes .*TALLY_MAX_QUERY_MEMORY_BYTES/),
+      },
+    });
+    const { grpc } = connectClients(port);
+    await expect(
+      grpc.analytics.getTopEvents({ from: "2025-10-28", to: "2025-10-28" }),
+    ).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    expect((await rest(port, "/events", events(60))).status).toBe(202);
+    await waitFor(
+      () => warehouseCounts(tally),
+      (c) => c.ids === 110,
+    );
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
   });
 });
