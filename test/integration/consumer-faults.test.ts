@@ -349,6 +349,11 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     // The depth probe declares the queue again, and publishing goes on.
     expect(await queue.depth()).toBe(0);
     await queue.publish(batchOf(5, 3));
-    expect(await queue.depth()).toBe(1);
+    expect(
+      await waitFor(
+        () => queue.depth(),
+        (n) => n === 1,
+      ),
+    ).toBe(1);
   });
 });
