@@ -85,6 +85,11 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
       throw new Error(`no queue took it (${reason})`);
     }
   };
+  // Declaring (not a passive check) is idempotent and answers the depth
+  // too: a probe that runs before the publisher's first declare, right
+  // after start, finds the queue instead of refusing every publish, and a
+  // queue deleted under us comes back.
+  const declare = () => rabbit.queueDeclare(queueOptions);
   let consumer: ReturnType<Connection["createConsumer"]> | undefined;
 
   return {
@@ -154,13 +159,10 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
     },
     async check() {
       if (!rabbit.ready) throw new QueueUnavailableError("RabbitMQ is not connected");
-      await rabbit.queueDeclare(queueOptions);
+      await declare();
     },
-    // Declaring (not a passive check) is idempotent and answers the depth
-    // too: a probe that runs before the publisher's first declare, right
-    // after start, finds the queue instead of refusing every publish.
     async depth() {
-      return (await rabbit.queueDeclare(queueOptions)).messageCount;
+      return (await declare()).messageCount;
     },
     async close() {
       await consumer?.close();
