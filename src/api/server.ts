@@ -7,6 +7,8 @@ import {
   ConnectError,
   createConnectRouter,
   createContextValues,
+  createServiceImplSpec,
+  type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
 import {
@@ -28,6 +30,7 @@ import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { reclassifyDecodeErrors } from "./decode-errors.ts";
+import { createGrpcUnaryHandlers } from "./grpc-unary.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
 import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
@@ -83,34 +86,36 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  */
 export function createApiServer(options: ApiServerOptions): ApiServer {
   const services: DescService[] = [IngestService, AnalyticsService, Health];
+  // Observe first, so refused calls are counted and logged too.
+  const interceptors: Interceptor[] = [
+    createObserveInterceptor(options.metrics, options.log),
+    ...(options.apiKeys.length > 0 ? [createAuthInterceptor(options.apiKeys)] : []),
+    ...(options.rateLimit
+      ? [createRateLimitInterceptor(options.rateLimit.limiter, options.rateLimit.rps, options.log)]
+      : []),
+  ];
   const router = createConnectRouter({
     readMaxBytes: options.maxBodyBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
-    // Observe first, so refused calls are counted and logged too.
-    interceptors: [
-      createObserveInterceptor(options.metrics, options.log),
-      ...(options.apiKeys.length > 0 ? [createAuthInterceptor(options.apiKeys)] : []),
-      ...(options.rateLimit
-        ? [
-            createRateLimitInterceptor(
-              options.rateLimit.limiter,
-              options.rateLimit.rps,
-              options.log,
-            ),
-          ]
-        : []),
-    ],
+    interceptors,
   });
   router.service(IngestService, options.ingest);
   router.service(AnalyticsService, options.analytics);
-  router.service(
-    Health,
-    createHealthService(
-      options.dependencies,
-      services.map((s) => s.typeName),
-    ),
+  const health = createHealthService(
+    options.dependencies,
+    services.map((s) => s.typeName),
   );
+  router.service(Health, health);
   registerReflection(router, services);
+  const grpcUnary = createGrpcUnaryHandlers({
+    services: [
+      createServiceImplSpec<typeof IngestService>(IngestService, options.ingest),
+      createServiceImplSpec<typeof AnalyticsService>(AnalyticsService, options.analytics),
+      createServiceImplSpec<typeof Health>(Health, health),
+    ],
+    interceptors,
+    readMaxBytes: options.maxBodyBytes,
+  });
   const rpc = new Map(router.handlers.map((h) => [h.requestPath, reclassifyDecodeErrors(h)]));
   const rest = createTranscoder(
     restRoutes([IngestService, AnalyticsService]),
@@ -130,6 +135,11 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     }
     for (const [name, value] of Object.entries(corsHeaders(req.headers))) {
       res.setHeader(name, value as string);
+    }
+    const fast = grpcUnary.for(path, req);
+    if (fast !== undefined) {
+      const values = createContextValues().set(clientAddressKey, req.socket.remoteAddress ?? "");
+      return fast(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, values);
     }
     const handler = rpc.get(path);
     if (handler !== undefined) {

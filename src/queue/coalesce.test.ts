@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { waitFor } from "../../test/helpers.ts";
 import { coalescePublishes } from "./coalesce.ts";
 import type { EventBatch } from "./event-batch.ts";
 import { createMemoryQueue } from "./memory-queue.ts";
@@ -12,38 +13,41 @@ const batch = (n: number): EventBatch => ({
 });
 
 describe("coalescePublishes", () => {
-  it("sends alone when nothing waits, and combines what arrives while publishes are in flight", async () => {
+  it("combines what is given in one turn, and what arrives while publishes are in flight", async () => {
     const queue = createMemoryQueue();
     const seen: EventBatch[] = [];
-    let release: (() => void)[] = [];
+    const release: (() => void)[] = [];
     await queue.consume(async (b) => {
       seen.push(b);
       await new Promise<void>((r) => release.push(r));
     });
     const q = coalescePublishes(queue, { inFlight: 1, maxRows: 3 });
-    const first = q.publish(batch(1));
-    const rest = [2, 3, 4, 5].map((n) => q.publish(batch(n)));
-    await new Promise((r) => setTimeout(r, 10));
-    expect(seen.map((b) => b.id)).toEqual(["b1"]); // the first went straight out
+    // Given in one turn (as requests read from one socket chunk): 1, 2 and 3 leave together (maxRows 3).
+    const first = [1, 2, 3, 4, 5].map((n) => q.publish(batch(n)));
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 1,
+    );
+    expect(seen[0]).toMatchObject({ rows: 3, acceptedAt: 1001, requestIds: ["r1", "r2", "r3"] });
+    expect(seen[0]?.body.toString()).toBe("row-1\nrow-2\nrow-3\n");
+    // 4 and 5 wait for the one publish in flight, then leave as one message.
     release.shift()?.();
-    await first;
-    await new Promise((r) => setTimeout(r, 10));
-    // 2, 3 and 4 waited and left as one message (maxRows 3); 5 waits for the next turn.
-    expect(seen).toHaveLength(2);
-    expect(seen[1]).toMatchObject({ rows: 3, acceptedAt: 1002, requestIds: ["r2", "r3", "r4"] });
-    expect(seen[1]?.body.toString()).toBe("row-2\nrow-3\nrow-4\n");
-    for (;;) {
-      const r = release.shift();
-      if (r === undefined) {
-        if (seen.length === 3) break;
-        await new Promise((w) => setTimeout(w, 5));
-        continue;
-      }
-      r();
-    }
-    await Promise.all(rest);
-    expect(seen[2]).toMatchObject({ id: "b5", rows: 1 });
-    release = [];
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 2,
+    );
+    expect(seen[1]).toMatchObject({ rows: 2, requestIds: ["r4", "r5"] });
+    release.shift()?.();
+    await Promise.all(first);
+    // Nothing in flight and nothing waiting: a lone batch goes out as it is.
+    const alone = q.publish(batch(6));
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 3,
+    );
+    expect(seen[2]).toMatchObject({ id: "b6", rows: 1 });
+    release.shift()?.();
+    await alone;
   });
 
   it("fails every caller whose batch rode in a message that failed", async () => {
