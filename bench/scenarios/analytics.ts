@@ -103,17 +103,26 @@ export async function analytics(scale: number): Promise<Section[]> {
           rows.push([label, fast.p50, fast.p95, "(the same path)", "1.0x"]);
           continue;
         }
-        const raw = await latency(() => q.run(f, { rawOnly: true }), 3);
-        rows.push([label, fast.p50, fast.p95, raw.p50, `${(raw.p50 / fast.p50).toFixed(1)}x`]);
+        // Once: each takes about a second, and the bench's five minutes are spent elsewhere.
+        const started = performance.now();
+        await q.run(f, { rawOnly: true });
+        const raw = performance.now() - started;
+        rows.push([label, fast.p50, fast.p95, raw, `${(raw / fast.p50).toFixed(1)}x`]);
       }
     }
     return [
       {
         title: `Stats latency on ${total.toLocaleString("en-US")} events (chDB, in process)`,
-        columns: ["query (UTC unless named)", "p50 ms", "p95 ms", "raw events p50 ms", "speedup"],
+        columns: [
+          "query (UTC unless named)",
+          "p50 ms",
+          "p95 ms",
+          "raw events ms (once)",
+          "speedup",
+        ],
         rows,
         notes: [
-          `Loaded in ${loadSeconds.toFixed(1)} s (${Math.round(total / loadSeconds).toLocaleString("en-US")} events/s, rollups kept by materialized views); closed months compacted in ${compactSeconds.toFixed(1)} s, as the consumer does every ten minutes; then each query ran 15 times (3 times from the raw events).`,
+          `Loaded in ${loadSeconds.toFixed(1)} s (${Math.round(total / loadSeconds).toLocaleString("en-US")} events/s, rollups kept by materialized views); closed months compacted in ${compactSeconds.toFixed(1)} s, as the consumer does every ten minutes; then each query ran 15 times after a warm-up (once from the raw events).`,
           `Then \`country\` was indexed (TALLY_INDEXED_PROPERTIES=country): its rollups were backfilled from the events and compacted in ${indexSeconds[0]?.toFixed(1)} s; then Europe/Kyiv (TALLY_INDEXED_TIME_ZONES=Europe/Kyiv), in ${indexSeconds[1]?.toFixed(1)} s. A property or zone that is not indexed reads the raw events, as the last column does.`,
         ],
       },
@@ -123,20 +132,29 @@ export async function analytics(scale: number): Promise<Section[]> {
   }
 }
 
-/** Generates `total` events and inserts them as CSV in inserts of about 200,000 rows. */
+/**
+ * Generates `total` events and inserts them as CSV in inserts of about
+ * 200,000 rows; the next chunk is generated while chDB inserts the last.
+ */
 async function load(warehouse: Warehouse, total: number): Promise<number> {
   const started = performance.now();
   let body = "";
   let header = true;
+  let inserting = Promise.resolve();
   const flush = async () => {
-    await warehouse.client.insert({
-      table: `${warehouse.db}.events`,
-      columns: [...CSV_COLUMNS] as [string, ...string[]],
-      format: "CSV",
-      values: Readable.from([body], { objectMode: false }),
-      clickhouse_settings: { date_time_input_format: "best_effort" },
-    });
+    const values = Readable.from([body], { objectMode: false });
     body = "";
+    await inserting;
+    inserting = warehouse.client
+      .insert({
+        table: `${warehouse.db}.events`,
+        columns: [...CSV_COLUMNS] as [string, ...string[]],
+        format: "CSV",
+        values,
+        clickhouse_settings: { date_time_input_format: "best_effort" },
+      })
+      .then(() => {});
+    inserting.catch(() => {}); // awaited at the next flush or the end
   };
   for (const chunk of generateCsv({
     rows: total,
@@ -153,6 +171,7 @@ async function load(warehouse: Warehouse, total: number): Promise<number> {
     if (body.length > 30_000_000) await flush();
   }
   if (body !== "") await flush();
+  await inserting;
   return (performance.now() - started) / 1000;
 }
 
