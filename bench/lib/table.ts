@@ -21,15 +21,21 @@ export function textTable(s: Section): string {
   return [`\n${s.title}`, ...lines, ...(s.notes ?? []).map((n) => `  ${n}`)].join("\n");
 }
 
-/** A section as Markdown. */
+/** A section as Markdown, its columns padded as the formatter (biome) pads them. */
 export function markdownTable(s: Section): string {
-  const row = (r: (string | number)[]) => `| ${r.map(cell).join(" | ")} |`;
+  // Trimmed, as the formatter trims them.
+  const cells = [s.columns, ...s.rows.map((r) => r.map((v) => String(cell(v)).trim()))];
+  const widths = s.columns.map((_, i) =>
+    Math.max(3, ...cells.map((r) => String(r[i] ?? "").length)),
+  );
+  const row = (r: (string | number)[]) =>
+    `| ${r.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join(" | ")} |`;
   return [
     `## ${s.title}`,
     "",
     row(s.columns),
-    `|${s.columns.map(() => " --- ").join("|")}|`,
-    ...s.rows.map(row),
+    row(widths.map((w) => "-".repeat(w))),
+    ...cells.slice(1).map(row),
     ...(s.notes?.length ? ["", ...s.notes] : []),
     "",
   ].join("\n");

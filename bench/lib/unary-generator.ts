@@ -1,0 +1,151 @@
+/**
+ * The unary scenario's load generator, in a process of its own as ghz would
+ * be: single-event calls at a fixed rate, open loop, each call's latency
+ * counted from when it was scheduled. Forked by bench/scenarios/unary.ts
+ * with a 2 MB young generation: with V8's default, this process's own
+ * scavenges (15-20 ms each at 2,000 calls/s) showed up as server latency.
+ *
+ * Messages in: a {@link Run}. Out: "started" when the clock starts, then a
+ * {@link Outcome}.
+ */
+import * as http from "node:http";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
+import { IngestRequestSchema } from "../../gen/tally/v1/ingest_pb.js";
+
+/** Calls of one kind at `port`, `rate` a second for `seconds`. */
+export interface Run {
+  call: "grpc" | "rest";
+  port: number;
+  rate: number;
+  seconds: number;
+}
+
+/** The answered calls' latencies (ms, sorted) and the failures, by message. */
+export interface Outcome {
+  latencies: number[];
+  errors: Record<string, number>;
+}
+
+type Done = (err?: Error) => void;
+
+/** A new event each call: the payload of bench/ghz/ingest.json. */
+const event = () => ({
+  event_id: crypto.randomUUID(),
+  occurred_at: new Date().toISOString(),
+  user_id: `user_${Math.floor(Math.random() * 1000)}`,
+  event_type: "page_view",
+  properties: { country: "UA", plan: "free" },
+});
+
+const PREPARE = {
+  grpc() {
+    const e = event();
+    const request = create(IngestRequestSchema, {
+      events: [
+        {
+          eventId: e.event_id,
+          occurredAt: timestampFromMs(Date.parse(e.occurred_at)),
+          userId: e.user_id,
+          eventType: e.event_type,
+          properties: e.properties,
+        },
+      ],
+    });
+    return Buffer.from(toBinary(IngestRequestSchema, request));
+  },
+  rest: () => Buffer.from(JSON.stringify([event()])),
+};
+
+const grpcClients = new Map<number, grpc.Client>();
+// A pool, as HTTP client libraries keep: fetch opened a socket per call in
+// flight, and past the service's capacity ran out of file descriptors.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const bytes = (b: Buffer) => b;
+
+/** Sends one request; callbacks, not promises: fewer objects per call. */
+function caller(run: Run): (payload: Buffer, done: Done) => void {
+  if (run.call === "rest") {
+    return (payload, done) => {
+      const req = http.request(
+        `http://127.0.0.1:${run.port}/events`,
+        { method: "POST", agent },
+        (res) => {
+          res.resume();
+          res.once("end", () =>
+            done(res.statusCode === 202 ? undefined : new Error(`HTTP ${res.statusCode}`)),
+          );
+        },
+      );
+      req.once("error", done);
+      req.end(payload);
+    };
+  }
+  let client = grpcClients.get(run.port);
+  if (client === undefined) {
+    client = new grpc.Client(`127.0.0.1:${run.port}`, grpc.credentials.createInsecure());
+    grpcClients.set(run.port, client);
+  }
+  const c = client;
+  // The request's bytes as they are: grpc-js sends them in one uncompressed message.
+  return (payload, done) =>
+    void c.makeUnaryRequest("/tally.v1.IngestService/Ingest", bytes, bytes, payload, (err) =>
+      done(err ?? undefined),
+    );
+}
+
+async function runCalls(run: Run): Promise<Outcome> {
+  const call = caller(run);
+  // Warm up connections and the JIT.
+  await Promise.all(
+    Array.from({ length: 200 }, () => new Promise((r) => call(PREPARE[run.call](), r))),
+  );
+  const total = run.rate * run.seconds;
+  // Made before the clock starts, as ghz does with a data file.
+  const payloads = Array.from({ length: total }, PREPARE[run.call]);
+  const latencies = new Float64Array(total).fill(Number.POSITIVE_INFINITY);
+  const errors: Record<string, number> = {};
+  let pending = total;
+  let allAnswered: () => void = () => {};
+  const answered = new Promise<void>((r) => {
+    allAnswered = r;
+  });
+  process.send?.("started");
+  const t0 = performance.now();
+  for (let i = 0; i < total; ) {
+    const due = t0 + (i * 1000) / run.rate;
+    const now = performance.now();
+    if (now < due) {
+      await new Promise((r) => setTimeout(r, Math.max(0, due - now - 0.5)));
+      continue;
+    }
+    for (; i < total && t0 + (i * 1000) / run.rate <= performance.now(); i++) {
+      const n = i;
+      call(payloads[n] as Buffer, (err) => {
+        if (err === undefined) latencies[n] = performance.now() - (t0 + (n * 1000) / run.rate);
+        else {
+          const kind = String(err.message).slice(0, 300);
+          errors[kind] = (errors[kind] ?? 0) + 1;
+        }
+        if (--pending === 0) allAnswered();
+      });
+    }
+  }
+  await answered;
+  return { latencies: [...latencies.sort()].filter(Number.isFinite), errors };
+}
+
+process.on("message", (run: Run) => {
+  runCalls(run).then(
+    (outcome) => process.send?.(outcome),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+});
+process.once("disconnect", () => {
+  for (const client of grpcClients.values()) client.close();
+  agent.destroy();
+});
