@@ -132,24 +132,26 @@ function readMessage(req: http2.Http2ServerRequest, readMaxBytes: number): Promi
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > readMaxBytes + 5) {
-        req.removeAllListeners("data");
-        req.resume();
-        reject(
-          new ConnectError(
-            `message size is larger than configured readMaxBytes ${readMaxBytes}`,
-            Code.ResourceExhausted,
-          ),
-        );
-        return;
-      }
       chunks.push(chunk);
+      size += chunk.length;
+      if (size <= readMaxBytes + 5) return;
+      // Too big to be one allowed message: stop gathering, say the size it promised.
+      req.removeAllListeners("data");
+      req.resume();
+      const promised = Math.max(Buffer.concat(chunks).readUInt32BE(1), size - 5);
+      reject(
+        new ConnectError(
+          `message size ${promised} is larger than configured readMaxBytes ${readMaxBytes}`,
+          Code.ResourceExhausted,
+        ),
+      );
     });
     req.once("end", () =>
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
     );
     req.once("error", reject);
+    // A client that resets the stream sends no end; this settles the wait.
+    req.once("close", () => reject(new ConnectError("the client went away", Code.Canceled)));
   });
 }
 
