@@ -44,7 +44,7 @@ const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
  * the same interceptors (observe, auth, rate limit), the same handler
  * context, deadlines (grpc-timeout) and status trailers. Everything else
  * (compression, JSON, gRPC-Web, Connect, streams) stays with the router:
- * `accepts` says which requests this may answer.
+ * `for` says which requests this may answer.
  */
 export function createGrpcUnaryHandlers(options: GrpcUnaryOptions) {
   const handlers = new Map<string, GrpcUnaryHandler>();

@@ -136,15 +136,17 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     for (const [name, value] of Object.entries(corsHeaders(req.headers))) {
       res.setHeader(name, value as string);
     }
-    const fast = grpcUnary.for(path, req);
-    if (fast !== undefined) {
-      const values = createContextValues().set(clientAddressKey, req.socket.remoteAddress ?? "");
-      return fast(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, values);
+    const callValues = () =>
+      createContextValues().set(clientAddressKey, req.socket.remoteAddress ?? "");
+    const lean = grpcUnary.for(path, req);
+    if (lean !== undefined) {
+      return lean(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, callValues());
     }
     const handler = rpc.get(path);
     if (handler !== undefined) {
-      const values = createContextValues().set(clientAddressKey, req.socket.remoteAddress ?? "");
-      const uRes = await handler(universalRequestFromNodeRequest(req, res, undefined, values));
+      const uRes = await handler(
+        universalRequestFromNodeRequest(req, res, undefined, callValues()),
+      );
       await universalResponseToNodeResponse(uRes, res);
       return;
     }
