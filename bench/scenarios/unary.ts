@@ -17,6 +17,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
       ? [500, 2000, 5000]
       : [Math.max(20, Math.round(500 * scale)), Math.max(50, Math.round(2000 * scale))];
   const seconds = scale >= 1 ? 5 : 2;
+  const warmupSeconds = scale >= 1 ? 1 : 0.5;
   const service = await startService(port);
   const bare = await startBareServer(port + 100);
   const generator = fork(join(import.meta.dirname, "../lib/unary-generator.ts"), [], {
@@ -36,7 +37,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
         let cpu0 = 0;
         const outcome = await runGenerator(
           generator,
-          { call, port: server.port, rate, seconds },
+          { call, port: server.port, rate, seconds, warmupSeconds },
           () => {
             cpu0 = server.cpuSeconds();
           },
@@ -65,7 +66,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
   }
   return [
     {
-      title: `Unary latency, open loop (${seconds} s per rate)`,
+      title: `Unary latency, open loop (${seconds} s per rate, after ${warmupSeconds} s unmeasured)`,
       columns: [
         "call",
         "rate/s",
@@ -78,6 +79,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
       ],
       rows,
       notes: [
+        `Each rate runs ${warmupSeconds} s unmeasured first, at the same rate: the figures are the steady state, not the service catching up with a sudden start.`,
         "The load generator (@grpc/grpc-js for gRPC, node:http with 256 keep-alive connections for REST) is a process of its own and shares the 2 cores with the service, RabbitMQ and Redis.",
         "The floor is the same gRPC generator against a bare HTTP/2 server (its own process, answering OK at once): what the generator and the machine cost before Tally does anything; its server CPU is the bare server's.",
         ...errorKinds,

@@ -96,7 +96,7 @@ function unaryHandler(
       requestMethod: "POST",
       timeoutMs: timeout.timeoutMs,
       requestSignal: request.signal,
-      requestHeader: webHeaders(req.headers),
+      requestHeader: headerPairs(req.headers),
       url: `http://${req.authority}${req.url}`,
       responseHeader: { "content-type": "application/grpc+proto" },
       responseTrailer: { "grpc-status": "0" },
@@ -131,12 +131,12 @@ function readMessage(req: http2.Http2ServerRequest, readMaxBytes: number): Promi
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
       if (size <= readMaxBytes + 5) return;
       // Too big to be one allowed message: stop gathering, say the size it promised.
-      req.removeAllListeners("data");
+      done();
       req.resume();
       const promised = Math.max(Buffer.concat(chunks).readUInt32BE(1), size - 5);
       reject(
@@ -145,13 +145,27 @@ function readMessage(req: http2.Http2ServerRequest, readMaxBytes: number): Promi
           Code.ResourceExhausted,
         ),
       );
-    });
-    req.once("end", () =>
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
-    );
-    req.once("error", reject);
+    };
+    const onEnd = () => {
+      done();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    };
     // A client that resets the stream sends no end; this settles the wait.
-    req.once("close", () => reject(new ConnectError("the client went away", Code.Canceled)));
+    // The error is made only then: made for every call, it was most of the
+    // ConnectErrors (and their stack traces) the service built.
+    const onClose = () => {
+      done();
+      reject(new ConnectError("the client went away", Code.Canceled));
+    };
+    const done = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("close", onClose);
+    };
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", reject);
+    req.once("close", onClose);
   });
 }
 
@@ -216,12 +230,14 @@ function header(headers: http2.IncomingHttpHeaders, name: string): string | null
   return typeof v === "string" ? v : null;
 }
 
-function webHeaders(headers: http2.IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const [k, v] of Object.entries(headers)) {
+/** The request's headers as pairs: connect copies them into its own Headers. */
+function headerPairs(headers: http2.IncomingHttpHeaders): [string, string][] {
+  const out: [string, string][] = [];
+  for (const k in headers) {
+    const v = headers[k];
     if (k.startsWith(":") || v === undefined) continue;
-    if (Array.isArray(v)) for (const e of v) out.append(k, e);
-    else out.append(k, v);
+    if (Array.isArray(v)) for (const e of v) out.push([k, e]);
+    else out.push([k, v]);
   }
   return out;
 }
