@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
 import { createLogger } from "../app/logger.ts";
 import { checkRoleAlone, startTally } from "../app/tally.ts";
 import { loadConfig } from "../config/config.ts";
@@ -36,6 +37,12 @@ export async function serveCommand(args: string[]): Promise<number | undefined> 
   }
   const config = loadConfig();
   checkRoleAlone(config, role);
+  // Request objects live for milliseconds, but V8 learned to allocate some
+  // of them straight in the old generation (allocation-site pretenuring):
+  // at 2,000 gRPC calls/s each scavenge promoted 4-5 MB and paused the API
+  // 7-8 ms, and the old generation filled every 2-3 s. Without it: 1.1 MB,
+  // 2.6-3.3 ms, and in steady state p99 fell from about 28 to 19 ms.
+  setFlagsFromString("--no-allocation-site-pretenuring");
   const log = createLogger(process.env.LOG_LEVEL);
   const tally = await startTally(config, role, log);
   let stopping = false;
