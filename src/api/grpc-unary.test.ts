@@ -1,4 +1,6 @@
-import { createServiceImplSpec } from "@connectrpc/connect";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { createContextValues, createServiceImplSpec } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
 import { createGrpcUnaryHandlers } from "./grpc-unary.ts";
@@ -48,4 +50,50 @@ describe("createGrpcUnaryHandlers", () => {
       expect(lean.for(path, req), `${path} ${JSON.stringify(req)}`).toBeUndefined();
     }
   });
+
+  it("lets go of a call whose client resets the stream mid-message, calling nothing", async () => {
+    let called = false;
+    const handlers = createGrpcUnaryHandlers({
+      services: [
+        createServiceImplSpec<typeof IngestService>(IngestService, {
+          ingest: async () => {
+            called = true;
+            return { $typeName: "tally.v1.IngestResponse", accepted: 0n, rejected: [] };
+          },
+        }),
+      ],
+      interceptors: [],
+      readMaxBytes: 1024,
+    });
+    let answered: Promise<void> | undefined;
+    const server = http2.createServer((req, res) => {
+      answered = handlers.for(INGEST, req)?.(req, res, createContextValues());
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": INGEST,
+        "content-type": "application/grpc",
+      });
+      stream.on("error", () => {});
+      // An envelope that promises 100 bytes, and 10 of them.
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(100, 1);
+      stream.write(Buffer.concat([head, Buffer.alloc(10)]));
+      await waitUntil(() => answered !== undefined);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      // A handler still waiting for the rest would hold this (and the test) forever.
+      await answered;
+      expect(called).toBe(false);
+    } finally {
+      session.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });
+
+async function waitUntil(ok: () => boolean) {
+  while (!ok()) await new Promise((r) => setTimeout(r, 5));
+}
