@@ -63,8 +63,9 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
     client = createClient({ connection });
   }
   const db = `\`${options.database}\``;
+  const chdb = options.url === undefined;
   const withCap = (cap: number): Warehouse => ({
-    kind: options.url === undefined ? "chdb" : "clickhouse",
+    kind: chdb ? "chdb" : "clickhouse",
     db,
     database: options.database,
     client,
@@ -76,8 +77,11 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
         format: "TabSeparated",
         // chDB reads the whole body into one string anyway: hand it one chunk.
         values: Readable.from([body], { objectMode: false }),
-        // The three rollup views run side by side, not one after another.
-        clickhouse_settings: { parallel_view_processing: 1 },
+        clickhouse_settings: {
+          // The three rollup views run side by side, not one after another.
+          parallel_view_processing: 1,
+          ...(chdb ? { os_thread_priority: String(insertPriority(body)) } : {}),
+        },
       });
       options.onCall?.("insert", (performance.now() - started) / 1000);
     },
@@ -89,7 +93,11 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
           // In the query, not clickhouse_settings: chDB's connection runs
           // those as SET on its one session, and they would stay for every
           // later query, ingest's included.
-          query: cap > 0 ? `${query}\nSETTINGS max_memory_usage = ${cap}` : query,
+          query: withSettings(query, {
+            ...(cap > 0 ? { max_memory_usage: cap } : {}),
+            // The insert's priority stays on chDB's session; stats run at the normal one.
+            ...(chdb ? { os_thread_priority: 0 } : {}),
+          }),
           query_params: params,
           format: "JSONEachRow",
         });
@@ -115,4 +123,25 @@ export function createWarehouse(options: WarehouseOptions): Warehouse {
     },
   });
   return withCap(0);
+}
+
+/**
+ * The OS priority (nice) of an insert's threads in chDB, which shares the
+ * API's process and cores. A small insert means a trickle of calls, whose
+ * latency is what matters: it yields (nice 10), and chDB's bursts of insert
+ * threads stop stalling the API's event loop. At 2,000 gRPC calls/s, p99
+ * had a median of 25 ms instead of 34 (six bench runs each). A big insert
+ * means a flood, where the insert is the slowest stage, so it keeps the
+ * normal priority: niced too, it cost 7% of the end-to-end throughput.
+ * (A process without CAP_SYS_NICE cannot raise a thread back to 0: chDB's
+ * threads then stay niced once used, and all of chDB yields to the API.)
+ */
+function insertPriority(body: string): number {
+  return body.length < 1 << 20 ? 10 : 0;
+}
+
+/** `query` with a SETTINGS clause, if there are any. */
+function withSettings(query: string, settings: Record<string, number>): string {
+  const list = Object.entries(settings).map(([k, v]) => `${k} = ${v}`);
+  return list.length === 0 ? query : `${query}\nSETTINGS ${list.join(", ")}`;
 }
