@@ -230,8 +230,8 @@ function header(headers: http2.IncomingHttpHeaders, name: string): string | null
   return typeof v === "string" ? v : null;
 }
 
-/** The request's headers as pairs: connect copies them into its own Headers. */
-function headerPairs(headers: http2.IncomingHttpHeaders): [string, string][] {
+/** The request's headers as pairs, pseudo-headers left out: what `new Headers()` takes. */
+export function headerPairs(headers: http2.IncomingHttpHeaders): [string, string][] {
   const out: [string, string][] = [];
   for (const k in headers) {
     const v = headers[k];

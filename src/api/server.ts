@@ -30,7 +30,7 @@ import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { reclassifyDecodeErrors } from "./decode-errors.ts";
-import { createGrpcUnaryHandlers } from "./grpc-unary.ts";
+import { createGrpcUnaryHandlers, headerPairs } from "./grpc-unary.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
 import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
@@ -244,12 +244,7 @@ function send(res: NodeResponse, r: RestResponse) {
 }
 
 function headersOf(req: NodeRequest): Headers {
-  const h = new Headers();
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (k.startsWith(":") || v === undefined) continue;
-    h.set(k, Array.isArray(v) ? v.join(", ") : v);
-  }
-  return h;
+  return new Headers(headerPairs(req.headers));
 }
 
 /** The body, or undefined once it passes `max` bytes. */
