@@ -14,14 +14,17 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { IngestRequestSchema } from "../../gen/tally/v1/ingest_pb.js";
+import { quantile } from "./quantile.ts";
 
 /** Calls of one kind at `port`, `rate` a second for `seconds`. */
 export interface Run {
   call: "grpc" | "rest";
   port: number;
   rate: number;
-  /** Measured seconds. */
+  /** Measured seconds, in each window. */
   seconds: number;
+  /** Measured windows, back to back, each given its own p99. @default 1 */
+  windows?: number;
   /** Seconds of the same schedule sent first and not measured. */
   warmupSeconds: number;
 }
@@ -29,6 +32,8 @@ export interface Run {
 /** The answered calls' latencies (ms, sorted) and the failures, by message. */
 export interface Outcome {
   latencies: number[];
+  /** Each measured window's p99 (ms), in order. */
+  windowP99s: number[];
   errors: Record<string, number>;
 }
 
@@ -106,7 +111,8 @@ async function runCalls(run: Run): Promise<Outcome> {
   // broker's channels) out of step with a steady rate, and the first
   // 250 ms of a measured second at 2,000/s had a median of 8-36 ms.
   const warm = Math.round(run.rate * run.warmupSeconds);
-  const measured = run.rate * run.seconds;
+  const perWindow = run.rate * run.seconds;
+  const measured = perWindow * (run.windows ?? 1);
   const total = warm + measured;
   // Made before the clock starts, as ghz does with a data file.
   const payloads = Array.from({ length: total }, PREPARE[run.call]);
@@ -142,7 +148,12 @@ async function runCalls(run: Run): Promise<Outcome> {
     }
   }
   await answered;
-  return { latencies: [...latencies.sort()].filter(Number.isFinite), errors };
+  const answeredIn = (from: number, to: number) =>
+    [...latencies.subarray(from, to).sort()].filter(Number.isFinite);
+  const windowP99s = [];
+  for (let from = 0; from < measured; from += perWindow)
+    windowP99s.push(quantile(answeredIn(from, from + perWindow), 0.99));
+  return { latencies: answeredIn(0, measured), windowP99s, errors };
 }
 
 process.on("message", (run: Run) => {

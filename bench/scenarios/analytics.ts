@@ -13,7 +13,7 @@ import { compactRollups } from "../../src/warehouse/compact.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { indexRollups } from "../../src/warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
-import { quantile } from "../lib/service.ts";
+import { quantile } from "../lib/quantile.ts";
 import type { Section } from "../lib/table.ts";
 
 const FIRST_DAY = "2025-01-01";
