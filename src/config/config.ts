@@ -34,18 +34,9 @@ export interface Config {
   readonly maxFutureSkewMs: number;
   /** The consumer inserts once it holds this many rows... @default 20000 */
   readonly flushRows: number;
-  /**
-   * ...or once its oldest row has waited this long. @default 1000: each
-   * insert is a new part in the events table and in each rollup, and costs
-   * chDB about 30 ms of CPU whatever its size, so ClickHouse's advice is at
-   * most one insert a second.
-   */
+  /** ...or once its oldest row has waited this long. @default 200 */
   readonly flushIntervalMs: number;
-  /**
-   * Unacknowledged messages a consumer holds; it flushes at half of them.
-   * @default 1024: a trickle of single-event calls (2,000/s) makes about 700
-   * messages a second, and 256 had the consumer insert every 180 ms.
-   */
+  /** Unacknowledged messages a consumer holds; it flushes at half of them. @default 256 */
   readonly prefetch: number;
   /** Largest REST body accepted. @default 8 MiB */
   readonly maxBodyBytes: number;
@@ -159,8 +150,8 @@ const schema = z.object({
   TALLY_DEDUPE_TTL_SECONDS: int(60, 366 * 86400, 7 * 86400),
   TALLY_MAX_FUTURE_SKEW_SECONDS: int(0, 366 * 86400, 86400),
   TALLY_FLUSH_ROWS: int(1, 1_000_000, 20_000),
-  TALLY_FLUSH_INTERVAL_MS: int(1, 60_000, 1000),
-  TALLY_PREFETCH: int(1, 10_000, 1024),
+  TALLY_FLUSH_INTERVAL_MS: int(1, 60_000, 200),
+  TALLY_PREFETCH: int(1, 10_000, 256),
   TALLY_MAX_BODY_BYTES: int(1024, 1 << 30, 8 << 20),
   TALLY_MAX_QUERY_MEMORY_BYTES: int(0, 2 ** 50, 0),
   TALLY_MAX_QUEUE_DEPTH: int(1, 1_000_000_000, 100_000),
