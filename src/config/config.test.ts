@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "./config.ts";
 
@@ -12,6 +13,17 @@ describe("loadConfig", () => {
       apiKeys: [],
     });
     expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("has the defaults the README's table gives (it said TALLY_PREFETCH was 64 while it was 256)", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    // | `NAME` | `VALUE` (note) | meaning |
+    const rows = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` +\| `([^`]+)`/gm)];
+    expect(rows.length).toBeGreaterThan(10);
+    const defaults = loadConfig({});
+    for (const [, name, value] of rows) {
+      expect(loadConfig({ [name as string]: value }), `${name}=${value}`).toEqual(defaults);
+    }
   });
 
   it("takes an empty variable as unset (AMQP_URL= in a compose file or shell)", () => {
