@@ -40,15 +40,16 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
   try {
     for (const { name, call, server } of targets) {
       for (const rate of rates) {
+        const windows = windowsAt(rate);
         let cpu0 = 0;
         const outcome = await runGenerator(
           generator,
-          { call, port: server.port, rate, seconds, warmupSeconds, windows: windowsAt(rate) },
+          { call, port: server.port, rate, seconds, warmupSeconds, windows },
           () => {
             cpu0 = server.cpuSeconds();
           },
         );
-        const calls = rate * seconds * windowsAt(rate);
+        const calls = rate * seconds * windows;
         const cpu = server.cpuSeconds() - cpu0;
         const errors = Object.values(outcome.errors).reduce((n, e) => n + e, 0);
         for (const [kind, n] of Object.entries(outcome.errors))

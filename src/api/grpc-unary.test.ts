@@ -1,7 +1,7 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { createContextValues, createServiceImplSpec } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
 import { createGrpcUnaryHandlers } from "./grpc-unary.ts";
 
@@ -82,7 +82,7 @@ describe("createGrpcUnaryHandlers", () => {
       const head = Buffer.alloc(5);
       head.writeUInt32BE(100, 1);
       stream.write(Buffer.concat([head, Buffer.alloc(10)]));
-      await waitUntil(() => answered !== undefined);
+      await vi.waitFor(() => expect(answered).toBeDefined());
       stream.close(http2.constants.NGHTTP2_CANCEL);
       // A handler still waiting for the rest would hold this (and the test) forever.
       await answered;
@@ -93,7 +93,3 @@ describe("createGrpcUnaryHandlers", () => {
     }
   });
 });
-
-async function waitUntil(ok: () => boolean) {
-  while (!ok()) await new Promise((r) => setTimeout(r, 5));
-}

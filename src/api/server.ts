@@ -136,16 +136,18 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     for (const [name, value] of Object.entries(corsHeaders(req.headers))) {
       res.setHeader(name, value as string);
     }
-    const callValues = () =>
-      createContextValues().set(clientAddressKey, req.socket.remoteAddress ?? "");
     const lean = grpcUnary.for(path, req);
     if (lean !== undefined) {
-      return lean(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, callValues());
+      return lean(
+        req as http2.Http2ServerRequest,
+        res as http2.Http2ServerResponse,
+        callValues(req),
+      );
     }
     const handler = rpc.get(path);
     if (handler !== undefined) {
       const uRes = await handler(
-        universalRequestFromNodeRequest(req, res, undefined, callValues()),
+        universalRequestFromNodeRequest(req, res, undefined, callValues(req)),
       );
       await universalResponseToNodeResponse(uRes, res);
       return;
@@ -241,6 +243,11 @@ function send(res: NodeResponse, r: RestResponse) {
     ...r.header,
   });
   res.end(text);
+}
+
+/** What the interceptors read of a call: who made it (for the rate limit). */
+function callValues(req: NodeRequest) {
+  return createContextValues().set(clientAddressKey, req.socket.remoteAddress ?? "");
 }
 
 function headersOf(req: NodeRequest): Headers {
