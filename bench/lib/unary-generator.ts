@@ -148,6 +148,7 @@ async function runCalls(run: Run): Promise<Outcome> {
     }
   }
   await answered;
+  // Sorts in place: each window's range first, then all of them together.
   const answeredIn = (from: number, to: number) =>
     [...latencies.subarray(from, to).sort()].filter(Number.isFinite);
   const windowP99s = [];

@@ -27,7 +27,10 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
   // a burst 3-4 s later, in the floor too (its first window's p99 13.7 and
   // 45.5 ms against 2.5 and 5.7 in the next): the generator and the service
   // settling to the new rate. After 5 s, the windows are the steady state.
-  const warmupAt = (rate: number) => (scale < 1 ? 0.5 : rate === windowedRate ? 5 : 1);
+  const warmupSeconds = scale >= 1 ? 1 : 0.5;
+  const windowedWarmupSeconds = scale >= 1 ? 5 : 0.5;
+  const warmupAt = (rate: number) =>
+    rate === windowedRate ? windowedWarmupSeconds : warmupSeconds;
   const service = await startService(port);
   const bare = await startBareServer(port + 100);
   const generator = fork(join(import.meta.dirname, "../lib/unary-generator.ts"), [], {
@@ -79,7 +82,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
   }
   return [
     {
-      title: `Unary latency, open loop (${seconds} s per rate after ${warmupAt(rates[0] as number)} s unmeasured; at ${windowedRate.toLocaleString("en-US")}/s, ${windowsAt(windowedRate)} x ${seconds} s after ${warmupAt(windowedRate)} s)`,
+      title: `Unary latency, open loop (${seconds} s per rate after ${warmupSeconds} s unmeasured; at ${windowedRate.toLocaleString("en-US")}/s, ${windowsAt(windowedRate)} x ${seconds} s after ${windowedWarmupSeconds} s)`,
       columns: [
         "call",
         "rate/s",
@@ -93,7 +96,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
       ],
       rows,
       notes: [
-        `Each rate runs ${warmupAt(rates[0] as number)} s unmeasured first (${warmupAt(windowedRate)} s at ${windowedRate.toLocaleString("en-US")}/s), at the same rate: the figures are the steady state, not the service and the generator settling to a new rate.`,
+        `Each rate runs ${warmupSeconds} s unmeasured first (${windowedWarmupSeconds} s at ${windowedRate.toLocaleString("en-US")}/s), at the same rate: the figures are the steady state, not the service and the generator settling to a new rate.`,
         `At ${windowedRate.toLocaleString("en-US")}/s, ${windowsAt(windowedRate)} windows of ${seconds} s run back to back: p99 is over all their calls, and each window's p99 is given with their median (one window's worst 1% is ${(windowedRate * seconds) / 100} calls, and one stall of the shared machine can make it).`,
         "The load generator (@grpc/grpc-js for gRPC, node:http with 256 keep-alive connections for REST) is a process of its own and shares the 2 cores with the service, RabbitMQ and Redis.",
         "The floor is the same gRPC generator against a bare HTTP/2 server (its own process, answering OK at once): what the generator and the machine cost before Tally does anything; its server CPU is the bare server's.",
