@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { type Role, startTally, type Tally } from "../src/app/tally.ts";
 import { type Config, loadConfig } from "../src/config/config.ts";
+import type { ErrorReporter } from "../src/observability/dependency-errors.ts";
 import { createWarehouse, type Warehouse } from "../src/warehouse/warehouse.ts";
 
 export const AMQP_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -40,6 +41,10 @@ export function realServices(): Record<string, string> {
 }
 
 export const silentLog = pino({ level: "silent" });
+
+/** Adapters' error reporter in tests, where faults are injected on purpose: the errors go to the silent log. */
+export const reportErrors: ErrorReporter = (err, context) =>
+  silentLog.warn({ err }, context ?? "client error");
 
 export async function start(config: Config, role: Role = "all"): Promise<Tally> {
   return startTally(config, role, silentLog);

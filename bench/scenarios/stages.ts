@@ -14,6 +14,10 @@ import { createWarehouse } from "../../src/warehouse/warehouse.ts";
 import { makeBatches } from "../lib/events.ts";
 import type { Section } from "../lib/table.ts";
 
+/** The bench stops on the first error a stage meets, so its clients' errors are only shown. */
+const reportErrors = (err: unknown, context?: string) =>
+  console.error(`bench: ${context ?? "client error"}: ${String(err)}`);
+
 const AMQP_URL = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -50,7 +54,12 @@ export async function stages(scale: number): Promise<Section[]> {
 
   // Queue: durable quorum queue, publisher confirms, 500-event messages, 8 in flight.
   const namespace = `bench_stage_${Date.now()}`;
-  const queue = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 64 });
+  const queue = createRabbitQueue({
+    url: AMQP_URL,
+    namespace,
+    prefetch: 64,
+    onError: reportErrors,
+  });
   await time(
     "publish with confirms (RabbitMQ, 500 events a message, 8 in flight)",
     "events/s",
@@ -79,7 +88,12 @@ export async function stages(scale: number): Promise<Section[]> {
   await rabbit.close();
 
   // Dedupe: one Lua round trip per 20,000 ids.
-  const dedupe = createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 60 });
+  const dedupe = createRedisDedupe({
+    url: REDIS_URL,
+    namespace,
+    ttlSeconds: 60,
+    onError: reportErrors,
+  });
   await dedupe.check().catch(() => new Promise((r) => setTimeout(r, 200)));
   const ids = batches.flat().map((e) => e.eventId);
   await time(

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import type { Logger } from "pino";
+import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { apiKeyOf } from "./auth.ts";
 
@@ -16,11 +16,13 @@ const UNLIMITED = new Set(["grpc.health.v1.Health"]);
  * limit: RESOURCE_EXHAUSTED (429) with Retry-After. If the limiter itself
  * fails (Redis away), the request is let in: better served than refused.
  */
-export function createRateLimitInterceptor(
-  limiter: RateLimiter,
-  rps: number,
-  log: Logger,
-): Interceptor {
+export function createRateLimitInterceptor(options: {
+  limiter: RateLimiter;
+  rps: number;
+  /** Told when the limiter cannot answer: counted always, logged once a minute, not per request. */
+  onError: ErrorReporter;
+}): Interceptor {
+  const { limiter, rps, onError } = options;
   return (next) => async (req) => {
     if (UNLIMITED.has(req.service.typeName)) return next(req);
     const key = apiKeyOf(req.header);
@@ -31,7 +33,7 @@ export function createRateLimitInterceptor(
     try {
       waitMs = await limiter.take(caller);
     } catch (err) {
-      log.warn({ err }, `rate limiter (${limiter.kind}) unavailable; letting the request in`);
+      onError(err, `rate limiter (${limiter.kind}) unavailable; letting requests in`);
     }
     if (waitMs > 0) {
       const seconds = Math.max(1, Math.ceil(waitMs / 1000));

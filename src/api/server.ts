@@ -23,6 +23,7 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
 import type { ApiKey } from "../config/config.ts";
+import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { opsResponse, sendOps } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
@@ -50,7 +51,8 @@ export interface ApiServerOptions {
   apiKeys: readonly ApiKey[];
   metrics: Metrics;
   /** Requests a second per caller, and the buckets that count them; none means no limit. */
-  rateLimit?: { limiter: RateLimiter; rps: number } | undefined;
+  /** Per-caller limits; `onError` is told when the limiter cannot answer (the call is let in). */
+  rateLimit?: { limiter: RateLimiter; rps: number; onError: ErrorReporter } | undefined;
   /** Access lines, and failures that reached no client. */
   log: Logger;
 }
@@ -90,9 +92,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const interceptors: Interceptor[] = [
     createObserveInterceptor(options.metrics, options.log),
     ...(options.apiKeys.length > 0 ? [createAuthInterceptor(options.apiKeys)] : []),
-    ...(options.rateLimit
-      ? [createRateLimitInterceptor(options.rateLimit.limiter, options.rateLimit.rps, options.log)]
-      : []),
+    ...(options.rateLimit ? [createRateLimitInterceptor(options.rateLimit)] : []),
   ];
   const router = createConnectRouter({
     readMaxBytes: options.maxBodyBytes,

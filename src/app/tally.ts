@@ -9,6 +9,7 @@ import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consu
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
 import { createMemoryDedupe } from "../dedupe/memory-dedupe.ts";
 import { createRedisDedupe } from "../dedupe/redis-dedupe.ts";
+import { createErrorReporters } from "../observability/dependency-errors.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { startOpsServer } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
@@ -29,6 +30,9 @@ import { compactRollups } from "../warehouse/compact.ts";
 import { migrate } from "../warehouse/migrations.ts";
 import { indexRollups } from "../warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
+
+/** How long the consumer's inserts may fail before readiness says it is stuck. */
+const CONSUMER_STUCK_MS = 30_000;
 
 /** Which parts of Tally a process runs. */
 export type Role = "api" | "consumer" | "all";
@@ -81,6 +85,9 @@ export function checkRoleAlone(config: Config, role: Role): void {
  * embedded stand-ins are chosen and wired together.
  */
 export async function startTally(config: Config, role: Role, log: Logger): Promise<Tally> {
+  // The queue is made below; the gauge reads it only at a scrape.
+  const metrics = createMetrics({ queueDepth: () => queue.depth() });
+  const errorsOf = createErrorReporters({ log, metrics });
   const queue =
     config.amqpUrl === undefined
       ? createMemoryQueue()
@@ -88,16 +95,17 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
           url: config.amqpUrl,
           namespace: config.namespace,
           prefetch: config.prefetch,
+          onError: errorsOf("rabbitmq"),
         });
   const dedupe =
     config.redisUrl === undefined
-      ? createMemoryDedupe(config.dedupeTtlSeconds)
+      ? createMemoryDedupe({ ttlSeconds: config.dedupeTtlSeconds })
       : createRedisDedupe({
           url: config.redisUrl,
           namespace: config.namespace,
           ttlSeconds: config.dedupeTtlSeconds,
+          onError: errorsOf("redis"),
         });
-  const metrics = createMetrics({ queueDepth: () => queue.depth() });
   const warehouse = createWarehouse({
     url: config.clickhouseUrl,
     dataDir: config.dataDir,
@@ -136,7 +144,11 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
           : config.flushIntervalMs,
       metrics,
       log: log.child({ role: "consumer" }),
+      onDedupeError: errorsOf(config.redisUrl === undefined ? "dedupe" : "redis"),
     });
+    const stuck = consumer;
+    // Ready again once an insert goes through; meanwhile a load balancer and an operator see why.
+    dependencies.push({ name: "consumer", check: async () => stuck.checkStuck(CONSUMER_STUCK_MS) });
     await queue.consume(consumer.handle);
     compaction = scheduleCompaction(warehouse, log.child({ role: "consumer" }));
   }
@@ -157,12 +169,17 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
               url: config.redisUrl,
               namespace: config.namespace,
               ...limits,
+              onError: errorsOf("rate_limiter"),
             });
     }
     liveFeed =
       config.amqpUrl === undefined
         ? createMemoryLiveFeed()
-        : createRabbitLiveFeed({ url: config.amqpUrl, namespace: config.namespace });
+        : createRabbitLiveFeed({
+            url: config.amqpUrl,
+            namespace: config.namespace,
+            onError: errorsOf("live_feed"),
+          });
     live = new LiveEvents(liveFeed, config.tailBufferEvents);
     api = createApiServer({
       // Many small requests share broker messages under load.
@@ -182,7 +199,11 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       dependencies,
       maxBodyBytes: config.maxBodyBytes,
       apiKeys: config.apiKeys,
-      rateLimit: rateLimiter && { limiter: rateLimiter, rps: config.rateLimitRps },
+      rateLimit: rateLimiter && {
+        limiter: rateLimiter,
+        rps: config.rateLimitRps,
+        onError: errorsOf("rate_limiter"),
+      },
       metrics,
       log: log.child({ role: "api" }),
     });

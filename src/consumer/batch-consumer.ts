@@ -2,8 +2,9 @@ import type { Logger } from "pino";
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { BATCH_COLUMNS, type EventBatch, rowIds } from "../queue/event-batch.ts";
-import { type BatchHandler, PoisonBatchError } from "../queue/queue.ts";
+import { type BatchHandler, type BatchOutcome, outcome } from "../queue/queue.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
+import { backoffMs, insertErrorKind } from "./insert-errors.ts";
 
 /** Options of {@link createBatchConsumer}. */
 export interface BatchConsumerOptions {
@@ -15,8 +16,17 @@ export interface BatchConsumerOptions {
   flushBatches: number;
   /** ...or once the oldest has waited this long (ms). */
   flushIntervalMs: number;
-  /** Backoff between failed inserts, doubling up to the max (ms). @default [100, 5000] */
+  /** Backoff between failed inserts, doubling up to the max, jittered (ms). @default [100, 5000] */
   retryDelayMs?: readonly [number, number];
+  /**
+   * Tries of one insert before its batches are handed back to the queue
+   * (retryable errors) or its flush is split to find the batch that fails.
+   * While the warehouse does not answer at all, tries go on: no batch is to
+   * blame for an outage. @default 8
+   */
+  insertAttempts?: number;
+  /** Told when the dedupe store cannot answer (the warehouse is asked instead). */
+  onDedupeError: (err: unknown, context?: string) => void;
   metrics: Metrics;
   /** Flushes (with the request ids they carry) and failures worked around. */
   log: Logger;
@@ -25,6 +35,8 @@ export interface BatchConsumerOptions {
 /** The consumer: `handle` is the queue's handler. */
 export interface BatchConsumer {
   readonly handle: BatchHandler;
+  /** Throws, naming the error, while the current insert has failed for longer than `ms`. */
+  checkStuck(ms: number): void;
   /** Stops retrying; batches still held are handed back to the queue. */
   close(): Promise<void>;
 }
@@ -33,6 +45,8 @@ export interface BatchConsumer {
 interface Claimed {
   ids: string[];
   rows: string[];
+  /** The index, in the flush, of the batch each id came from. */
+  owners: number[];
   keep: boolean[];
   /** The store was down or forgets on restart: the warehouse has the last word. */
   askWarehouse: boolean;
@@ -42,7 +56,22 @@ interface Pending {
   batch: EventBatch;
   ids: string[];
   rows: string[];
-  done: (err?: unknown) => void;
+  done: (result: BatchOutcome) => void;
+}
+
+/** A batch's rows that survived dedupe, to insert together with others'. */
+interface Survivors {
+  item: Pending;
+  rows: string[];
+}
+
+/** An insert that gave up: retryable errors outlasted the tries, or the rows are bad. */
+class InsertFailed extends Error {
+  readonly kind: "bad-data" | "retryable";
+  constructor(kind: "bad-data" | "retryable", cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.kind = kind;
+  }
 }
 
 /**
@@ -63,7 +92,10 @@ interface Pending {
  */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
   const { dedupe, warehouse, flushRows, flushBatches, flushIntervalMs, metrics, log } = options;
-  const [minDelay, maxDelay] = options.retryDelayMs ?? [100, 5000];
+  const retryDelay = options.retryDelayMs ?? [100, 5000];
+  const insertAttempts = options.insertAttempts ?? 8;
+  /** Since when the current insert has been failing, and why. */
+  let stuck: { since: number; error: string } | undefined;
   let pending: Pending[] = [];
   let pendingRows = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -116,27 +148,80 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   }
 
   async function flush(items: Pending[], claimed: Promise<Claimed>, previous: Promise<void>) {
+    let survivors: Survivors[];
     try {
       const claims = await claimed;
       await previous; // never rejects: flush answers its batches instead
-      const body = await survivingRows(items, claims);
-      await insertWithRetry(body.rows, body.count);
-      const now = Date.now();
-      for (const item of items) {
-        metrics.acceptedToQueryable.observe((now - item.batch.acceptedAt) / 1000);
-        item.done();
-      }
-      metrics.flushRows.observe(body.count);
-      log.info(
-        {
-          rows: body.count,
-          batches: items.length,
-          requestIds: [...new Set(items.flatMap((i) => i.batch.requestIds))].slice(0, 20),
-        },
-        "flushed",
-      );
+      survivors = await survivingRows(items, claims);
     } catch (err) {
-      for (const item of items) item.done(err);
+      // The warehouse could not be asked what it holds: try the batches again later.
+      for (const item of items) item.done(outcome.requeue(`dedupe check failed: ${String(err)}`));
+      return;
+    }
+    const count = survivors.reduce((n, s) => n + s.rows.length, 0);
+    await store(survivors);
+    const now = Date.now();
+    for (const item of items)
+      metrics.acceptedToQueryable.observe((now - item.batch.acceptedAt) / 1000);
+    metrics.flushRows.observe(count);
+    log.info(
+      {
+        rows: count,
+        batches: items.length,
+        requestIds: [...new Set(items.flatMap((i) => i.batch.requestIds))].slice(0, 20),
+      },
+      "flushed",
+    );
+  }
+
+  /**
+   * Inserts the batches' rows together and answers each batch. When the
+   * insert gives up on bad rows (or on an error that outlasted its tries
+   * while the warehouse answers), the batches are split in halves and each
+   * half is stored alone, down to the one batch that fails: that one is
+   * dead-lettered with the reason and the rest are stored. At most about
+   * log2(batches) rounds of tries, so a poison batch is set aside in bounded
+   * time while every other batch goes through.
+   */
+  async function store(group: Survivors[]): Promise<void> {
+    try {
+      await insertWithRetry(group);
+      for (const s of group) s.item.done(outcome.ack);
+      return;
+    } catch (err) {
+      const failed = err as InsertFailed;
+      const blameless = failed.kind === "retryable" && !(await warehouseAnswers());
+      if (closed || blameless) {
+        for (const s of group) s.item.done(outcome.requeue(failed.message));
+        return;
+      }
+      if (group.length === 1) {
+        const [only] = group as [Survivors];
+        if (failed.kind === "retryable") {
+          // The broker's delivery limit dead-letters it if this never heals.
+          only.item.done(outcome.requeue(failed.message));
+          return;
+        }
+        metrics.batchesDeadLettered.inc();
+        log.error(
+          { err: failed.cause, batch: only.item.batch.id, rows: only.rows.length },
+          "dead-lettering a batch ClickHouse cannot read",
+        );
+        only.item.done(outcome.deadLetter(`ClickHouse refused its rows: ${failed.message}`));
+        return;
+      }
+    }
+    const half = Math.ceil(group.length / 2);
+    await store(group.slice(0, half));
+    await store(group.slice(half));
+  }
+
+  async function warehouseAnswers(): Promise<boolean> {
+    try {
+      await warehouse.check();
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -145,49 +230,52 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     // First copy within the flush wins; only those are claimed.
     const seen = new Set<string>();
     const ids: string[] = [];
-    const owners: string[] = [];
+    const owners: number[] = [];
+    const batchIds: string[] = [];
     const rows: string[] = [];
-    for (const item of items) {
+    for (let b = 0; b < items.length; b++) {
+      const item = items[b] as Pending;
       for (let i = 0; i < item.ids.length; i++) {
         const id = item.ids[i] as string;
         if (seen.has(id)) continue;
         seen.add(id);
         ids.push(id);
-        owners.push(item.batch.id);
+        owners.push(b);
+        batchIds.push(item.batch.id);
         rows.push(item.rows[i] as string);
       }
     }
     const started = performance.now();
     try {
-      const keep = await dedupe.claim(ids, owners);
+      const keep = await dedupe.claim(ids, batchIds);
       metrics.redisRoundTrip.observe((performance.now() - started) / 1000);
       // A store that forgets on restart cannot vouch for what came before it.
-      return { ids, rows, keep, askWarehouse: !dedupe.durable };
+      return { ids, rows, owners, keep, askWarehouse: !dedupe.durable };
     } catch (err) {
       // Without the store, ask the warehouse instead: slower, but a repeat
       // with other fields must not reach the rollups, where it would count.
-      log.warn(
-        { err },
+      options.onDedupeError(
+        err,
         `dedupe store (${dedupe.kind}) unavailable; checking the warehouse instead`,
       );
-      return { ids, rows, keep: ids.map(() => true), askWarehouse: true };
+      return { ids, rows, owners, keep: ids.map(() => true), askWarehouse: true };
     }
   }
 
-  /** The rows to insert: claimed, and, where the store cannot vouch, not yet stored. */
-  async function survivingRows(items: Pending[], claims: Claimed) {
-    const { ids, rows } = claims;
+  /** Each batch's rows to insert: claimed, and, where the store cannot vouch, not yet stored. */
+  async function survivingRows(items: Pending[], claims: Claimed): Promise<Survivors[]> {
+    const { ids, rows, owners } = claims;
     const keep = claims.askWarehouse ? await notStored(ids, claims.keep) : claims.keep;
-    let text = "";
+    const survivors = items.map((item) => ({ item, rows: [] as string[] }));
     let count = 0;
     for (let i = 0; i < rows.length; i++) {
       if (!keep[i]) continue;
-      text += `${rows[i]}\n`;
+      survivors[owners[i] as number]?.rows.push(rows[i] as string);
       count++;
     }
     const received = items.reduce((n, item) => n + item.rows.length, 0);
     metrics.eventsDeduplicated.inc(received - count);
-    return { rows: text, count };
+    return survivors;
   }
 
   /** `keep`, less the ids the events table already holds (asked in chunks that fit a URL). */
@@ -204,39 +292,58 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     return keep.map((k, i) => k && !stored.has(ids[i] as string));
   }
 
-  async function insertWithRetry(body: string, count: number) {
+  /**
+   * One insert of the group's rows, tried up to `insertAttempts` times with
+   * jittered backoff; past that, or at once for bad rows, it throws
+   * {@link InsertFailed}. While the warehouse does not answer at all, it goes
+   * on trying (and `checkStuck` says so), since no batch is to blame.
+   */
+  async function insertWithRetry(group: Survivors[]) {
+    let body = "";
+    let count = 0;
+    for (const s of group) {
+      for (const row of s.rows) body += `${row}\n`;
+      count += s.rows.length;
+    }
     if (count === 0) return;
-    let delay = minDelay;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       try {
         await warehouse.insertTsv("events", BATCH_COLUMNS, body);
         metrics.eventsInserted.inc(count);
+        stuck = undefined;
+        metrics.consumerStuckSeconds.set(0);
         return;
       } catch (err) {
-        metrics.insertFailures.inc();
-        if (closed) throw err;
-        log.warn({ err }, `insert of ${count} rows failed; retrying in ${delay} ms`);
+        const kind = insertErrorKind(err);
+        metrics.insertFailures.inc({ kind });
+        stuck ??= { since: Date.now(), error: String(err) };
+        stuck.error = String(err);
+        if (kind === "bad-data" || closed) throw new InsertFailed(kind, err);
+        if (attempt + 1 >= insertAttempts && (await warehouseAnswers())) {
+          throw new InsertFailed(kind, err);
+        }
+        const delay = Math.round(backoffMs(Math.min(attempt, 30), retryDelay));
+        log.warn(
+          { err, attempt: attempt + 1 },
+          `insert of ${count} rows failed; retrying in ${delay} ms`,
+        );
         await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, maxDelay);
       }
     }
   }
 
   const handle: BatchHandler = (batch) => {
-    if (closed) return Promise.reject(new Error("the consumer is closing"));
+    if (closed) return Promise.resolve(outcome.requeue("the consumer is closing"));
     let parsed: { ids: string[]; rows: string[] };
     try {
       parsed = rowIds(batch.body);
     } catch (err) {
-      return Promise.reject(new PoisonBatchError(`batch ${batch.id}: ${String(err)}`));
+      metrics.batchesDeadLettered.inc();
+      return Promise.resolve(outcome.deadLetter(`batch ${batch.id}: ${String(err)}`));
     }
     metrics.consumerLag.set(Math.max(0, Date.now() - batch.acceptedAt) / 1000);
-    return new Promise<void>((resolve, reject) => {
-      pending.push({
-        batch,
-        ...parsed,
-        done: (err) => (err === undefined ? resolve() : reject(err)),
-      });
+    return new Promise<BatchOutcome>((done) => {
+      pending.push({ batch, ...parsed, done });
       pendingRows += parsed.rows.length;
       schedule();
     });
@@ -244,12 +351,22 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
   return {
     handle,
+    checkStuck(ms) {
+      if (stuck === undefined) return;
+      const seconds = (Date.now() - stuck.since) / 1000;
+      metrics.consumerStuckSeconds.set(seconds);
+      if (seconds * 1000 >= ms) {
+        throw new Error(
+          `the consumer's inserts have failed for ${Math.round(seconds)} s: ${stuck.error}`,
+        );
+      }
+    },
     async close() {
       closed = true;
       clearTimeout(timer);
       const held = pending;
       pending = [];
-      for (const item of held) item.done(new Error("the consumer is closing"));
+      for (const item of held) item.done(outcome.requeue("the consumer is closing"));
       await claiming;
       await inserting;
     },

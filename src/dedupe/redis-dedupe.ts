@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { Redis } from "ioredis";
+import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import type { DedupeStore } from "./dedupe-store.ts";
 
 /**
@@ -36,6 +37,8 @@ export interface RedisDedupeOptions {
   /** Prefix of every key: `<ns>:seen:<event_id>`. */
   namespace: string;
   ttlSeconds: number;
+  /** Told of the client's errors (it reconnects by itself; claims fail fast meanwhile). */
+  onError: ErrorReporter;
 }
 
 /** Dedupe claims in Redis, kept for `ttlSeconds`. */
@@ -47,7 +50,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     enableOfflineQueue: false,
     connectTimeout: 2000,
   });
-  redis.on("error", () => {});
+  redis.on("error", (err) => options.onError(err, "client"));
   redis.defineCommand("claimIds", { lua: CLAIM });
   // Commands fail at once while Redis is away (the consumer then goes on
   // without it), but the first ones after start wait briefly for the connection.

@@ -49,7 +49,24 @@ export function createMetrics(sources: { queueDepth?: () => Promise<number> } = 
     }),
     insertFailures: new Counter({
       name: "tally_insert_failures_total",
-      help: "Failed inserts (each is retried)",
+      help: "Failed inserts, by kind: retryable (network, timeouts, too many parts) or not (bad data, schema)",
+      labelNames: ["kind"] as const,
+      ...r,
+    }),
+    batchesDeadLettered: new Counter({
+      name: "tally_batches_dead_lettered_total",
+      help: "Batches the consumer dead-lettered, with their reason, instead of storing them",
+      ...r,
+    }),
+    consumerStuckSeconds: new Gauge({
+      name: "tally_consumer_stuck_seconds",
+      help: "How long the consumer's current insert has been failing (0 while inserts succeed)",
+      ...r,
+    }),
+    dependencyErrors: new Counter({
+      name: "tally_dependency_errors_total",
+      help: "Errors from a dependency's client (rabbitmq, redis, clickhouse, live_feed, rate_limiter), each counted, logged at most once a minute",
+      labelNames: ["dependency"] as const,
       ...r,
     }),
     queueDepth: new Gauge({

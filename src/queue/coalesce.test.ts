@@ -3,6 +3,7 @@ import { waitFor } from "../../test/helpers.ts";
 import { coalescePublishes } from "./coalesce.ts";
 import type { EventBatch } from "./event-batch.ts";
 import { createMemoryQueue } from "./memory-queue.ts";
+import { outcome } from "./queue.ts";
 
 const batch = (n: number): EventBatch => ({
   id: `b${n}`,
@@ -20,6 +21,7 @@ describe("coalescePublishes", () => {
     await queue.consume(async (b) => {
       seen.push(b);
       await new Promise<void>((r) => release.push(r));
+      return outcome.ack;
     });
     const q = coalescePublishes(queue, { inFlight: 1, maxRows: 3 });
     // Given in one turn (as requests read from one socket chunk): 1, 2 and 3 leave together (maxRows 3).

@@ -1,5 +1,11 @@
 import type { EventBatch } from "./event-batch.ts";
-import { type BatchHandler, type EventQueue, QueueUnavailableError } from "./queue.ts";
+import {
+  type BatchHandler,
+  BatchRefusedError,
+  type EventQueue,
+  outcome,
+  QueueUnavailableError,
+} from "./queue.ts";
 
 /**
  * The in-process queue of the embedded default. Nothing in-process is
@@ -16,12 +22,13 @@ export function createMemoryQueue(): EventQueue {
       if (closed || handler === undefined) {
         throw new QueueUnavailableError("the in-process queue has no consumer");
       }
-      try {
-        await handler(batch);
-      } catch (cause) {
-        throw new QueueUnavailableError(`the batch could not be stored: ${String(cause)}`, {
-          cause,
-        });
+      const result = await handler(batch).catch((cause) => outcome.requeue(String(cause)));
+      // Nothing waits on a queue here: the caller is told, and may retry a requeue.
+      if (result.action === "requeue") {
+        throw new QueueUnavailableError(`the batch could not be stored: ${result.reason}`);
+      }
+      if (result.action === "dead-letter") {
+        throw new BatchRefusedError(`the batch can never be stored: ${result.reason}`);
       }
     },
     async consume(h) {

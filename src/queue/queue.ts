@@ -1,12 +1,25 @@
 import type { EventBatch } from "./event-batch.ts";
 
 /**
- * What a handler's promise means: resolved, the batch is stored and is
- * acknowledged; rejected with a {@link PoisonBatchError}, it can never be
- * stored and goes to the dead-letter queue; rejected otherwise, it stays on
- * the queue for another try.
+ * What became of a batch, as its handler says it: `ack`, stored (or
+ * nothing of it needed storing); `requeue`, not stored now, to be delivered
+ * again; `dead-letter`, never storable, set aside with its reason. Each
+ * queue maps these to its broker in one place.
  */
-export type BatchHandler = (batch: EventBatch) => Promise<void>;
+export type BatchOutcome =
+  | { readonly action: "ack" }
+  | { readonly action: "requeue"; readonly reason: string }
+  | { readonly action: "dead-letter"; readonly reason: string };
+
+/** The outcomes, made. */
+export const outcome = {
+  ack: { action: "ack" } as BatchOutcome,
+  requeue: (reason: string): BatchOutcome => ({ action: "requeue", reason }),
+  deadLetter: (reason: string): BatchOutcome => ({ action: "dead-letter", reason }),
+};
+
+/** Stores a batch, or says why not; a handler that throws is taken as `requeue`. */
+export type BatchHandler = (batch: EventBatch) => Promise<BatchOutcome>;
 
 /** The seam between the API and the consumer. */
 export interface EventQueue {
@@ -32,7 +45,7 @@ export class QueueUnavailableError extends Error {
   override name = "QueueUnavailableError";
 }
 
-/** A batch that no retry can store (malformed); it is dead-lettered. */
-export class PoisonBatchError extends Error {
-  override name = "PoisonBatchError";
+/** The in-process queue's handler dead-lettered the batch: it can never be stored. */
+export class BatchRefusedError extends Error {
+  override name = "BatchRefusedError";
 }

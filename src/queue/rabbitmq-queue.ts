@@ -1,11 +1,7 @@
 import { Connection, ConsumerStatus, type Envelope } from "rabbitmq-client";
+import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import { BATCH_CONTENT_TYPE, type EventBatch } from "./event-batch.ts";
-import {
-  type BatchHandler,
-  type EventQueue,
-  PoisonBatchError,
-  QueueUnavailableError,
-} from "./queue.ts";
+import { type BatchHandler, type EventQueue, outcome, QueueUnavailableError } from "./queue.ts";
 
 /** Options of {@link createRabbitQueue}. */
 export interface RabbitQueueOptions {
@@ -19,6 +15,8 @@ export interface RabbitQueueOptions {
   publishTimeoutMs?: number;
   /** Deliveries of one message before it is dead-lettered (crash loops). @default 20 */
   deliveryLimit?: number;
+  /** Told of connection and consumer errors (the client reconnects by itself). */
+  onError: ErrorReporter;
 }
 
 /**
@@ -44,8 +42,8 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
       // p99 even at 100 calls/s.
       noDelay: true,
     });
-    // The client reconnects by itself; errors are reported by check().
-    connection.on("error", () => {});
+    // The client reconnects by itself; check() answers readiness meanwhile.
+    connection.on("error", (err) => options.onError(err, `connection ${name}`));
     return connection;
   };
   const rabbit = connect(`tally-${options.namespace}`);
@@ -129,33 +127,30 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
         async (msg) => {
           const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(String(msg.body ?? ""));
           const requestIds = String(msg.headers?.["request-ids"] ?? "");
-          try {
-            await handler({
-              id: msg.messageId ?? `delivery-${msg.deliveryTag}`,
-              body,
-              rows: Number(msg.headers?.rows ?? 0),
-              acceptedAt: Number(msg.headers?.["accepted-at"] ?? (msg.timestamp ?? 0) * 1000),
-              requestIds: requestIds === "" ? [] : requestIds.split(","),
-            });
-            return ConsumerStatus.ACK;
-          } catch (err) {
-            if (!(err instanceof PoisonBatchError)) return ConsumerStatus.REQUEUE;
-            // Dead-letter it ourselves, so the reason travels with it.
-            await send(
-              {
-                routingKey: deadQueue,
-                durable: true,
-                messageId: msg.messageId ?? `delivery-${msg.deliveryTag}`,
-                contentType: msg.contentType,
-                headers: { ...msg.headers, "x-tally-reason": err.message },
-              },
-              body,
-            );
-            return ConsumerStatus.ACK;
-          }
+          const result = await handler({
+            id: msg.messageId ?? `delivery-${msg.deliveryTag}`,
+            body,
+            rows: Number(msg.headers?.rows ?? 0),
+            acceptedAt: Number(msg.headers?.["accepted-at"] ?? (msg.timestamp ?? 0) * 1000),
+            requestIds: requestIds === "" ? [] : requestIds.split(","),
+          }).catch((err) => outcome.requeue(messageOf(err)));
+          if (result.action === "ack") return ConsumerStatus.ACK;
+          if (result.action === "requeue") return ConsumerStatus.REQUEUE;
+          // Dead-letter it ourselves, so the reason travels with it; acknowledged once confirmed there.
+          await send(
+            {
+              routingKey: deadQueue,
+              durable: true,
+              messageId: msg.messageId ?? `delivery-${msg.deliveryTag}`,
+              contentType: msg.contentType,
+              headers: { ...msg.headers, "x-tally-reason": result.reason },
+            },
+            body,
+          );
+          return ConsumerStatus.ACK;
         },
       );
-      consumer.on("error", () => {});
+      consumer.on("error", (err) => options.onError(err, "consumer"));
     },
     async check() {
       if (!rabbit.ready) throw new QueueUnavailableError("RabbitMQ is not connected");

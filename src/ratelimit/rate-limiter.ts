@@ -12,18 +12,33 @@ export interface RateLimits {
   burst: number;
 }
 
-/** In-process buckets, for the embedded default (and as the reference for the Redis script). */
-export function createMemoryRateLimiter(limits: RateLimits, now = Date.now): RateLimiter {
+/**
+ * In-process buckets, for the embedded default (and as the reference for the
+ * Redis script). At most `maxCallers` are kept, the least recently seen
+ * forgotten first: a forgotten caller comes back with a full bucket, so
+ * forgetting only ever lets a caller in, and an idle one would have refilled
+ * by then anyway.
+ */
+export function createMemoryRateLimiter(
+  limits: RateLimits,
+  options: { maxCallers?: number; now?: () => number } = {},
+): RateLimiter & { readonly size: number } {
+  const { maxCallers = 100_000, now = Date.now } = options;
+  // Insertion order is recency order: a caller is moved to the end on each take.
   const buckets = new Map<string, { tokens: number; at: number }>();
   return {
     kind: "in-process",
+    get size() {
+      return buckets.size;
+    },
     async take(caller) {
       const t = now();
       const b = buckets.get(caller) ?? { tokens: limits.burst, at: t };
       b.tokens = Math.min(limits.burst, b.tokens + ((t - b.at) * limits.rps) / 1000);
       b.at = t;
+      buckets.delete(caller);
       buckets.set(caller, b);
-      if (buckets.size > 100_000) buckets.clear(); // bounded: forgetting only ever lets callers in
+      if (buckets.size > maxCallers) buckets.delete(buckets.keys().next().value as string);
       if (b.tokens >= 1) {
         b.tokens -= 1;
         return 0;

@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import type { RateLimiter, RateLimits } from "./rate-limiter.ts";
 
 /** One round trip: refill by elapsed time, take a token, or answer the wait in ms. */
@@ -22,6 +23,8 @@ export interface RedisRateLimiterOptions extends RateLimits {
   url: string;
   /** Prefix of every key: `<ns>:rate:<caller>`. */
   namespace: string;
+  /** Told of the client's errors (it reconnects by itself; takes fail fast meanwhile). */
+  onError: ErrorReporter;
 }
 
 /** Buckets shared by every API process, in Redis. */
@@ -31,7 +34,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
     enableOfflineQueue: false,
     connectTimeout: 2000,
   });
-  redis.on("error", () => {});
+  redis.on("error", (err) => options.onError(err, "client"));
   redis.defineCommand("takeToken", { numberOfKeys: 1, lua: TAKE });
   const take = redis as Redis & { takeToken(key: string, ...args: string[]): Promise<number> };
   return {

@@ -6,6 +6,7 @@ import { connectClients, rest, toProto } from "../clients.ts";
 import {
   AMQP_URL,
   realServices,
+  reportErrors,
   sameDayEvents,
   start,
   testConfig,
@@ -48,7 +49,12 @@ describe("backpressure: a queue over its depth limit", () => {
   it("reads the depth of a queue nothing has published to yet, as right after a start", async () => {
     // The guard's first probe can run before the publisher's first declare:
     // it found no queue, and refused every publish until the next probe.
-    const queue = createRabbitQueue({ url: AMQP_URL, namespace: uniqueNamespace(), prefetch: 1 });
+    const queue = createRabbitQueue({
+      url: AMQP_URL,
+      namespace: uniqueNamespace(),
+      prefetch: 1,
+      onError: reportErrors,
+    });
     try {
       expect(await queue.depth()).toBe(0);
     } finally {

@@ -14,6 +14,7 @@ import {
   counterValue,
   DATA_DIR,
   REDIS_URL,
+  reportErrors,
   silentLog,
   uniqueNamespace,
   waitFor,
@@ -22,8 +23,18 @@ import {
 /** The consumer's parts on the real services, in a namespace of their own. */
 async function parts() {
   const namespace = uniqueNamespace();
-  const queue = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 16 });
-  const dedupe = createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 });
+  const queue = createRabbitQueue({
+    url: AMQP_URL,
+    namespace,
+    prefetch: 16,
+    onError: reportErrors,
+  });
+  const dedupe = createRedisDedupe({
+    url: REDIS_URL,
+    namespace,
+    ttlSeconds: 600,
+    onError: reportErrors,
+  });
   const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
   await migrate(warehouse);
   return { namespace, queue, dedupe, warehouse };
@@ -55,6 +66,7 @@ const consumerOn = (
   metrics: Metrics = createMetrics(),
 ) =>
   createBatchConsumer({
+    onDedupeError: reportErrors,
     dedupe,
     warehouse,
     metrics,
@@ -103,6 +115,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
         url: AMQP_URL,
         namespace,
         prefetch: 16,
+        onError: reportErrors,
       }),
     );
     const secondMetrics = createMetrics();
@@ -182,14 +195,19 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
   it("flushes when it holds many small batches, not only by rows or time", async () => {
     const namespace = uniqueNamespace();
     // Prefetch 8 caps what it holds at 8 single-event batches, far below flushRows.
-    const queue = track(createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 8 }));
-    const dedupe = track(createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 }));
+    const queue = track(
+      createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 8, onError: reportErrors }),
+    );
+    const dedupe = track(
+      createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600, onError: reportErrors }),
+    );
     const warehouse = track(
       createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace }),
     );
     await migrate(warehouse);
     const consumer = track(
       createBatchConsumer({
+        onDedupeError: reportErrors,
         dedupe,
         warehouse,
         flushRows: 10_000,
@@ -226,6 +244,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     };
     const consumer = track(
       createBatchConsumer({
+        onDedupeError: reportErrors,
         dedupe,
         warehouse: recording,
         flushRows: 100,

@@ -1,12 +1,13 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
-import { REDIS_URL, rng, uniqueNamespace, uuidFrom } from "../helpers.ts";
+import { REDIS_URL, reportErrors, rng, uniqueNamespace, uuidFrom } from "../helpers.ts";
 
 describe("Redis dedupe claims", () => {
   const dedupe = createRedisDedupe({
     url: REDIS_URL,
     namespace: uniqueNamespace(),
     ttlSeconds: 600,
+    onError: reportErrors,
   });
   afterAll(() => dedupe.close());
 

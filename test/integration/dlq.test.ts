@@ -12,6 +12,7 @@ import {
   AMQP_URL,
   DATA_DIR,
   REDIS_URL,
+  reportErrors,
   silentLog,
   spawnTally,
   uniqueNamespace,
@@ -26,8 +27,18 @@ async function tally(args: string[], env: Record<string, string>) {
 
 describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {
   const namespace = uniqueNamespace();
-  const queue = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 16 });
-  const dedupe = createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 });
+  const queue = createRabbitQueue({
+    url: AMQP_URL,
+    namespace,
+    prefetch: 16,
+    onError: reportErrors,
+  });
+  const dedupe = createRedisDedupe({
+    url: REDIS_URL,
+    namespace,
+    ttlSeconds: 600,
+    onError: reportErrors,
+  });
   const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
   const env = { AMQP_URL, TALLY_NAMESPACE: namespace };
   afterAll(async () => {
@@ -39,6 +50,7 @@ describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {
     await migrate(warehouse);
     // A poison batch, dead-lettered by the consumer with its reason.
     const consumer = createBatchConsumer({
+      onDedupeError: reportErrors,
       dedupe,
       warehouse,
       flushRows: 1000,
@@ -99,6 +111,7 @@ describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {
     expect(replay.out).toContain("replayed 2");
     // A consumer stores the good one; the poison one comes back to the dead-letter queue.
     const again = createBatchConsumer({
+      onDedupeError: reportErrors,
       dedupe,
       warehouse,
       flushRows: 1000,
@@ -107,7 +120,12 @@ describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {
       metrics: createMetrics(),
       log: silentLog,
     });
-    const fresh = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 16 });
+    const fresh = createRabbitQueue({
+      url: AMQP_URL,
+      namespace,
+      prefetch: 16,
+      onError: reportErrors,
+    });
     await fresh.consume(again.handle);
     await waitFor(
       async () =>

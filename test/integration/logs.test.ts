@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/app/logger.ts";
 import { startTally, type Tally } from "../../src/app/tally.ts";
 import { grpcJsClient, rest, toProto } from "../clients.ts";
-import { type JsonEvent, realServices, testConfig, waitFor } from "../helpers.ts";
+import { freePort, type JsonEvent, realServices, testConfig, waitFor } from "../helpers.ts";
+import { parseMetrics } from "../metrics-text.ts";
 
 const KEY = "s3cret-key-never-logged";
 const event = (n: number): JsonEvent => ({
@@ -68,5 +69,44 @@ describe("logs", () => {
     );
     expect(flushed.length).toBeGreaterThan(0);
     expect(raw).not.toContain(KEY);
+  });
+});
+
+describe("a dependency's errors while it is away", () => {
+  it("are counted per dependency and logged once, not once per request (Redis down, rate limits on)", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const out = new PassThrough();
+    out.on("data", (chunk: Buffer) => {
+      for (const l of chunk.toString().split("\n")) if (l !== "") lines.push(JSON.parse(l));
+    });
+    const tally = await startTally(
+      testConfig({
+        ...realServices(),
+        REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+        TALLY_RATE_LIMIT_RPS: "1000",
+      }),
+      "all",
+      createLogger("info", out),
+    );
+    try {
+      const port = tally.port as number;
+      for (let i = 0; i < 30; i++) {
+        // The limiter cannot answer: each request is let in.
+        expect((await rest(port, "/stats/dau?from=2025-10-28&to=2025-10-28")).status).toBe(200);
+      }
+      const counted = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+      expect(
+        counted.get('tally_dependency_errors_total{dependency="rate_limiter"}'),
+      ).toBeGreaterThanOrEqual(30);
+      expect(counted.get('tally_dependency_errors_total{dependency="redis"}')).toBeGreaterThan(0);
+      const reported = lines.filter((l) => l.dependency === "rate_limiter");
+      expect(reported).toHaveLength(1);
+      expect(reported[0]).toMatchObject({
+        level: 40,
+        msg: expect.stringMatching(/^rate_limiter: /),
+      });
+    } finally {
+      await tally.close();
+    }
   });
 });

@@ -13,6 +13,7 @@ import {
   DATA_DIR,
   REDIS_URL,
   realServices,
+  reportErrors,
   silentLog,
   start,
   testConfig,
@@ -29,7 +30,12 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
       TALLY_PREFETCH: "64",
     });
     const consumer = await start(config, "consumer");
-    const producer = createRabbitQueue({ url: AMQP_URL, namespace: config.namespace, prefetch: 1 });
+    const producer = createRabbitQueue({
+      url: AMQP_URL,
+      namespace: config.namespace,
+      prefetch: 1,
+      onError: reportErrors,
+    });
     for (let i = 0; i < 10; i++) await producer.publish(batchOf(1, 1200 + i));
     const rabbit = new Connection(AMQP_URL);
     const depth = async (queue: string) =>
@@ -51,8 +57,18 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
 
   it("dead-letters nothing when it stops while a slow insert is in flight", async () => {
     const namespace = uniqueNamespace();
-    const queue = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 64 });
-    const dedupe = createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600 });
+    const queue = createRabbitQueue({
+      url: AMQP_URL,
+      namespace,
+      prefetch: 64,
+      onError: reportErrors,
+    });
+    const dedupe = createRedisDedupe({
+      url: REDIS_URL,
+      namespace,
+      ttlSeconds: 600,
+      onError: reportErrors,
+    });
     const real = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
     await migrate(real);
     let inserting = false;
@@ -65,6 +81,7 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
       },
     };
     const consumer = createBatchConsumer({
+      onDedupeError: reportErrors,
       dedupe,
       warehouse: slow,
       flushRows: 1,
@@ -74,7 +91,12 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
       log: silentLog,
     });
     await queue.consume(consumer.handle);
-    const producer = createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 1 });
+    const producer = createRabbitQueue({
+      url: AMQP_URL,
+      namespace,
+      prefetch: 1,
+      onError: reportErrors,
+    });
     let seed = 1300;
     const batch = () => batchOf(1, seed++);
     await producer.publish(batch());

@@ -17,6 +17,7 @@ import {
   AMQP_URL,
   freePort,
   realServices,
+  reportErrors,
   rng,
   sameDayEvents,
   spawnTally,
@@ -244,7 +245,11 @@ describe("TailEvents: events live as they are accepted", () => {
 
 describe("the live feed over RabbitMQ", () => {
   it("carries every shared batch, many to a broker message", async () => {
-    const feed = createRabbitLiveFeed({ url: AMQP_URL, namespace: uniqueNamespace() });
+    const feed = createRabbitLiveFeed({
+      url: AMQP_URL,
+      namespace: uniqueNamespace(),
+      onError: reportErrors,
+    });
     const received: Buffer[] = [];
     const stop = await feed.listen((body) => received.push(body));
     try {
