@@ -92,4 +92,104 @@ describe("createGrpcUnaryHandlers", () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  /** An enveloped IngestRequest of `n` bytes (one unknown field, 15, padding it out). */
+  function validMessage(n: number): Buffer {
+    const pad = n - 3; // tag, and a two-byte length (n from 131 to 16,386)
+    const message = Buffer.concat([
+      Buffer.from([0x7a, (pad & 0x7f) | 0x80, pad >> 7]),
+      Buffer.alloc(pad),
+    ]);
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(message.length, 1);
+    return Buffer.concat([head, message]);
+  }
+
+  /** A server answering INGEST through the lean path, and a client session to it. */
+  async function leanServer(limits: { readMaxBytes: number; connectionMaxBytes?: number }) {
+    const handlers = createGrpcUnaryHandlers({
+      services: [
+        createServiceImplSpec<typeof IngestService>(IngestService, {
+          ingest: async () => ({
+            $typeName: "tally.v1.IngestResponse",
+            accepted: 0n,
+            rejected: [],
+          }),
+        }),
+      ],
+      interceptors: [],
+      ...limits,
+    });
+    const server = http2.createServer((req, res) => {
+      void handlers.for(INGEST, req)?.(req, res, createContextValues());
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return {
+      /** Starts a call that sends `sent` of the `promised` bytes its envelope announces; resolves to its status. */
+      call(promised: number, sent: number, headers: Record<string, string> = {}) {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": INGEST,
+          "content-type": "application/grpc",
+          ...headers,
+        });
+        stream.on("error", () => {});
+        const whole = validMessage(promised);
+        stream.write(whole.subarray(0, 5 + sent));
+        const answer = new Promise<Record<string, unknown>>((resolve) => {
+          let all: Record<string, unknown> = {};
+          stream.on("response", (h) => {
+            all = { ...all, ...h };
+          });
+          stream.on("trailers", (t) => {
+            all = { ...all, ...t };
+          });
+          // The answer's end (the call may still be open on the client's side).
+          stream.on("end", () => resolve(all));
+          stream.resume();
+        });
+        /** Sends the rest of the message. */
+        const finish = () => stream.end(whole.subarray(5 + sent));
+        return { stream, answer, finish };
+      },
+      async close() {
+        session.destroy();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  }
+
+  it("ends a call whose deadline passes while its message is still arriving: DEADLINE_EXCEEDED", async () => {
+    const server = await leanServer({ readMaxBytes: 1024 });
+    try {
+      // 10 of 100 bytes, and then nothing: only the deadline can end it.
+      const { answer } = server.call(100, 10, { "grpc-timeout": "200m" });
+      expect(await answer).toMatchObject({ "grpc-status": "4" });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("bounds the bytes one connection may have gathered across its calls: RESOURCE_EXHAUSTED past it", async () => {
+    const server = await leanServer({ readMaxBytes: 1000, connectionMaxBytes: 2500 });
+    try {
+      // Three calls each send 900 of their 1,000 bytes and wait: the third passes 2,500.
+      const calls = [1, 2, 3].map(() => server.call(1000, 900));
+      const third = await (calls[2] as (typeof calls)[number]).answer;
+      expect(third).toMatchObject({ "grpc-status": "8" });
+      expect(decodeURIComponent(String(third["grpc-message"]))).toMatch(
+        /more than 2500 bytes of requests at once/,
+      );
+      // The first two finish their messages and are answered; room is given back.
+      for (const c of calls.slice(0, 2)) c.finish();
+      for (const c of calls.slice(0, 2))
+        expect(await c.answer).toMatchObject({ "grpc-status": "0" });
+      const later = server.call(1000, 1000);
+      later.finish();
+      expect(await later.answer).toMatchObject({ "grpc-status": "0" });
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -27,9 +27,24 @@ export interface GrpcUnaryOptions {
   interceptors: Interceptor[];
   /** Largest request message, in bytes. */
   readMaxBytes: number;
+  /**
+   * Most bytes of requests one HTTP/2 connection may have gathered and not
+   * yet answered; a call past it gets RESOURCE_EXHAUSTED. Without it, a
+   * connection's 256 streams could hold 256 messages of `readMaxBytes`.
+   * @default 4 * readMaxBytes
+   */
+  connectionMaxBytes?: number;
 }
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
+
+interface Limits {
+  readMaxBytes: number;
+  connectionMaxBytes: number;
+}
+
+/** Bytes of request messages being gathered, per HTTP/2 connection. */
+const gathering = new WeakMap<object, { bytes: number }>();
 
 const PLAIN_GRPC = /^application\/grpc(\+proto)?$/i;
 /** The reason a finished call's signal carries: abort() without one builds a DOMException. */
@@ -48,12 +63,16 @@ const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
  */
 export function createGrpcUnaryHandlers(options: GrpcUnaryOptions) {
   const handlers = new Map<string, GrpcUnaryHandler>();
+  const limits: Limits = {
+    readMaxBytes: options.readMaxBytes,
+    connectionMaxBytes: options.connectionMaxBytes ?? 4 * options.readMaxBytes,
+  };
   for (const { service, methods } of options.services) {
     for (const spec of Object.values(methods)) {
       if (spec.kind !== "unary") continue;
       handlers.set(
         `/${service.typeName}/${spec.method.name}`,
-        unaryHandler(spec, options.interceptors, options.readMaxBytes),
+        unaryHandler(spec, options.interceptors, limits),
       );
     }
   }
@@ -78,8 +97,9 @@ export function createGrpcUnaryHandlers(options: GrpcUnaryOptions) {
 function unaryHandler(
   spec: UnarySpec,
   interceptors: Interceptor[],
-  readMaxBytes: number,
+  limits: Limits,
 ): GrpcUnaryHandler {
+  const { readMaxBytes } = limits;
   const { method } = spec;
   return async (req, res, values) => {
     // Aborts only if the client leaves before the answer.
@@ -105,7 +125,9 @@ function unaryHandler(
     let body: Buffer | undefined;
     try {
       if (timeout.error) throw timeout.error;
-      const input = fromEnvelope(method, await readMessage(req, readMaxBytes), readMaxBytes);
+      // The deadline and a client that leaves end the read too (context.signal says which).
+      const bytes = await readMessage(req, limits, context.signal);
+      const input = fromEnvelope(method, bytes, readMaxBytes);
       const output = await invokeUnaryImplementation(spec, context, input, interceptors);
       body = envelope(toBinary(method.output, output as never));
     } catch (err) {
@@ -126,25 +148,53 @@ function unaryHandler(
   };
 }
 
-/** The request's one message, whole, still in its 5-byte envelope. */
-function readMessage(req: http2.Http2ServerRequest, readMaxBytes: number): Promise<Buffer> {
+/**
+ * The request's one message, whole, still in its 5-byte envelope. Fails
+ * when `signal` aborts (deadline, client gone), when the message passes
+ * `readMaxBytes`, or when its connection gathers more than
+ * `connectionMaxBytes` across its calls.
+ */
+function readMessage(
+  req: http2.Http2ServerRequest,
+  { readMaxBytes, connectionMaxBytes }: Limits,
+  signal: AbortSignal,
+): Promise<Buffer> {
+  const session = req.stream.session ?? req.stream;
+  let connection = gathering.get(session);
+  if (connection === undefined) {
+    connection = { bytes: 0 };
+    gathering.set(session, connection);
+  }
+  const held = connection;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const fail = (err: unknown) => {
+      done();
+      req.resume(); // drain, so the stream can close
+      reject(err);
+    };
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
-      if (size <= readMaxBytes + 5) return;
-      // Too big to be one allowed message: stop gathering, say the size it promised.
-      done();
-      req.resume();
-      const promised = Math.max(Buffer.concat(chunks).readUInt32BE(1), size - 5);
-      reject(
-        new ConnectError(
-          `message size ${promised} is larger than configured readMaxBytes ${readMaxBytes}`,
-          Code.ResourceExhausted,
-        ),
-      );
+      held.bytes += chunk.length;
+      if (size > readMaxBytes + 5) {
+        // Too big to be one allowed message: stop gathering, say the size it promised.
+        const promised = Math.max(Buffer.concat(chunks).readUInt32BE(1), size - 5);
+        fail(
+          new ConnectError(
+            `message size ${promised} is larger than configured readMaxBytes ${readMaxBytes}`,
+            Code.ResourceExhausted,
+          ),
+        );
+      } else if (held.bytes > connectionMaxBytes) {
+        fail(
+          new ConnectError(
+            `this connection is sending more than ${connectionMaxBytes} bytes of requests at once; wait for answers or open another connection`,
+            Code.ResourceExhausted,
+          ),
+        );
+      }
     };
     const onEnd = () => {
       done();
@@ -153,19 +203,25 @@ function readMessage(req: http2.Http2ServerRequest, readMaxBytes: number): Promi
     // A client that resets the stream sends no end; this settles the wait.
     // The error is made only then: made for every call, it was most of the
     // ConnectErrors (and their stack traces) the service built.
-    const onClose = () => {
-      done();
-      reject(new ConnectError("the client went away", Code.Canceled));
-    };
+    const onClose = () => fail(new ConnectError("the client went away", Code.Canceled));
+    const onAbort = () => fail(signal.reason);
+    let settled = false;
     const done = () => {
+      if (settled) return;
+      settled = true;
+      held.bytes -= size;
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("close", onClose);
+      req.off("error", fail);
+      signal.removeEventListener("abort", onAbort);
     };
+    if (signal.aborted) return fail(signal.reason);
     req.on("data", onData);
     req.once("end", onEnd);
-    req.once("error", reject);
+    req.once("error", fail);
     req.once("close", onClose);
+    signal.addEventListener("abort", onAbort, { once: true });
   });
 }
 

@@ -39,6 +39,10 @@ import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
 import { createStaticFiles } from "./static-files.ts";
 
+/** What request bodies may be compressed with (gRPC's grpc-accept-encoding names them). */
+const ACCEPT_COMPRESSION = [compressionGzip, compressionBrotli];
+const ACCEPT_ENCODING = ACCEPT_COMPRESSION.map((c) => c.name).join(",");
+
 /** Options of {@link createApiServer}. */
 export interface ApiServerOptions {
   ingest: ServiceImpl<typeof IngestService>;
@@ -96,7 +100,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   ];
   const router = createConnectRouter({
     readMaxBytes: options.maxBodyBytes,
-    acceptCompression: [compressionGzip, compressionBrotli],
+    acceptCompression: ACCEPT_COMPRESSION,
     interceptors,
   });
   router.service(IngestService, options.ingest);
@@ -135,6 +139,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     }
     for (const [name, value] of Object.entries(corsHeaders(req.headers))) {
       res.setHeader(name, value as string);
+    }
+    // gRPC says which encodings a server takes, so a client may compress its requests.
+    if (req.headers["content-type"]?.startsWith("application/grpc")) {
+      res.setHeader("grpc-accept-encoding", ACCEPT_ENCODING);
     }
     const lean = grpcUnary.for(path, req);
     if (lean !== undefined) {

@@ -124,6 +124,8 @@ describe("plain gRPC unary calls answer as connect's router does", () => {
     expect(routed).toMatchObject({ status: "0", requestId: "routed-1" });
     expect({ ...lean, requestId: "" }).toEqual({ ...routed, requestId: "" });
     expect(lean.contentType).toBe("application/grpc+proto");
+    // Both say which encodings a request may use.
+    expect(lean.names).toContain("grpc-accept-encoding");
     // Both calls sent the same three events: stored once. A later event,
     // once stored, shows that both calls' messages were consumed.
     const marker = await call(INGEST, ingest(sameDayEvents(1, 95, "grpc_unary_marker")), false);
