@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { type EventBatch, encodeRow } from "../src/queue/event-batch.ts";
+import { encodeRow } from "../src/event/row-format.ts";
+import type { EventBatch } from "../src/queue/event-batch.ts";
 import { toProto } from "./clients.ts";
 import { rng, uuidFrom } from "./helpers.ts";
 

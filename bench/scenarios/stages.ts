@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Connection } from "rabbitmq-client";
 import { IngestRequestSchema } from "../../gen/tally/v1/ingest_pb.js";
-import { validateEvent, validateProperties } from "../../src/api/validate-event.ts";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
-import { BATCH_COLUMNS, encodeRow } from "../../src/queue/event-batch.ts";
+import { encodeRow, ROW_COLUMNS } from "../../src/event/row-format.ts";
+import { validateEvent, validateProperties } from "../../src/event/validate-event.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { indexRollups } from "../../src/warehouse/rollup-index.ts";
@@ -123,7 +123,7 @@ export async function stages(scale: number): Promise<Section[]> {
   const inserts: string[] = [];
   for (let i = 0; i < text.length; i += 40) inserts.push(text.slice(i, i + 40).join(""));
   const insertAll = async () => {
-    for (const body of inserts) await warehouse.insertTsv("events", BATCH_COLUMNS, body);
+    for (const body of inserts) await warehouse.insertTsv("events", ROW_COLUMNS, body);
   };
   await time("insert (chDB, TabSeparated, 20,000 rows an insert)", "rows/s", total, insertAll);
   // The same rows into empty tables again, now with a property indexed: what its rollups cost.

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
-import { BATCH_COLUMNS, encodeRow } from "../../src/queue/event-batch.ts";
+import { encodeRow, ROW_COLUMNS } from "../../src/event/row-format.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { createWarehouse } from "../../src/warehouse/warehouse.ts";
 import { makeBatches, STATS_RANGE } from "../lib/events.ts";
@@ -79,7 +79,7 @@ export async function throughput(scale: number, port: number): Promise<Section[]
   }
   if (body !== "") bodies.push(body);
   const t0 = performance.now();
-  for (const b of bodies) await warehouse.insertTsv("events", BATCH_COLUMNS, b);
+  for (const b of bodies) await warehouse.insertTsv("events", ROW_COLUMNS, b);
   const limitSeconds = (performance.now() - t0) / 1000;
   await warehouse.close();
 

@@ -11,14 +11,15 @@ import {
   type TailEventsRequest,
   TailEventsResponseSchema,
 } from "../../gen/tally/v1/ingest_pb.js";
+import { clickhouseTime, encodeRow } from "../event/row-format.ts";
+import { type EventRules, validateEvent, validateProperties } from "../event/validate-event.ts";
 import { type Metrics, rejectedField } from "../observability/metrics.ts";
 import { QueueBusyError } from "../queue/depth-guard.ts";
-import { clickhouseTime, type EventBatch, encodeRow, newBatchId } from "../queue/event-batch.ts";
+import { type EventBatch, newBatchId } from "../queue/event-batch.ts";
 import { BatchRefusedError, type EventQueue, QueueUnavailableError } from "../queue/queue.ts";
 import type { LiveEvents } from "./live-events.ts";
 import { requestIdOf } from "./observe-rpc.ts";
 import { bodyErrorsKey } from "./rest/body-errors.ts";
-import { type EventRules, validateEvent, validateProperties } from "./validate-event.ts";
 
 /** Options of {@link createIngestService}. */
 export interface IngestServiceOptions {

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/tally/v1/event_pb.js";
-import { encodeRow } from "../queue/event-batch.ts";
+import { encodeRow } from "../event/row-format.ts";
 import { createMemoryLiveFeed, type LiveFeed } from "../queue/live-feed.ts";
 import { LiveEvents, type TailChunk } from "./live-events.ts";
 

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Event } from "../../gen/tally/v1/event_pb.js";
-import { decodeRows } from "../queue/event-batch.ts";
+import { decodeRows } from "../event/row-format.ts";
 import type { LiveFeed } from "../queue/live-feed.ts";
 
 /** Which events a subscriber wants; an empty field matches all. */

@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
+import { ROW_COLUMNS, rowIds } from "../event/row-format.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { BATCH_COLUMNS, type EventBatch, rowIds } from "../queue/event-batch.ts";
+import type { EventBatch } from "../queue/event-batch.ts";
 import { type BatchHandler, type BatchOutcome, outcome } from "../queue/queue.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { backoffMs, insertErrorKind } from "./insert-errors.ts";
@@ -308,7 +309,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     if (count === 0) return;
     for (let attempt = 0; ; attempt++) {
       try {
-        await warehouse.insertTsv("events", BATCH_COLUMNS, body);
+        await warehouse.insertTsv("events", ROW_COLUMNS, body);
         metrics.eventsInserted.inc(count);
         stuck = undefined;
         metrics.consumerStuckSeconds.set(0);

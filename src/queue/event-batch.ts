@@ -1,28 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { create, type JsonObject } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type Event, EventSchema } from "../../gen/tally/v1/event_pb.js";
 
 /**
- * The queue's message format. The API turns each accepted event into one
- * TabSeparated row, once; the consumer reads the event_id off the start of
- * each row and hands the surviving rows to ClickHouse untouched, so no stage
- * after the edge decodes or re-encodes an event.
+ * The queue's message format: a batch of rows in the event row format
+ * (src/event/row-format.ts), named by its content type.
  */
 export const BATCH_CONTENT_TYPE = "text/tab-separated-values; tally=v1";
-
-/** Columns of each row, in order: the names of the warehouse's columns. */
-export const BATCH_COLUMNS = [
-  "event_id",
-  "occurred_at",
-  "user_id",
-  "event_type",
-  "properties",
-  "accepted_at",
-] as const;
-
-/** A UUID is 36 characters; every row starts with its lower-cased event_id and a tab. */
-const ID_LENGTH = 36;
 
 /** One message on the queue: rows of accepted events. */
 export interface EventBatch {
@@ -47,89 +29,4 @@ let idsMade = 0;
 /** A new {@link EventBatch} id. */
 export function newBatchId(): string {
   return `${ID_PREFIX}${(idsMade++).toString(36)}`;
-}
-
-const DAY_MS = 86_400_000;
-/** "00".."99" and "000".."999", so that a time's fields need no padding per call. */
-const TWO = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, "0"));
-const THREE = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
-// The last day formatted: a batch's events mostly share their day, and
-// toISOString per event was 6% of the API's CPU under streaming load.
-let lastDay = Number.NaN;
-let lastDate = "";
-
-/** ClickHouse's DateTime64 text form of a time in ms: "2025-10-28 12:00:00.123". */
-export function clickhouseTime(ms: number): string {
-  const day = Math.floor(ms / DAY_MS);
-  if (day !== lastDay) {
-    lastDate = new Date(day * DAY_MS).toISOString().slice(0, 10);
-    lastDay = day;
-  }
-  const t = ms - day * DAY_MS;
-  const seconds = Math.floor(t / 1000);
-  return `${lastDate} ${TWO[Math.floor(seconds / 3600)]}:${TWO[Math.floor(seconds / 60) % 60]}:${TWO[seconds % 60]}.${THREE[t % 1000]}`;
-}
-
-/** Escapes a value for a TabSeparated field. */
-export function escapeTsv(value: string): string {
-  // Fast path: most ids and types need nothing.
-  if (!/[\\\t\n\r\0]/.test(value)) return value;
-  return value.replace(/[\\\t\n\r\0]/g, (c) =>
-    c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\0",
-  );
-}
-
-/**
- * One TabSeparated row for a valid event. `propertiesJson` is the event's
- * properties already encoded (validated by the caller); `acceptedAt` is the
- * batch's acceptance time in ClickHouse's text form.
- */
-export function encodeRow(event: Event, propertiesJson: string, acceptedAt: string): string {
-  const at = event.occurredAt;
-  const ms = at === undefined ? 0 : Number(at.seconds) * 1000 + Math.floor(at.nanos / 1e6);
-  return `${event.eventId.toLowerCase()}\t${clickhouseTime(ms)}\t${escapeTsv(event.userId)}\t${escapeTsv(event.eventType)}\t${escapeTsv(propertiesJson)}\t${acceptedAt}\n`;
-}
-
-/** The event_id of each row of a batch body, in order. */
-export function rowIds(body: Buffer): { ids: string[]; rows: string[] } {
-  const text = body.toString("utf8");
-  const rows = text.split("\n");
-  if (rows.at(-1) === "") rows.pop();
-  const ids = new Array<string>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i] as string;
-    if (row.charCodeAt(ID_LENGTH) !== 9 /* \t */) {
-      throw new Error(`row ${i} does not start with an event_id`);
-    }
-    ids[i] = row.slice(0, ID_LENGTH);
-  }
-  return { ids, rows };
-}
-
-/** A TabSeparated field's text. */
-function unescapeTsv(field: string): string {
-  if (!field.includes("\\")) return field;
-  return field.replace(/\\(.)/g, (_, c: string) =>
-    c === "t" ? "\t" : c === "n" ? "\n" : c === "r" ? "\r" : c === "0" ? "\0" : c,
-  );
-}
-
-/** The events of a batch body, as {@link encodeRow} wrote them (for live tails). */
-export function decodeRows(body: Buffer): Event[] {
-  const events: Event[] = [];
-  for (const row of body.toString("utf8").split("\n")) {
-    if (row === "") continue;
-    const [id = "", at = "", user = "", type = "", props = "{}"] = row.split("\t");
-    const properties = JSON.parse(unescapeTsv(props)) as JsonObject;
-    events.push(
-      create(EventSchema, {
-        eventId: id,
-        occurredAt: timestampFromMs(Date.parse(`${at.replace(" ", "T")}Z`)),
-        userId: unescapeTsv(user),
-        eventType: unescapeTsv(type),
-        ...(Object.keys(properties).length > 0 ? { properties } : {}),
-      }),
-    );
-  }
-  return events;
 }

@@ -5,7 +5,7 @@ import { retention } from "../../src/analytics/retention.ts";
 import { chooseSource, type ReadOptions } from "../../src/analytics/source.ts";
 import { topEvents } from "../../src/analytics/top-events.ts";
 import type { Tally } from "../../src/app/tally.ts";
-import { BATCH_COLUMNS, clickhouseTime, escapeTsv } from "../../src/queue/event-batch.ts";
+import { clickhouseTime, escapeTsv, ROW_COLUMNS } from "../../src/event/row-format.ts";
 import { compactRollups } from "../../src/warehouse/compact.ts";
 import { rest } from "../clients.ts";
 import {
@@ -181,7 +181,7 @@ describe("analytics against a brute-force reference", () => {
     await tally.warehouse.client.command({ query: `SYSTEM STOP MERGES ${eventsTable}` });
     await tally.warehouse.insertTsv(
       "events",
-      BATCH_COLUMNS,
+      ROW_COLUMNS,
       copies
         .map(
           (e) =>

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/tally/v1/event_pb.js";
-import { BATCH_COLUMNS, clickhouseTime, encodeRow } from "../../src/queue/event-batch.ts";
+import { clickhouseTime, encodeRow, ROW_COLUMNS } from "../../src/event/row-format.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { testWarehouse } from "../helpers.ts";
 
@@ -24,7 +24,7 @@ describe("chDB's thread priority", () => {
         eventType: "page_view",
       });
       const body = encodeRow(event, "{}", clickhouseTime(Date.now()));
-      await warehouse.insertTsv("events", BATCH_COLUMNS, body);
+      await warehouse.insertTsv("events", ROW_COLUMNS, body);
 
       // What the insert ran with stays on the session (chDB's connection sets it there).
       const session = await warehouse.client.query({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { validateEvent } from "../../api/validate-event.ts";
+import { validateEvent } from "../../event/validate-event.ts";
 import { readHeader, rowToEvent } from "../import/csv-events.ts";
 import { csvRecords } from "../import/csv-records.ts";
 import { type GenOptions, generateCsv } from "./generate.ts";

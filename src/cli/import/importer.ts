@@ -6,7 +6,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Event } from "../../../gen/tally/v1/event_pb.js";
 import { IngestService } from "../../../gen/tally/v1/ingest_pb.js";
-import { validateEvent, validateProperties } from "../../api/validate-event.ts";
+import { validateEvent, validateProperties } from "../../event/validate-event.ts";
 import {
   type Checkpoint,
   clearCheckpoint,

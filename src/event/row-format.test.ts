@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/tally/v1/event_pb.js";
-import { clickhouseTime, decodeRows, encodeRow, escapeTsv, rowIds } from "./event-batch.ts";
+import { clickhouseTime, decodeRows, encodeRow, escapeTsv, rowIds } from "./row-format.ts";
 
 describe("event batch rows", () => {
   it("escapes TabSeparated specials", () => {
