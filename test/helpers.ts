@@ -112,21 +112,20 @@ export function testWarehouse(): Warehouse {
 /** Stores events straight in the events table, as a flush would, past the pipeline. */
 export async function storeEvents(warehouse: Warehouse, events: readonly JsonEvent[]) {
   const acceptedAt = new Date().toISOString();
-  await warehouse.client.insert({
-    table: `${warehouse.db}.events`,
+  await warehouse.insert("events", {
     format: "JSONEachRow",
-    values: events.map((e) => ({
+    rows: events.map((e) => ({
       ...e,
       properties: JSON.stringify(e.properties ?? {}),
       accepted_at: acceptedAt,
     })),
-    clickhouse_settings: { date_time_input_format: "best_effort" },
+    bestEffortTimes: true,
   });
 }
 
 /** Rows counted in the warehouse: physical rows and distinct event_ids. */
 export async function warehouseCounts(tally: Tally) {
-  const [row] = await tally.warehouse.rows<{ rows: string; ids: string }>(
+  const [row] = await tally.warehouse.query<{ rows: string; ids: string }>(
     `SELECT count() AS rows, uniqExact(event_id) AS ids FROM ${tally.warehouse.db}.events`,
     {},
   );

@@ -1,7 +1,6 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { dau } from "../../src/analytics/dau.ts";
 import { retention } from "../../src/analytics/retention.ts";
@@ -142,18 +141,15 @@ async function load(warehouse: Warehouse, total: number): Promise<number> {
   let header = true;
   let inserting = Promise.resolve();
   const flush = async () => {
-    const values = Readable.from([body], { objectMode: false });
+    const text = body;
     body = "";
     await inserting;
-    inserting = warehouse.client
-      .insert({
-        table: `${warehouse.db}.events`,
-        columns: [...CSV_COLUMNS] as [string, ...string[]],
-        format: "CSV",
-        values,
-        clickhouse_settings: { date_time_input_format: "best_effort" },
-      })
-      .then(() => {});
+    inserting = warehouse.insert("events", {
+      format: "CSV",
+      columns: CSV_COLUMNS,
+      text,
+      bestEffortTimes: true,
+    });
     inserting.catch(() => {}); // awaited at the next flush or the end
   };
   for (const chunk of generateCsv({

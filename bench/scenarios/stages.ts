@@ -123,19 +123,24 @@ export async function stages(scale: number): Promise<Section[]> {
   const inserts: string[] = [];
   for (let i = 0; i < text.length; i += 40) inserts.push(text.slice(i, i + 40).join(""));
   const insertAll = async () => {
-    for (const body of inserts) await warehouse.insertTsv("events", ROW_COLUMNS, body);
+    for (const body of inserts)
+      await warehouse.insert("events", {
+        format: "TabSeparated",
+        columns: ROW_COLUMNS,
+        text: body,
+      });
   };
   await time("insert (chDB, TabSeparated, 20,000 rows an insert)", "rows/s", total, insertAll);
   // The same rows into empty tables again, now with a property indexed: what its rollups cost.
   await indexRollups(warehouse, { properties: ["country"], zones: [] });
-  const stored = await warehouse.rows<{ name: string }>(
+  const stored = await warehouse.query<{ name: string }>(
     // The events and every rollup; not the schema's own records.
     `SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'
        AND name NOT IN ('schema_migrations', 'rollup_indexes')`,
     { db: warehouse.database },
   );
   for (const { name } of stored) {
-    await warehouse.client.command({ query: `TRUNCATE TABLE ${warehouse.db}.\`${name}\`` });
+    await warehouse.command(`TRUNCATE TABLE ${warehouse.db}.\`${name}\``);
   }
   await time("insert, with TALLY_INDEXED_PROPERTIES=country", "rows/s", total, insertAll);
   await warehouse.close();

@@ -79,7 +79,8 @@ export async function throughput(scale: number, port: number): Promise<Section[]
   }
   if (body !== "") bodies.push(body);
   const t0 = performance.now();
-  for (const b of bodies) await warehouse.insertTsv("events", ROW_COLUMNS, b);
+  for (const b of bodies)
+    await warehouse.insert("events", { format: "TabSeparated", columns: ROW_COLUMNS, text: b });
   const limitSeconds = (performance.now() - t0) / 1000;
   await warehouse.close();
 

@@ -46,7 +46,7 @@ export async function activeUsers(
          WHERE day BETWEEN toDate({first:String}) AND toDate({to:String}) AND ${source.where}`;
   if (windowDays === 1 && source.kind === "rollups") {
     // One row per user and day once merged: counting rows is enough.
-    const rows = await warehouse.rows<{ date: string; users: string }>(
+    const rows = await warehouse.query<{ date: string; users: string }>(
       `SELECT toString(day) AS date, count() AS users
        FROM ${warehouse.db}.${source.prefix}user_days FINAL
        WHERE event_type = {type:String} AND ${source.where}
@@ -68,7 +68,7 @@ export async function activeUsers(
   // day meets its neighbour by zipping the array with itself shifted (i and j
   // count from each end), never by indexing it inside the lambda: ClickHouse
   // copies a captured array once per element, n² for a user with n events.
-  const changes = await warehouse.rows<{ date: string; delta: string }>(
+  const changes = await warehouse.query<{ date: string; delta: string }>(
     `SELECT toString(change.1) AS date, sum(change.2) AS delta
      FROM (
        SELECT arraySort(groupArray(day)) AS days

@@ -7,7 +7,7 @@ import type { Warehouse } from "../warehouse/warehouse.ts";
  */
 export async function dataRange(warehouse: Warehouse) {
   const end = async (order: "ASC" | "DESC") => {
-    const [row] = await warehouse.rows<{ day: string }>(
+    const [row] = await warehouse.query<{ day: string }>(
       `SELECT toString(day) AS day FROM ${warehouse.db}.user_days
        WHERE event_type = '' ORDER BY day ${order} LIMIT 1`,
       {},

@@ -89,7 +89,7 @@ export async function retention(
   // distinct users: no (user, period) pairs are spelled out first. The cohorts
   // sit on the right, where the join builds its hash table: every member has
   // active days, so they are never the larger side.
-  const rows = await warehouse.rows<{ cohort: string; k: number; users: string }>(
+  const rows = await warehouse.query<{ cohort: string; k: number; users: string }>(
     `SELECT toString(f.cohort) AS cohort,
             toUInt32(intDiv(dateDiff('day', f.cohort, ${period("a.day")}), {step:UInt32})) AS k,
             uniqExact(a.user) AS users

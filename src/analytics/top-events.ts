@@ -23,7 +23,7 @@ export async function topEvents(
   const tz = parseTimeZone(q.tz);
   const source = chooseSource(tz, q.segment, options);
   const params = { tz, from: formatDay(range.from), to: formatDay(range.to), limit };
-  const rows = await warehouse.rows<{ event_type: string; count: string }>(
+  const rows = await warehouse.query<{ event_type: string; count: string }>(
     `SELECT event_type, count() AS count
      ${
        source.kind === "rollups"

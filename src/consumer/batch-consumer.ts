@@ -284,7 +284,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     const asked = ids.filter((_, i) => keep[i]);
     const stored = new Set<string>();
     for (let i = 0; i < asked.length; i += 2000) {
-      const rows = await warehouse.rows<{ id: string }>(
+      const rows = await warehouse.query<{ id: string }>(
         `SELECT DISTINCT toString(event_id) AS id FROM ${warehouse.db}.events WHERE event_id IN {ids:Array(UUID)}`,
         { ids: asked.slice(i, i + 2000) },
       );
@@ -309,7 +309,11 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     if (count === 0) return;
     for (let attempt = 0; ; attempt++) {
       try {
-        await warehouse.insertTsv("events", ROW_COLUMNS, body);
+        await warehouse.insert("events", {
+          format: "TabSeparated",
+          columns: ROW_COLUMNS,
+          text: body,
+        });
         metrics.eventsInserted.inc(count);
         stuck = undefined;
         metrics.consumerStuckSeconds.set(0);

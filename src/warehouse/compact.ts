@@ -25,7 +25,7 @@ const FIRST_DAYS = ["first_days", "prop_first_days", "zone_first_days"];
  * what it merged.
  */
 export async function compactRollups(warehouse: Warehouse): Promise<string[]> {
-  const partitions = await warehouse.rows<{ table: string; partition: string }>(
+  const partitions = await warehouse.query<{ table: string; partition: string }>(
     `SELECT table, partition FROM system.parts
      WHERE database = {database:String} AND active
        AND (table IN {final:Array(String)} AND partition < toString(toYYYYMM(now()))
@@ -37,11 +37,11 @@ export async function compactRollups(warehouse: Warehouse): Promise<string[]> {
   // OPTIMIZE takes no query parameters: the table names are ours, a month's id is digits.
   for (const { table, partition } of partitions) {
     if (FIRST_DAYS.includes(table)) {
-      await warehouse.client.command({ query: `OPTIMIZE TABLE ${warehouse.db}.${table} FINAL` });
+      await warehouse.command(`OPTIMIZE TABLE ${warehouse.db}.${table} FINAL`);
     } else if (/^\d+$/.test(partition)) {
-      await warehouse.client.command({
-        query: `OPTIMIZE TABLE ${warehouse.db}.${table} PARTITION ID '${partition}' FINAL`,
-      });
+      await warehouse.command(
+        `OPTIMIZE TABLE ${warehouse.db}.${table} PARTITION ID '${partition}' FINAL`,
+      );
     }
   }
   return partitions.map((p) => `${p.table}/${p.partition}`);

@@ -180,28 +180,26 @@ export async function migrate(
   warehouse: Warehouse,
   steps: readonly Migration[] = MIGRATIONS,
 ): Promise<number[]> {
-  const { db, client } = warehouse;
-  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
-  await client.command({
-    query: `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (
+  const { db } = warehouse;
+  await warehouse.command(`CREATE DATABASE IF NOT EXISTS ${db}`);
+  await warehouse.command(
+    `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (
       version UInt32, name String, applied_at DateTime DEFAULT now()
     ) ENGINE = ReplacingMergeTree ORDER BY version`,
-  });
+  );
   const done = new Set(
     (
-      await warehouse.rows<{ version: number }>(`SELECT version FROM ${db}.schema_migrations`, {})
+      await warehouse.query<{ version: number }>(`SELECT version FROM ${db}.schema_migrations`, {})
     ).map((r) => Number(r.version)),
   );
   const applied: number[] = [];
   for (const m of steps) {
     if (done.has(m.version)) continue;
     // Statements are idempotent, so two processes starting at once is harmless.
-    for (const query of m.statements(db)) await client.command({ query });
-    await client.insert({
-      table: `${db}.schema_migrations`,
-      columns: ["version", "name"],
-      values: [{ version: m.version, name: m.name }],
+    for (const statement of m.statements(db)) await warehouse.command(statement);
+    await warehouse.insert("schema_migrations", {
       format: "JSONEachRow",
+      rows: [{ version: m.version, name: m.name }],
     });
     applied.push(m.version);
   }

@@ -69,21 +69,21 @@ export async function indexRollups(
   warehouse: Warehouse,
   wanted: RollupIndexes,
 ): Promise<RollupIndexChanges> {
-  const { db, client } = warehouse;
+  const { db } = warehouse;
   const wantedIndexes = [
     ...wanted.properties.map((key) => index("property", key)),
     ...wanted.zones.map((key) => index("zone", key)),
   ];
   const want = new Set(wantedIndexes.map((i) => i.name));
   const recorded = (
-    await warehouse.rows<{ kind: Kind; key: string }>(
+    await warehouse.query<{ kind: Kind; key: string }>(
       `SELECT kind, key FROM ${db}.rollup_indexes FINAL ORDER BY kind, key`,
       {},
     )
   ).map(({ kind, key }) => index(kind, key));
   const views = new Set(
     (
-      await warehouse.rows<{ name: string }>(
+      await warehouse.query<{ name: string }>(
         `SELECT name FROM system.tables WHERE database = {database:String} AND name LIKE 'index\\_mv\\_%'`,
         { database: warehouse.database },
       )
@@ -96,16 +96,16 @@ export async function indexRollups(
     if (want.has(name)) continue;
     const { prefix, keyColumn } = KINDS[kind];
     // Forget it first: a crash part-way must not leave it counted as indexed.
-    await client.command({
-      query: `DELETE FROM ${db}.rollup_indexes WHERE kind = {kind:String} AND key = {key:String}`,
-      query_params: { kind, key },
-    });
-    await client.command({ query: `DROP VIEW IF EXISTS ${db}.${viewName(name)}` });
+    await warehouse.command(
+      `DELETE FROM ${db}.rollup_indexes WHERE kind = {kind:String} AND key = {key:String}`,
+      { kind, key },
+    );
+    await warehouse.command(`DROP VIEW IF EXISTS ${db}.${viewName(name)}`);
     for (const table of ["user_days", "day_events", "first_days"]) {
-      await client.command({
-        query: `DELETE FROM ${db}.${prefix}_${table} WHERE ${keyColumn} = {key:String}`,
-        query_params: { key },
-      });
+      await warehouse.command(
+        `DELETE FROM ${db}.${prefix}_${table} WHERE ${keyColumn} = {key:String}`,
+        { key },
+      );
     }
     changes.dropped.push(name);
   }
@@ -114,19 +114,14 @@ export async function indexRollups(
     if (ready.has(name)) continue;
     const { prefix, rows } = KINDS[kind];
     // The view first, then the backfill: an event stored in between is read by both, and counts once.
-    await client.command({
-      query: `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${viewName(name)} TO ${db}.${prefix}_events
+    await warehouse.command(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${viewName(name)} TO ${db}.${prefix}_events
               AS ${rows(key, `${db}.events`)}`,
-    });
-    await client.command({
-      query: `INSERT INTO ${db}.${prefix}_events ${rows(key, `${db}.events FINAL`)}`,
-    });
-    await client.insert({
-      table: `${db}.rollup_indexes`,
-      columns: ["kind", "key"],
-      values: [{ kind, key }],
-      format: "JSONEachRow",
-    });
+    );
+    await warehouse.command(
+      `INSERT INTO ${db}.${prefix}_events ${rows(key, `${db}.events FINAL`)}`,
+    );
+    await warehouse.insert("rollup_indexes", { format: "JSONEachRow", rows: [{ kind, key }] });
     changes.added.push(name);
   }
   return changes;

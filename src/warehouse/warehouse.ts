@@ -1,12 +1,5 @@
-import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
-import { Readable } from "node:stream";
-import {
-  type ClickHouseClient,
-  type ClickHouseClientConfigOptions,
-  createClient,
-} from "@clickhouse/client";
-import { createChdbConnection } from "chdb/connection";
+import { createChdbWarehouse } from "./chdb-warehouse.ts";
+import { createServerWarehouse } from "./server-warehouse.ts";
 
 /** Options of {@link createWarehouse}. */
 export interface WarehouseOptions {
@@ -20,27 +13,42 @@ export interface WarehouseOptions {
   onCall?: (operation: "insert" | "query", seconds: number) => void;
 }
 
+/** Rows for {@link Warehouse.insert}: text in a ClickHouse format, or objects. */
+export type InsertRows = (
+  | { format: "TabSeparated" | "CSV"; columns: readonly string[]; text: string }
+  | { format: "JSONEachRow"; rows: readonly Record<string, unknown>[] }
+) & {
+  /** Times may be in any form ClickHouse can guess (ISO 8601 with a zone, say). @default false */
+  bestEffortTimes?: boolean;
+};
+
 /** A query needed more memory than its cap allows; nothing else suffered. */
 export class QueryMemoryError extends Error {
   override name = "QueryMemoryError";
 }
 
-/** ClickHouse, a server or embedded: one client, one SQL dialect. */
+/**
+ * ClickHouse, a server or embedded: the one way every stage reaches it
+ * (migrations, indexes, compaction, the consumer, the analytics). The two
+ * implementations live in `server-warehouse.ts` and `chdb-warehouse.ts`;
+ * what only chDB needs stays in the latter.
+ */
 export interface Warehouse {
   /** "clickhouse" or "chdb", for health reports. */
-  readonly kind: string;
+  readonly kind: "clickhouse" | "chdb";
   /** The database's name, quoted for SQL. */
   readonly db: string;
   /** The database's name as it is, for the system tables. */
   readonly database: string;
-  readonly client: ClickHouseClient;
-  /** Inserts TabSeparated rows into `table`, naming their columns. */
-  insertTsv(table: string, columns: readonly string[], body: string): Promise<void>;
+  /** Inserts `rows` into `table` of this database. */
+  insert(table: string, rows: InsertRows): Promise<void>;
   /** Runs a parameterised query and returns its rows. */
-  rows<T>(query: string, params: Record<string, unknown>): Promise<T[]>;
+  query<T>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
+  /** Runs a parameterised statement that answers no rows (DDL, INSERT … SELECT, OPTIMIZE). */
+  command(sql: string, params?: Record<string, unknown>): Promise<void>;
   /**
-   * The same warehouse (and client), each of whose queries fails alone with
-   * {@link QueryMemoryError} past `bytes` of memory; 0 means no cap.
+   * The same warehouse (and connection), each of whose queries fails alone
+   * with {@link QueryMemoryError} past `bytes` of memory; 0 means no cap.
    */
   withQueryMemoryCap(bytes: number): Warehouse;
   /** Throws when ClickHouse does not answer. */
@@ -50,98 +58,7 @@ export interface Warehouse {
 
 /** Connects to ClickHouse over HTTP when `url` is set, or opens chDB. */
 export function createWarehouse(options: WarehouseOptions): Warehouse {
-  let client: ClickHouseClient;
-  if (options.url !== undefined) {
-    client = createClient({ url: options.url, request_timeout: 60_000 });
-  } else {
-    const path = resolve(options.dataDir, "chdb");
-    mkdirSync(path, { recursive: true });
-    // chdb types its connection against its own copy of client-common.
-    const connection = createChdbConnection({
-      path,
-    }) as unknown as ClickHouseClientConfigOptions["connection"];
-    client = createClient({ connection });
-  }
-  const db = `\`${options.database}\``;
-  const chdb = options.url === undefined;
-  const withCap = (cap: number): Warehouse => ({
-    kind: chdb ? "chdb" : "clickhouse",
-    db,
-    database: options.database,
-    client,
-    async insertTsv(table, columns, body) {
-      const started = performance.now();
-      await client.insert({
-        table: `${db}.${table}`,
-        columns: [...columns] as [string, ...string[]],
-        format: "TabSeparated",
-        // chDB reads the whole body into one string anyway: hand it one chunk.
-        values: Readable.from([body], { objectMode: false }),
-        clickhouse_settings: {
-          // The three rollup views run side by side, not one after another.
-          parallel_view_processing: 1,
-          ...(chdb ? { os_thread_priority: String(insertPriority(body)) } : {}),
-        },
-      });
-      options.onCall?.("insert", (performance.now() - started) / 1000);
-    },
-    async rows<T>(query: string, params: Record<string, unknown>) {
-      const started = performance.now();
-      let rows: T[];
-      try {
-        const result = await client.query({
-          // In the query, not clickhouse_settings: chDB's connection runs
-          // those as SET on its one session, and they would stay for every
-          // later query, ingest's included.
-          query: withSettings(query, {
-            ...(cap > 0 ? { max_memory_usage: cap } : {}),
-            // The insert's priority stays on chDB's session; stats run at the normal one.
-            ...(chdb ? { os_thread_priority: 0 } : {}),
-          }),
-          query_params: params,
-          format: "JSONEachRow",
-        });
-        rows = await result.json<T>();
-      } catch (err) {
-        if (cap > 0 && (err as { type?: string }).type === "MEMORY_LIMIT_EXCEEDED") {
-          throw new QueryMemoryError(`the query needs more than ${cap} bytes of memory`, {
-            cause: err,
-          });
-        }
-        throw err;
-      }
-      options.onCall?.("query", (performance.now() - started) / 1000);
-      return rows;
-    },
-    withQueryMemoryCap: withCap,
-    async check() {
-      const ping = await client.ping();
-      if (!ping.success) throw ping.error;
-    },
-    async close() {
-      await client.close();
-    },
-  });
-  return withCap(0);
-}
-
-/**
- * The OS priority (nice) of an insert's threads in chDB, which shares the
- * API's process and cores. A small insert means a trickle of calls, whose
- * latency is what matters: it yields (nice 10), and chDB's bursts of insert
- * threads stop stalling the API's event loop. At 2,000 gRPC calls/s, p99
- * had a median of 25 ms instead of 34 (six bench runs each). A big insert
- * means a flood, where the insert is the slowest stage, so it keeps the
- * normal priority: niced too, it cost 7% of the end-to-end throughput.
- * (A process without CAP_SYS_NICE cannot raise a thread back to 0: chDB's
- * threads then stay niced once used, and all of chDB yields to the API.)
- */
-function insertPriority(body: string): number {
-  return body.length < 1 << 20 ? 10 : 0;
-}
-
-/** `query` with a SETTINGS clause, if there are any. */
-function withSettings(query: string, settings: Record<string, number>): string {
-  const list = Object.entries(settings).map(([k, v]) => `${k} = ${v}`);
-  return list.length === 0 ? query : `${query}\nSETTINGS ${list.join(", ")}`;
+  return options.url === undefined
+    ? createChdbWarehouse(options)
+    : createServerWarehouse({ ...options, url: options.url });
 }

@@ -178,19 +178,19 @@ describe("analytics against a brute-force reference", () => {
     const copies = events.filter((_, i) => i % 10 === 0);
     // Held apart from merges until counted: a merge would collapse them at once.
     const eventsTable = `${tally.warehouse.db}.events`;
-    await tally.warehouse.client.command({ query: `SYSTEM STOP MERGES ${eventsTable}` });
-    await tally.warehouse.insertTsv(
-      "events",
-      ROW_COLUMNS,
-      copies
+    await tally.warehouse.command(`SYSTEM STOP MERGES ${eventsTable}`);
+    await tally.warehouse.insert("events", {
+      format: "TabSeparated",
+      columns: ROW_COLUMNS,
+      text: copies
         .map(
           (e) =>
             `${e.event_id}\t${clickhouseTime(Date.parse(e.occurred_at))}\t${escapeTsv(e.user_id)}\t${e.event_type}\t${escapeTsv(JSON.stringify(e.properties))}\t${clickhouseTime(Date.now())}\n`,
         )
         .join(""),
-    );
+    });
     expect((await warehouseCounts(tally)).rows).toBe(events.length + copies.length);
-    await tally.warehouse.client.command({ query: `SYSTEM START MERGES ${eventsTable}` });
+    await tally.warehouse.command(`SYSTEM START MERGES ${eventsTable}`);
   }, 60_000);
   afterAll(async () => {
     await tally?.close();
@@ -227,27 +227,25 @@ describe("analytics against a brute-force reference", () => {
     // A second part in October for certain: a row already there, which the
     // set absorbs, added with background merges held so that it stays apart.
     const db = tally.warehouse.db;
-    const client = tally.warehouse.client;
-    await client.command({ query: `SYSTEM STOP MERGES ${db}.user_days` });
-    await client.command({
-      query: `INSERT INTO ${db}.user_days SELECT * FROM ${db}.user_days WHERE toYYYYMM(day) = 202510 LIMIT 1`,
-    });
+    const { warehouse } = tally;
+    await warehouse.command(`SYSTEM STOP MERGES ${db}.user_days`);
+    await warehouse.command(
+      `INSERT INTO ${db}.user_days SELECT * FROM ${db}.user_days WHERE toYYYYMM(day) = 202510 LIMIT 1`,
+    );
     // And a second part of the first days, which are merged whole.
-    await client.command({ query: `SYSTEM STOP MERGES ${db}.first_days` });
-    await client.command({
-      query: `INSERT INTO ${db}.first_days SELECT * FROM ${db}.first_days LIMIT 1`,
-    });
-    const [october] = await tally.warehouse.rows<{ n: number }>(
+    await warehouse.command(`SYSTEM STOP MERGES ${db}.first_days`);
+    await warehouse.command(`INSERT INTO ${db}.first_days SELECT * FROM ${db}.first_days LIMIT 1`);
+    const [october] = await tally.warehouse.query<{ n: number }>(
       `SELECT count() AS n FROM system.parts
        WHERE database = {db:String} AND table = 'user_days' AND partition = '202510' AND active`,
       { db: tally.warehouse.database },
     );
     expect(Number(october?.n)).toBeGreaterThan(1);
     // OPTIMIZE needs merges on; a background merge may now beat it to a partition.
-    await client.command({ query: `SYSTEM START MERGES ${db}.user_days` });
-    await client.command({ query: `SYSTEM START MERGES ${db}.first_days` });
+    await warehouse.command(`SYSTEM START MERGES ${db}.user_days`);
+    await warehouse.command(`SYSTEM START MERGES ${db}.first_days`);
     await compactRollups(tally.warehouse);
-    const parts = await tally.warehouse.rows<{ table: string; most: number }>(
+    const parts = await tally.warehouse.query<{ table: string; most: number }>(
       `SELECT table, max(n) AS most FROM (SELECT table, count() AS n FROM system.parts
        WHERE database = {db:String} AND table IN ('user_days', 'first_days') AND active
        GROUP BY table, partition) GROUP BY table ORDER BY table`,

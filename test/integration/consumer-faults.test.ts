@@ -41,7 +41,7 @@ async function parts() {
 }
 
 async function stats(warehouse: Warehouse) {
-  const [r] = await warehouse.rows<{ rows: string; events: string }>(
+  const [r] = await warehouse.query<{ rows: string; events: string }>(
     `SELECT (SELECT count() FROM ${warehouse.db}.events) AS rows, (SELECT count() FROM ${warehouse.db}.events FINAL) AS events`,
     {},
   );
@@ -56,7 +56,7 @@ function withFault(
   let attempt = 0;
   return {
     ...warehouse,
-    insertTsv: (t, c, b) => fault(() => warehouse.insertTsv(t, c, b), attempt++),
+    insert: (t, rows) => fault(() => warehouse.insert(t, rows), attempt++),
   };
 }
 
@@ -185,7 +185,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     );
     expect(await counterValue(metrics.eventsInserted)).toBe(200);
     expect((await stats(warehouse)).events).toBe(200);
-    const [kept] = await warehouse.rows<{ accepted_at: string }>(
+    const [kept] = await warehouse.query<{ accepted_at: string }>(
       `SELECT DISTINCT toString(accepted_at) AS accepted_at FROM ${warehouse.db}.events`,
       {},
     );
@@ -237,9 +237,9 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     });
     const recording: Warehouse = {
       ...slowFirst,
-      insertTsv: (t, c, body) => {
-        sizes.push(body.split("\n").length - 1);
-        return slowFirst.insertTsv(t, c, body);
+      insert: (t, rows) => {
+        sizes.push(("text" in rows ? rows.text : "").split("\n").length - 1);
+        return slowFirst.insert(t, rows);
       },
     };
     const consumer = track(

@@ -130,7 +130,7 @@ describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {
     await waitFor(
       async () =>
         (
-          await warehouse.rows<{ n: string }>(
+          await warehouse.query<{ n: string }>(
             `SELECT count() AS n FROM ${warehouse.db}.events FINAL`,
             {},
           )

@@ -20,7 +20,7 @@ import {
 
 /** Events stored (read FINAL) in `warehouse`. */
 async function storedEvents(warehouse: Warehouse): Promise<number> {
-  const [r] = await warehouse.rows<{ n: string }>(
+  const [r] = await warehouse.query<{ n: string }>(
     `SELECT count() AS n FROM ${warehouse.db}.events FINAL`,
     {},
   );
@@ -131,10 +131,10 @@ describe("an insert that always fails (RabbitMQ, Redis, chDB)", () => {
     let failing = true;
     const { namespace, queue, real, metrics, consumer } = await parts((w) => ({
       ...w,
-      insertTsv: async (table, columns, body) => {
+      insert: async (table, rows) => {
         if (failing)
           throw Object.assign(new Error("injected: too many parts"), { type: "TOO_MANY_PARTS" });
-        return w.insertTsv(table, columns, body);
+        return w.insert(table, rows);
       },
     }));
     await queue.consume(consumer.handle);

@@ -60,7 +60,7 @@ async function indexRows(tally: Tally, index: { path: string } | { zone: string 
   const { db } = tally.warehouse;
   const [prefix, where, key] =
     "path" in index ? ["prop", "path", index.path] : ["zone", "zone", index.zone];
-  const [rows] = await tally.warehouse.rows<Record<string, string>>(
+  const [rows] = await tally.warehouse.query<Record<string, string>>(
     `SELECT (SELECT count() FROM ${db}.${prefix}_user_days WHERE ${where} = {key:String}) AS user_days,
             (SELECT count() FROM ${db}.${prefix}_day_events WHERE ${where} = {key:String}) AS day_events,
             (SELECT count() FROM ${db}.${prefix}_first_days WHERE ${where} = {key:String}) AS first_days`,
@@ -109,15 +109,13 @@ describe("indexed properties and time zones", () => {
   });
 
   it("rebuilds indexes whose views are gone, with the events stored meanwhile", async () => {
-    const views = await tally.warehouse.rows<{ name: string }>(
+    const views = await tally.warehouse.query<{ name: string }>(
       `SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE 'index\\_mv\\_%'`,
       { db: tally.warehouse.database },
     );
     expect(views).toHaveLength(2);
     for (const view of views) {
-      await tally.warehouse.client.command({
-        query: `DROP VIEW ${tally.warehouse.db}.${view.name}`,
-      });
+      await tally.warehouse.command(`DROP VIEW ${tally.warehouse.db}.${view.name}`);
     }
     await send(generate(300, 3));
     expect(await stats(tally, indexed)).not.toEqual(await stats(tally, raw));
@@ -128,12 +126,8 @@ describe("indexed properties and time zones", () => {
   it("re-runs a backfill that never recorded its end", async () => {
     const { db } = tally.warehouse;
     // As if the process died mid-backfill: the view exists, the record does not, rows are missing.
-    await tally.warehouse.client.command({
-      query: `DELETE FROM ${db}.rollup_indexes WHERE kind = 'zone'`,
-    });
-    await tally.warehouse.client.command({
-      query: `DELETE FROM ${db}.zone_user_days WHERE toDayOfMonth(day) < 10`,
-    });
+    await tally.warehouse.command(`DELETE FROM ${db}.rollup_indexes WHERE kind = 'zone'`);
+    await tally.warehouse.command(`DELETE FROM ${db}.zone_user_days WHERE toDayOfMonth(day) < 10`);
     expect(await stats(tally, indexed)).not.toEqual(await stats(tally, raw));
     expect((await indexRollups(tally.warehouse, wanted)).added).toEqual(["zone:Europe/Kyiv"]);
     expect(await stats(tally, indexed)).toEqual(await stats(tally, raw));
@@ -178,9 +172,7 @@ describe("indexed properties and time zones", () => {
     ] as const) {
       const table = path.includes("tz=") ? "zone_user_days" : "prop_user_days";
       const before = (await rest(tally.port as number, path)).body as { unique_users: number }[];
-      await tally.warehouse.client.command({
-        query: `INSERT INTO ${tally.warehouse.db}.${table} VALUES (${row})`,
-      });
+      await tally.warehouse.command(`INSERT INTO ${tally.warehouse.db}.${table} VALUES (${row})`);
       const after = (await rest(tally.port as number, path)).body as { unique_users: number }[];
       expect(after[0]?.unique_users).toBe((before[0]?.unique_users ?? 0) + 1);
     }

@@ -74,10 +74,10 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
     let inserting = false;
     const slow: Warehouse = {
       ...real,
-      insertTsv: async (t, c, b) => {
+      insert: async (t, rows) => {
         inserting = true;
         await new Promise((r) => setTimeout(r, 1000));
-        await real.insertTsv(t, c, b);
+        await real.insert(t, rows);
       },
     };
     const consumer = createBatchConsumer({

@@ -3,6 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/tally/v1/event_pb.js";
 import { clickhouseTime, encodeRow, ROW_COLUMNS } from "../../src/event/row-format.ts";
+import { insertPriority } from "../../src/warehouse/chdb-warehouse.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { testWarehouse } from "../helpers.ts";
 
@@ -13,7 +14,9 @@ import { testWarehouse } from "../helpers.ts";
  * insert left on chDB's one session.
  */
 describe("chDB's thread priority", () => {
-  it("runs a small insert below the API's priority and stats at the normal one", async () => {
+  it("runs a small insert below the API's priority, a big one and stats at the normal one", async () => {
+    expect(insertPriority(200)).toBe(10);
+    expect(insertPriority(2 << 20)).toBe(0);
     const warehouse = testWarehouse();
     try {
       await migrate(warehouse);
@@ -23,23 +26,15 @@ describe("chDB's thread priority", () => {
         userId: "u1",
         eventType: "page_view",
       });
-      const body = encodeRow(event, "{}", clickhouseTime(Date.now()));
-      await warehouse.insertTsv("events", ROW_COLUMNS, body);
-
-      // What the insert ran with stays on the session (chDB's connection sets it there).
-      const session = await warehouse.client.query({
-        query: "SELECT getSetting('os_thread_priority') AS priority",
-        format: "JSONEachRow",
-      });
-      expect(await session.json()).toEqual([{ priority: 10 }]);
-      const [stats] = await warehouse.rows<{ priority: number }>(
+      const text = encodeRow(event, "{}", clickhouseTime(Date.now()));
+      await warehouse.insert("events", { format: "TabSeparated", columns: ROW_COLUMNS, text });
+      // The insert's priority stays on chDB's one session; a stats query sets its own.
+      const [stats] = await warehouse.query<{ priority: number }>(
         "SELECT getSetting('os_thread_priority') AS priority",
-        {},
       );
       expect(stats?.priority).toBe(0);
-      const [stored] = await warehouse.rows<{ n: number | string }>(
+      const [stored] = await warehouse.query<{ n: number | string }>(
         `SELECT count() AS n FROM ${warehouse.db}.events`,
-        {},
       );
       expect(Number(stored?.n)).toBe(1);
     } finally {

@@ -1,0 +1,103 @@
+import { Readable } from "node:stream";
+import type { ClickHouseClient, ClickHouseSettings } from "@clickhouse/client";
+import { type InsertRows, QueryMemoryError, type Warehouse } from "./warehouse.ts";
+
+/** What an implementation adds to the shared client code: its settings. */
+export interface ClientWarehouseOptions {
+  kind: Warehouse["kind"];
+  database: string;
+  onCall?: (operation: "insert" | "query", seconds: number) => void;
+  /** Settings of an insert of `bytes` (or undefined for rows given as objects). */
+  insertSettings?: (bytes: number | undefined) => ClickHouseSettings;
+  /**
+   * Settings every query and command runs with, written in its SETTINGS
+   * clause rather than sent as settings (see chdb-warehouse.ts for why).
+   */
+  querySettings?: Record<string, number>;
+}
+
+/** A {@link Warehouse} over an @clickhouse/client, whatever its connection. */
+export function clientWarehouse(
+  client: ClickHouseClient,
+  options: ClientWarehouseOptions,
+): Warehouse {
+  const db = `\`${options.database}\``;
+  const timed = async <T>(operation: "insert" | "query", run: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    const result = await run();
+    options.onCall?.(operation, (performance.now() - started) / 1000);
+    return result;
+  };
+  const withCap = (cap: number): Warehouse => {
+    const settings = { ...(cap > 0 ? { max_memory_usage: cap } : {}), ...options.querySettings };
+    const capped = async <T>(run: () => Promise<T>): Promise<T> => {
+      try {
+        return await run();
+      } catch (err) {
+        if (cap > 0 && (err as { type?: string }).type === "MEMORY_LIMIT_EXCEEDED") {
+          throw new QueryMemoryError(`the query needs more than ${cap} bytes of memory`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    };
+    return {
+      kind: options.kind,
+      db,
+      database: options.database,
+      insert: (table, rows) =>
+        timed("insert", () =>
+          client
+            .insert({
+              table: `${db}.${table}`,
+              ...insertBody(rows),
+              clickhouse_settings: {
+                // The rollup views run side by side, not one after another.
+                parallel_view_processing: 1,
+                ...(rows.bestEffortTimes ? { date_time_input_format: "best_effort" } : {}),
+                ...options.insertSettings?.("text" in rows ? rows.text.length : undefined),
+              },
+            })
+            .then(() => {}),
+        ),
+      query: <T>(sql: string, params: Record<string, unknown> = {}) =>
+        timed("query", () =>
+          capped(async () => {
+            const result = await client.query({
+              query: withSettings(sql, settings),
+              query_params: params,
+              format: "JSONEachRow",
+            });
+            return result.json<T>();
+          }),
+        ),
+      // No SETTINGS clause here: on CREATE TABLE it would name the table's settings.
+      command: (sql, params = {}) =>
+        client.command({ query: sql, query_params: params }).then(() => {}),
+      withQueryMemoryCap: withCap,
+      async check() {
+        const ping = await client.ping();
+        if (!ping.success) throw ping.error;
+      },
+      close: () => client.close(),
+    };
+  };
+  return withCap(0);
+}
+
+function insertBody(rows: InsertRows) {
+  if (rows.format === "JSONEachRow") return { format: rows.format, values: [...rows.rows] };
+  return {
+    format: rows.format,
+    columns: [...rows.columns] as [string, ...string[]],
+    // chDB reads the whole body into one string anyway: hand it one chunk.
+    values: Readable.from([rows.text], { objectMode: false }),
+  };
+}
+
+/** `sql` with a SETTINGS clause, if there are any. */
+function withSettings(sql: string, settings: Record<string, number>): string {
+  const list = Object.entries(settings).map(([k, v]) => `${k} = ${v}`);
+  return list.length === 0 ? sql : `${sql}\nSETTINGS ${list.join(", ")}`;
+}
