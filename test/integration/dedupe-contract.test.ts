@@ -1,0 +1,122 @@
+import { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
+import type { DedupeStore } from "../../src/dedupe/dedupe-store.ts";
+import { createMemoryDedupe } from "../../src/dedupe/memory-dedupe.ts";
+import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
+import { freePort, REDIS_URL, reportErrors, rng, uniqueNamespace, uuidFrom } from "../helpers.ts";
+
+/** Each implementation of the dedupe seam, made fresh for a test. */
+const implementations: [name: string, make: () => DedupeStore][] = [
+  ["in-process", () => createMemoryDedupe({ ttlSeconds: 600 })],
+  [
+    "Redis",
+    () =>
+      createRedisDedupe({
+        url: REDIS_URL,
+        namespace: uniqueNamespace(),
+        ttlSeconds: 600,
+        onError: reportErrors,
+      }),
+  ],
+];
+
+/** The contract of DedupeStore, the same for every implementation. */
+describe.each(implementations)("the dedupe store contract: %s", (_name, make) => {
+  const open: DedupeStore[] = [];
+  const store = () => {
+    const s = make();
+    open.push(s);
+    return s;
+  };
+  afterAll(async () => {
+    for (const s of open) await s.close();
+  });
+
+  it("answers per id: new yes, the same owner again yes, another owner no; mixed owners in one call", async () => {
+    const dedupe = store();
+    await dedupe.check();
+    expect(await dedupe.claim(["a", "b", "c"], ["m1", "m1", "m2"])).toEqual([true, true, true]);
+    expect(await dedupe.claim(["a", "b", "c", "d"], ["m1", "m2", "m2", "m2"])).toEqual([
+      true,
+      false,
+      true,
+      true,
+    ]);
+    expect(await dedupe.claim([], [])).toEqual([]);
+  });
+
+  it("claims a very large flush (far past any argument limit) in one call", async () => {
+    const dedupe = store();
+    const random = rng(5);
+    const ids = Array.from({ length: 400_000 }, () => uuidFrom(random));
+    const mine = ids.map(() => "batch-a");
+    expect((await dedupe.claim(ids, mine)).every((k) => k)).toBe(true);
+    expect((await dedupe.claim(ids, mine)).every((k) => k)).toBe(true); // a redelivery of batch-a
+    const theirs = await dedupe.claim(
+      ids,
+      ids.map(() => "batch-b"),
+    );
+    // The in-process store holds fewer claims than this flush: it has forgotten some, and
+    // the consumer asks the warehouse about every id it lets through. Redis forgets none.
+    if (dedupe.durable) expect(theirs.some((k) => k)).toBe(false);
+    else expect(theirs.some((k) => k)).toBe(true);
+  });
+});
+
+describe("bounds and errors of each dedupe store", () => {
+  it("in-process: holds at most its cap of claims, so memory stays bounded", async () => {
+    const dedupe = createMemoryDedupe({ ttlSeconds: 600, maxIds: 10_000 });
+    const random = rng(6);
+    for (let i = 0; i < 20; i++) {
+      const ids = Array.from({ length: 5000 }, () => uuidFrom(random));
+      await dedupe.claim(
+        ids,
+        ids.map(() => `m${i}`),
+      );
+    }
+    expect(dedupe.size).toBe(10_000);
+  });
+
+  it("Redis: every claim expires after the ttl, so memory stays bounded there too", async () => {
+    const namespace = uniqueNamespace();
+    const dedupe = createRedisDedupe({
+      url: REDIS_URL,
+      namespace,
+      ttlSeconds: 60,
+      onError: reportErrors,
+    });
+    const redis = new Redis(REDIS_URL);
+    try {
+      await dedupe.claim(["x1", "x2"], ["m", "m"]);
+      const ttls = await Promise.all(
+        ["x1", "x2"].map((id) => redis.ttl(`${namespace}:seen:${id}`)),
+      );
+      for (const t of ttls) {
+        expect(t).toBeGreaterThan(0);
+        expect(t).toBeLessThanOrEqual(60);
+      }
+    } finally {
+      redis.disconnect();
+      await dedupe.close();
+    }
+  });
+
+  it("Redis away: claims and checks fail fast, and the error reaches the reporter", async () => {
+    const errors: unknown[] = [];
+    const dedupe = createRedisDedupe({
+      url: `redis://127.0.0.1:${await freePort()}`,
+      namespace: uniqueNamespace(),
+      ttlSeconds: 60,
+      onError: (err) => errors.push(err),
+    });
+    try {
+      const started = Date.now();
+      await expect(dedupe.claim(["a"], ["m"])).rejects.toThrow();
+      await expect(dedupe.check()).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(errors.length).toBeGreaterThan(0);
+    } finally {
+      await dedupe.close();
+    }
+  });
+});

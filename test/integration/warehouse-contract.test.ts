@@ -1,0 +1,131 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { insertErrorKind } from "../../src/consumer/insert-errors.ts";
+import { createServerWarehouse } from "../../src/warehouse/server-warehouse.ts";
+import {
+  createWarehouse,
+  QueryMemoryError,
+  type Warehouse,
+} from "../../src/warehouse/warehouse.ts";
+import { DATA_DIR, freePort, uniqueNamespace } from "../helpers.ts";
+
+/**
+ * Each implementation of the warehouse seam: chDB always; a ClickHouse
+ * server too when TEST_CLICKHOUSE_URL names one (none can run on the
+ * project's machines; set it where one does, e.g. http://127.0.0.1:8123).
+ */
+const implementations: [name: string, url: string | undefined][] = [
+  ["chDB", undefined],
+  ...(process.env.TEST_CLICKHOUSE_URL
+    ? [["a ClickHouse server", process.env.TEST_CLICKHOUSE_URL] as [string, string]]
+    : []),
+];
+
+describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
+  const warehouse: Warehouse = createWarehouse({
+    url,
+    dataDir: DATA_DIR,
+    database: uniqueNamespace(),
+  });
+  const table = `${warehouse.db}.contract`;
+  afterAll(async () => {
+    await warehouse.command(`DROP DATABASE IF EXISTS ${warehouse.db}`);
+    await warehouse.close();
+  });
+
+  it("creates, inserts in each format, and answers parameterised queries", async () => {
+    await warehouse.check();
+    await warehouse.command(`CREATE DATABASE IF NOT EXISTS ${warehouse.db}`);
+    await warehouse.command(
+      `CREATE TABLE ${table} (id UInt32, name String, at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY id`,
+    );
+    const columns = ["id", "name", "at"];
+    await warehouse.insert("contract", {
+      format: "TabSeparated",
+      columns,
+      text: "1\tone\\ttab\t2025-10-28 12:00:00.000\n",
+    });
+    await warehouse.insert("contract", {
+      format: "CSV",
+      columns,
+      text: '2,"two, quoted",2025-10-28 12:00:01\n',
+    });
+    await warehouse.insert("contract", {
+      format: "JSONEachRow",
+      rows: [{ id: 3, name: "three", at: "2025-10-28T14:00:02+02:00" }],
+      bestEffortTimes: true,
+    });
+    expect(
+      await warehouse.query<{ id: number; name: string; at: string }>(
+        `SELECT id, name, toString(at) AS at FROM ${table} WHERE id >= {from:UInt32} ORDER BY id`,
+        { from: 1 },
+      ),
+    ).toEqual([
+      { id: 1, name: "one\ttab", at: "2025-10-28 12:00:00.000" },
+      { id: 2, name: "two, quoted", at: "2025-10-28 12:00:01.000" },
+      { id: 3, name: "three", at: "2025-10-28 12:00:02.000" },
+    ]);
+    await warehouse.command(
+      `ALTER TABLE ${table} DELETE WHERE id = {id:UInt32} SETTINGS mutations_sync = 1`,
+      {
+        id: 2,
+      },
+    );
+    expect(await warehouse.query(`SELECT id FROM ${table} ORDER BY id`)).toEqual([
+      { id: 1 },
+      { id: 3 },
+    ]);
+  });
+
+  it("refuses rows it cannot read with an error the consumer calls bad data, and keeps the table as it was", async () => {
+    const err = await warehouse
+      .insert("contract", {
+        format: "TabSeparated",
+        columns: ["id", "name", "at"],
+        text: "4\tfour\tnot-a-time\n",
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeDefined();
+    expect(insertErrorKind(err)).toBe("bad-data");
+    const [stored] = await warehouse.query<{ n: number | string }>(
+      `SELECT count() AS n FROM ${table}`,
+    );
+    expect(Number(stored?.n)).toBe(2);
+  });
+
+  it("fails a query past its memory cap alone, with QueryMemoryError, and answers the next", async () => {
+    const capped = warehouse.withQueryMemoryCap(1 << 20);
+    await expect(
+      capped.query("SELECT groupArray(number) FROM numbers(10000000)"),
+    ).rejects.toBeInstanceOf(QueryMemoryError);
+    expect(await capped.query("SELECT 1 AS one")).toEqual([{ one: 1 }]);
+    const [all] = await warehouse.query<{ n: number | string }>(
+      "SELECT count() AS n FROM numbers(10000000)",
+    );
+    expect(Number(all?.n)).toBe(10_000_000);
+  });
+});
+
+describe("a ClickHouse server that does not answer", () => {
+  it("fails check() and queries with an error, promptly, instead of hanging", async () => {
+    const warehouse = createServerWarehouse({
+      url: `http://127.0.0.1:${await freePort()}`,
+      dataDir: DATA_DIR,
+      database: uniqueNamespace(),
+    });
+    try {
+      await expect(warehouse.check()).rejects.toThrow();
+      const err = await warehouse.query("SELECT 1").then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeDefined();
+      // The consumer retries such an error rather than dead-lettering a batch for it.
+      expect(insertErrorKind(err)).toBe("retryable");
+    } finally {
+      await warehouse.close();
+    }
+  });
+});
