@@ -1,5 +1,5 @@
 import { Connection } from "rabbitmq-client";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type BatchConsumer, createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
 import type { DedupeStore } from "../../src/dedupe/dedupe-store.ts";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
@@ -19,26 +19,9 @@ import {
   uniqueNamespace,
   waitFor,
 } from "../helpers.ts";
+import { closeAfterEach, realParts } from "../parts.ts";
 
-/** The consumer's parts on the real services, in a namespace of their own. */
-async function parts() {
-  const namespace = uniqueNamespace();
-  const queue = createRabbitQueue({
-    url: AMQP_URL,
-    namespace,
-    prefetch: 16,
-    onError: reportErrors,
-  });
-  const dedupe = createRedisDedupe({
-    url: REDIS_URL,
-    namespace,
-    ttlSeconds: 600,
-    onError: reportErrors,
-  });
-  const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
-  await migrate(warehouse);
-  return { namespace, queue, dedupe, warehouse };
-}
+const parts = () => realParts();
 
 async function stats(warehouse: Warehouse) {
   const [r] = await warehouse.query<{ rows: string; events: string }>(
@@ -78,15 +61,7 @@ const consumerOn = (
   });
 
 describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
-  const open: { close(): Promise<void> }[] = [];
-  afterEach(async () => {
-    for (const o of open.reverse()) await o.close();
-    open.length = 0;
-  });
-  const track = <T extends { close(): Promise<void> }>(o: T) => {
-    open.push(o);
-    return o;
-  };
+  const track = closeAfterEach();
 
   it("does not lose events claimed in Redis whose insert failed, when the batch is redelivered", async () => {
     const { namespace, queue, dedupe, warehouse } = await parts();

@@ -1,23 +1,19 @@
 import { Connection } from "rabbitmq-client";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
-import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
 import { encodeRow } from "../../src/event/row-format.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
-import { migrate } from "../../src/warehouse/migrations.ts";
-import { createWarehouse } from "../../src/warehouse/warehouse.ts";
 import { toProto } from "../clients.ts";
 import {
   AMQP_URL,
-  DATA_DIR,
-  REDIS_URL,
   reportErrors,
   silentLog,
   spawnTally,
   uniqueNamespace,
   waitFor,
 } from "../helpers.ts";
+import { realParts } from "../parts.ts";
 
 async function tally(args: string[], env: Record<string, string>) {
   const run = spawnTally(args, env);
@@ -27,27 +23,18 @@ async function tally(args: string[], env: Record<string, string>) {
 
 describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {
   const namespace = uniqueNamespace();
-  const queue = createRabbitQueue({
-    url: AMQP_URL,
-    namespace,
-    prefetch: 16,
-    onError: reportErrors,
+  let parts: Awaited<ReturnType<typeof realParts>>;
+  beforeAll(async () => {
+    parts = await realParts({ namespace });
   });
-  const dedupe = createRedisDedupe({
-    url: REDIS_URL,
-    namespace,
-    ttlSeconds: 600,
-    onError: reportErrors,
-  });
-  const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
   const env = { AMQP_URL, TALLY_NAMESPACE: namespace };
   afterAll(async () => {
-    await dedupe.close();
-    await warehouse.close();
+    await parts.dedupe.close();
+    await parts.warehouse.close();
   });
 
   it("dead-letters a poison batch with its reason, lists it, and replays what can be stored", async () => {
-    await migrate(warehouse);
+    const { queue, dedupe, warehouse } = parts;
     // A poison batch, dead-lettered by the consumer with its reason.
     const consumer = createBatchConsumer({
       onDedupeError: reportErrors,

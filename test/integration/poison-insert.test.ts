@@ -1,22 +1,10 @@
-import { Connection } from "rabbitmq-client";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
-import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
-import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
-import { migrate } from "../../src/warehouse/migrations.ts";
-import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
+import type { Warehouse } from "../../src/warehouse/warehouse.ts";
 import { batchOf } from "../batches.ts";
-import {
-  AMQP_URL,
-  counterValue,
-  DATA_DIR,
-  REDIS_URL,
-  reportErrors,
-  silentLog,
-  uniqueNamespace,
-  waitFor,
-} from "../helpers.ts";
+import { counterValue, reportErrors, silentLog, waitFor } from "../helpers.ts";
+import { closeAfterEach, realParts, takeDeadLetters } from "../parts.ts";
 
 /** Events stored (read FINAL) in `warehouse`. */
 async function storedEvents(warehouse: Warehouse): Promise<number> {
@@ -45,26 +33,13 @@ const poison = {
 };
 
 describe("an insert that always fails (RabbitMQ, Redis, chDB)", () => {
-  const open: { close(): Promise<void> }[] = [];
-  afterEach(async () => {
-    for (const o of open.reverse()) await o.close();
-    open.length = 0;
-  });
-  const track = <T extends { close(): Promise<void> }>(o: T) => {
-    open.push(o);
-    return o;
-  };
+  const track = closeAfterEach();
 
   async function parts(warehouseFor: (real: Warehouse) => Warehouse = (w) => w) {
-    const namespace = uniqueNamespace();
-    const queue = track(
-      createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 64, onError: reportErrors }),
-    );
-    const dedupe = track(
-      createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600, onError: reportErrors }),
-    );
-    const real = track(createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace }));
-    await migrate(real);
+    const { namespace, queue, dedupe, warehouse: real } = await realParts({ prefetch: 64 });
+    track(queue);
+    track(dedupe);
+    track(real);
     const metrics = createMetrics();
     const consumer = track(
       createBatchConsumer({
@@ -81,22 +56,6 @@ describe("an insert that always fails (RabbitMQ, Redis, chDB)", () => {
       }),
     );
     return { namespace, queue, real, metrics, consumer };
-  }
-
-  async function deadLetters(namespace: string) {
-    const rabbit = new Connection(AMQP_URL);
-    const ch = await rabbit.acquire();
-    try {
-      const reasons: string[] = [];
-      for (;;) {
-        const msg = await ch.basicGet({ queue: `${namespace}.events.dead`, noAck: true });
-        if (msg === undefined) return reasons;
-        reasons.push(`${msg.messageId}: ${String(msg.headers?.["x-tally-reason"])}`);
-      }
-    } finally {
-      await ch.close();
-      await rabbit.close();
-    }
   }
 
   it("dead-letters the one batch ClickHouse cannot read, with its reason, and stores the batches flushed with it", async () => {
@@ -120,7 +79,7 @@ describe("an insert that always fails (RabbitMQ, Redis, chDB)", () => {
       (n) => n === 340,
     );
     const reasons = await waitFor(
-      () => deadLetters(namespace),
+      () => takeDeadLetters(namespace),
       (r) => r.length === 1,
     );
     expect(reasons[0]).toMatch(/^poison-insert: ClickHouse refused its rows: .*DateTime/);
@@ -153,7 +112,7 @@ describe("an insert that always fails (RabbitMQ, Redis, chDB)", () => {
     );
     expect(() => consumer.checkStuck(0)).not.toThrow();
     expect(await counterValue(metrics.consumerStuckSeconds)).toBe(0);
-    expect(await deadLetters(namespace)).toEqual([]);
+    expect(await takeDeadLetters(namespace)).toEqual([]);
     expect(await counterValue(metrics.batchesDeadLettered)).toBe(0);
   });
 });

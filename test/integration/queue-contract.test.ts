@@ -1,4 +1,3 @@
-import { Connection } from "rabbitmq-client";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventBatch } from "../../src/queue/event-batch.ts";
 import { createMemoryQueue } from "../../src/queue/memory-queue.ts";
@@ -12,23 +11,7 @@ import {
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { batchOf } from "../batches.ts";
 import { AMQP_URL, freePort, reportErrors, uniqueNamespace, waitFor } from "../helpers.ts";
-
-/** Bodies of the batches in `<ns>.events.dead`, with their reasons (taken off the queue). */
-async function deadLetters(namespace: string): Promise<string[]> {
-  const rabbit = new Connection(AMQP_URL);
-  const ch = await rabbit.acquire();
-  try {
-    const out: string[] = [];
-    for (;;) {
-      const msg = await ch.basicGet({ queue: `${namespace}.events.dead`, noAck: true });
-      if (msg === undefined) return out;
-      out.push(`${msg.messageId}: ${String(msg.headers?.["x-tally-reason"])}`);
-    }
-  } finally {
-    await ch.close();
-    await rabbit.close();
-  }
-}
+import { takeDeadLetters } from "../parts.ts";
 
 interface Implementation {
   name: string;
@@ -125,7 +108,7 @@ describe.each(implementations)("the queue contract: $name", (impl) => {
       );
       expect(
         await waitFor(
-          () => deadLetters(namespace),
+          () => takeDeadLetters(namespace),
           (d) => d.length > 0,
         ),
       ).toEqual(["poison: it can never be stored"]);

@@ -2,24 +2,20 @@ import { Connection } from "rabbitmq-client";
 import { describe, expect, it } from "vitest";
 import { stopConsuming } from "../../src/app/tally.ts";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
-import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
-import { migrate } from "../../src/warehouse/migrations.ts";
-import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
+import type { Warehouse } from "../../src/warehouse/warehouse.ts";
 import { batchOf } from "../batches.ts";
 import {
   AMQP_URL,
-  DATA_DIR,
-  REDIS_URL,
   realServices,
   reportErrors,
   silentLog,
   start,
   testConfig,
-  uniqueNamespace,
   waitFor,
 } from "../helpers.ts";
+import { realParts } from "../parts.ts";
 
 describe("shutdown hands held batches back (RabbitMQ)", () => {
   it("returns every batch a closing consumer holds to the queue, and dead-letters none", async () => {
@@ -56,21 +52,7 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
   });
 
   it("dead-letters nothing when it stops while a slow insert is in flight", async () => {
-    const namespace = uniqueNamespace();
-    const queue = createRabbitQueue({
-      url: AMQP_URL,
-      namespace,
-      prefetch: 64,
-      onError: reportErrors,
-    });
-    const dedupe = createRedisDedupe({
-      url: REDIS_URL,
-      namespace,
-      ttlSeconds: 600,
-      onError: reportErrors,
-    });
-    const real = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
-    await migrate(real);
+    const { namespace, queue, dedupe, warehouse: real } = await realParts({ prefetch: 64 });
     let inserting = false;
     const slow: Warehouse = {
       ...real,
