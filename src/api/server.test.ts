@@ -23,6 +23,7 @@ describe("createApiServer", () => {
       },
       dependencies: [],
       maxBodyBytes: 1024,
+      maxFutureSkewMs: 86_400_000,
       apiKeys: [],
       metrics: createMetrics(),
       log: pino({ level: "silent" }),

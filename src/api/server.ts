@@ -37,6 +37,7 @@ import { createObserveInterceptor } from "./observe-rpc.ts";
 import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
+import { createSdkRoutes } from "./sources/sdk-routes.ts";
 import { createStaticFiles } from "./static-files.ts";
 
 /** What request bodies may be compressed with (gRPC's grpc-accept-encoding names them). */
@@ -51,10 +52,11 @@ export interface ApiServerOptions {
   dependencies: readonly Dependency[];
   /** Largest request body or message accepted, in bytes. */
   maxBodyBytes: number;
+  /** How far ahead an SDK's event time may be before it is clamped to now (ms). */
+  maxFutureSkewMs: number;
   /** API keys and their scopes; empty means no auth. */
   apiKeys: readonly ApiKey[];
   metrics: Metrics;
-  /** Requests a second per caller, and the buckets that count them; none means no limit. */
   /** Per-caller limits; `onError` is told when the limiter cannot answer (the call is let in). */
   rateLimit?: { limiter: RateLimiter; rps: number; onError: ErrorReporter } | undefined;
   /** Access lines, and failures that reached no client. */
@@ -127,6 +129,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     options.maxBodyBytes * 8,
   );
   const files = createStaticFiles();
+  const sdk = createSdkRoutes({
+    maxBodyBytes: options.maxBodyBytes,
+    maxFutureSkewMs: options.maxFutureSkewMs,
+  });
   const { log, metrics } = options;
   let inFlight = 0;
 
@@ -159,6 +165,42 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       );
       await universalResponseToNodeResponse(uRes, res);
       return;
+    }
+    if (sdk.has(req.method ?? "GET", path)) {
+      const body = await readBody(req, options.maxBodyBytes);
+      if (body === undefined) {
+        return send(
+          res,
+          error(413, "resource_exhausted", `body: larger than ${options.maxBodyBytes} bytes`),
+        );
+      }
+      const ac = new AbortController();
+      res.once("close", () => {
+        if (!res.writableFinished) ac.abort();
+      });
+      const address = req.socket.remoteAddress ?? "";
+      return send(
+        res,
+        await sdk.handle({
+          method: req.method ?? "GET",
+          path,
+          query: new URLSearchParams(search),
+          header: headersOf(req),
+          body,
+          host: String(req.headers.host ?? req.headers[":authority"] ?? "127.0.0.1"),
+          protocol: "http",
+          ingest: (events, header) =>
+            rest.handle({
+              verb: "POST",
+              path: "/events",
+              query: new URLSearchParams(),
+              header,
+              address,
+              body: Buffer.from(JSON.stringify({ events })),
+              signal: ac.signal,
+            }),
+        }),
+      );
     }
     if (path === "/healthz" || path === "/readyz" || path === "/metrics") {
       // Probes and scrapes come every few seconds: their access lines are debug.

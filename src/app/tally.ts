@@ -198,6 +198,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       }),
       dependencies,
       maxBodyBytes: config.maxBodyBytes,
+      maxFutureSkewMs: config.maxFutureSkewMs,
       apiKeys: config.apiKeys,
       rateLimit: rateLimiter && {
         limiter: rateLimiter,
