@@ -30,40 +30,30 @@ export interface RawPayload {
 export function decodePayload(raw: RawPayload, maxBytes: number): unknown {
   const compression = raw.query.get("compression") ?? "";
   let bytes = raw.body;
-  let fromForm = false;
-  if (raw.contentType.startsWith("application/x-www-form-urlencoded") || bytes.length === 0) {
+  // The HTTP body's own encoding first (axios, say, labels a gzipped body as a form).
+  if (/gzip/i.test(raw.contentEncoding) || isGzip(bytes)) bytes = gunzip(bytes, maxBytes);
+  let text = bytes.toString("utf8");
+  const form = raw.contentType.startsWith("application/x-www-form-urlencoded") && !looksJson(text);
+  if (form || bytes.length === 0) {
     const data =
-      (bytes.length > 0 ? new URLSearchParams(bytes.toString("latin1")).get("data") : null) ??
+      (form ? new URLSearchParams(bytes.toString("latin1")).get("data") : null) ??
       raw.query.get("data");
     if (data === null) throw new BodyError(400, "body: empty (send JSON, or a data field)");
-    bytes = Buffer.from(data, "latin1");
-    fromForm = true;
+    text = data;
   }
-  const gzipped =
-    /gzip/i.test(raw.contentEncoding) ||
-    compression === "gzip-js" ||
-    compression === "gzip" ||
-    (bytes[0] === 0x1f && bytes[1] === 0x8b);
-  let text: string;
-  if (gzipped) {
-    text = gunzip(fromForm ? Buffer.from(bytes.toString("latin1"), "base64") : bytes, maxBytes);
-  } else if (compression === "lz64") {
-    const decoded = LZString.decompressFromBase64(
-      fromForm ? bytes.toString("latin1") : bytes.toString("utf8"),
-    );
+  // Then PostHog's packing of the JSON text: gzip or lz-string, each as base64 in a form.
+  if (!looksJson(text) && (compression === "gzip-js" || compression === "gzip")) {
+    text = gunzip(Buffer.from(text, "base64"), maxBytes).toString("utf8");
+  } else if (!looksJson(text) && compression === "lz64") {
+    const decoded = LZString.decompressFromBase64(text);
     if (!decoded) throw new BodyError(400, "body: compression=lz64, but it does not decode");
     text = decoded;
-  } else {
-    text = bytes.toString("utf8");
+  } else if (!looksJson(text) && text.trim() !== "") {
+    const decoded = Buffer.from(text.trim(), "base64").toString("utf8");
+    if (looksJson(decoded)) text = decoded;
   }
   if (Buffer.byteLength(text) > maxBytes) {
     throw new BodyError(413, `body: larger than ${maxBytes} bytes once decompressed`);
-  }
-  const trimmed = text.trimStart();
-  // posthog-js sends base64 of the JSON in a form's data field.
-  if (trimmed !== "" && trimmed[0] !== "{" && trimmed[0] !== "[") {
-    const decoded = Buffer.from(trimmed, "base64").toString("utf8");
-    if (decoded.trimStart().startsWith("{") || decoded.trimStart().startsWith("[")) text = decoded;
   }
   try {
     return JSON.parse(text);
@@ -72,9 +62,18 @@ export function decodePayload(raw: RawPayload, maxBytes: number): unknown {
   }
 }
 
-function gunzip(bytes: Buffer, maxBytes: number): string {
+function isGzip(bytes: Buffer): boolean {
+  return bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+function looksJson(text: string): boolean {
+  const first = text.trimStart()[0];
+  return first === "{" || first === "[";
+}
+
+function gunzip(bytes: Buffer, maxBytes: number): Buffer {
   try {
-    return gunzipSync(bytes, { maxOutputLength: maxBytes }).toString("utf8");
+    return gunzipSync(bytes, { maxOutputLength: maxBytes });
   } catch (err) {
     if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
       throw new BodyError(413, `body: larger than ${maxBytes} bytes once decompressed`);

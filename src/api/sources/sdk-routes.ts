@@ -93,7 +93,7 @@ export function createSdkRoutes(options: SdkRoutesOptions) {
     const events = read.events.map((e: SourceEvent) =>
       toWireEvent(e, { nowMs, maxFutureSkewMs: options.maxFutureSkewMs }),
     );
-    const answer = await req.ingest(events, withKey(req.header, read.key));
+    const answer = await req.ingest(events, ingestHeaders(req.header, read.key));
     return answerAs(source, answer, events, req.body.length);
   }
 
@@ -105,12 +105,16 @@ export function createSdkRoutes(options: SdkRoutesOptions) {
 }
 
 /**
- * The request's headers with the key the SDK sent: a key in the body, or as
- * HTTP Basic's user name, becomes `Authorization: Bearer KEY` for the
- * ingest path's auth, which lets it only ingest (CONTRACT.md).
+ * The headers of the events handed on: the SDK's (request id, address),
+ * describing a plain JSON body now, with the key the SDK sent: a key in
+ * the body, or as HTTP Basic's user name, becomes `Authorization: Bearer
+ * KEY` for the ingest path's auth, which lets it only ingest (CONTRACT.md).
  */
-function withKey(header: Headers, bodyKey: string | undefined): Headers {
+function ingestHeaders(header: Headers, bodyKey: string | undefined): Headers {
   const out = new Headers(header);
+  out.delete("content-encoding");
+  out.delete("content-length");
+  out.set("content-type", "application/json");
   const basic = /^Basic\s+(.+)$/i.exec(header.get("authorization") ?? "")?.[1];
   const basicUser =
     basic === undefined ? undefined : Buffer.from(basic, "base64").toString().split(":")[0];
@@ -153,7 +157,8 @@ function answerAs(
     events.forEach((e, i) => {
       const field =
         e.user_id === "" ? "user_id" : e.event_type === "" ? "event_type" : "properties";
-      (invalid[AMPLITUDE_FIELD[field] ?? field] ??= []).push(i);
+      const name = AMPLITUDE_FIELD[field] ?? field;
+      invalid[name] = [...(invalid[name] ?? []), i];
     });
     return {
       status: 400,
