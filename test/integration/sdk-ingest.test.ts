@@ -4,6 +4,7 @@ import { Analytics as SegmentAnalytics } from "@segment/analytics-node";
 import { PostHog } from "posthog-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
+import { startFlakyProxy } from "../flaky-http.ts";
 import { realServices, start, testConfig, waitFor } from "../helpers.ts";
 
 const N = 40;
@@ -263,5 +264,56 @@ describe("the SDKs teams already run, unmodified, pointed at Tally (RabbitMQ, Re
     );
     const future = await propertiesOf("bad-future", "future");
     expect(future.properties.$source_timestamp).toBe("2099-01-01T00:00:00Z");
+  });
+
+  it("counts each event once when answers are lost after storing, or refused before, and every SDK retries", async () => {
+    const proxy = await startFlakyProxy(base, { lostAnswer: 3, refused: 5 });
+    try {
+      const segment = new SegmentAnalytics({
+        writeKey: KEY,
+        host: proxy.url,
+        maxEventsInBatch: 10,
+        flushInterval: 20,
+        maxRetries: 10,
+      });
+      const posthog = new PostHog(KEY, {
+        host: proxy.url,
+        flushAt: 10,
+        flushInterval: 20,
+        fetchRetryDelay: 10,
+        fetchRetryCount: 10,
+      });
+      const amplitude = createAmplitude();
+      await amplitude.init(KEY, {
+        serverUrl: `${proxy.url}/2/httpapi`,
+        flushQueueSize: 10,
+        flushIntervalMillis: 20,
+        flushMaxRetries: 10,
+        logLevel: 0,
+      }).promise;
+      for (let i = 0; i < 60; i++) {
+        segment.track({ userId: `retry-seg-${i % 3}`, event: "retried" });
+        posthog.capture({ distinctId: `retry-ph-${i % 3}`, event: "retried" });
+        amplitude.track("retried", undefined, { user_id: `retry-amp-${i % 3}` });
+      }
+      await Promise.all([segment.closeAndFlush(), posthog.shutdown(), amplitude.flush().promise]);
+      for (const prefix of ["retry-seg-", "retry-ph-", "retry-amp-"]) {
+        expect(await expectStored(prefix, { retried: 60 }), prefix).toEqual({ retried: 60 });
+      }
+      expect(proxy.faults.lostAnswers).toBeGreaterThan(0);
+      expect(proxy.faults.refused).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("answers the settings analytics.js starts from, pointing it back here", async () => {
+    const res = await fetch(`${base}/v1/projects/${KEY}/settings`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      integrations: {
+        "Segment.io": { apiKey: KEY, apiHost: `127.0.0.1:${tally.port}/v1`, protocol: "http" },
+      },
+    });
   });
 });
