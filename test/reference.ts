@@ -1,3 +1,4 @@
+import { NOT_ACTIVITY } from "../src/event/activity.ts";
 import type { JsonEvent } from "./helpers.ts";
 
 /**
@@ -51,6 +52,9 @@ function matches(e: JsonEvent, segment: RefSegment): boolean {
           ? [`properties.country:${segment.country}`]
           : []),
       ];
+  // Without a type named, only activity counts: identify and the like are not (CONTRACT.md).
+  const typed = wanted.some((s) => s.startsWith("event_type:"));
+  if (!typed && (NOT_ACTIVITY as readonly string[]).includes(e.event_type)) return false;
   return wanted.every((s) => {
     const colon = s.indexOf(":");
     const [key, value] = [s.slice(0, colon), s.slice(colon + 1)];

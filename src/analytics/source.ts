@@ -1,3 +1,4 @@
+import { NOT_ACTIVITY_SQL } from "../event/activity.ts";
 import { parseSegments, type Segment, segmentsSql } from "./segments.ts";
 
 /** How a stats query may read the warehouse. */
@@ -38,7 +39,11 @@ export function chooseSource(tz: string, segment: readonly string[], options: Re
   const rollup = options.rawOnly ? undefined : rollupKey(tz, segments, options);
   if (rollup !== undefined) return rollup;
   const { sql, params } = segmentsSql(segments);
-  return { kind: "events", where: sql, params };
+  // Without a type named, the events are the activity (identify and the like are not).
+  const activity = segments.some((s) => s.field === "event_type")
+    ? ""
+    : ` AND event_type NOT IN ${NOT_ACTIVITY_SQL}`;
+  return { kind: "events", where: `${sql}${activity}`, params };
 }
 
 /** The rollups that hold exactly the segments' events on the zone's days, if any do. */

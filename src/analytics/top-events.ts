@@ -1,3 +1,4 @@
+import { NOT_ACTIVITY_SQL } from "../event/activity.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { formatDay, parseBounded, parseRange, parseTimeZone } from "./params.ts";
 import { chooseSource, type ReadOptions } from "./source.ts";
@@ -29,7 +30,8 @@ export async function topEvents(
        source.kind === "rollups"
          ? `FROM ${warehouse.db}.${source.prefix}day_events FINAL
             WHERE ${source.where} AND day BETWEEN toDate({from:String}) AND toDate({to:String})
-              AND ({type:String} = '' OR event_type = {type:String})`
+              AND ({type:String} = '' AND event_type NOT IN ${NOT_ACTIVITY_SQL}
+                   OR event_type = {type:String})`
          : `FROM ${warehouse.db}.events FINAL
             WHERE toDate(occurred_at, {tz:String}) BETWEEN toDate({from:String}) AND toDate({to:String})
               AND ${source.where}`

@@ -1,3 +1,4 @@
+import { NOT_ACTIVITY_SQL } from "../event/activity.ts";
 import type { Warehouse } from "./warehouse.ts";
 
 /** One step of the schema. Never edit a step once released: add another. */
@@ -169,6 +170,57 @@ export const MIGRATIONS: readonly Migration[] = [
           `ALTER TABLE ${db}.${prefix}${table} MATERIALIZE COLUMN user_key`,
         ]),
       ),
+  },
+  {
+    version: 5,
+    name: "identify, group and alias are not activity",
+    // The rollups' '' rows ("any type") hold activity only from now on: the
+    // views are made anew, and the '' rows rebuilt from the events. An
+    // event stored while a view was being made anew is in the rebuild (the
+    // rollups are sets: what is there already counts once). The indexed
+    // rollups forget their backfills, so that the start that follows this
+    // migration backfills each indexed property and zone again.
+    statements: (db) => {
+      const anyType = `ARRAY JOIN if(event_type IN ${NOT_ACTIVITY_SQL}, [event_type], [event_type, '']) AS type`;
+      const plain: [string, string, (from: string) => string][] = [
+        [
+          "user_days",
+          "event_type, day, user_id",
+          (from) =>
+            `SELECT type AS event_type, toDate(occurred_at) AS day, user_id FROM ${from} ${anyType}`,
+        ],
+        [
+          "first_days",
+          "event_type, user_id, first_day",
+          (from) =>
+            `SELECT type AS event_type, user_id, min(toDate(occurred_at)) AS first_day
+             FROM ${from} ${anyType} GROUP BY type, user_id`,
+        ],
+      ];
+      return [
+        ...plain.flatMap(([table, columns, select]) => [
+          `DROP VIEW IF EXISTS ${db}.${table}_mv`,
+          `CREATE MATERIALIZED VIEW ${db}.${table}_mv TO ${db}.${table} AS ${select(`${db}.events`)}`,
+          `DELETE FROM ${db}.${table} WHERE event_type = ''`,
+          `INSERT INTO ${db}.${table} (${columns}) ${select(`${db}.events FINAL`)}`,
+        ]),
+        ...[
+          ["prop", "path, value"],
+          ["zone", "zone"],
+        ].flatMap(([prefix, keyColumns]) => [
+          `DROP VIEW IF EXISTS ${db}.${prefix}_user_days_mv`,
+          `CREATE MATERIALIZED VIEW ${db}.${prefix}_user_days_mv TO ${db}.${prefix}_user_days AS
+             SELECT ${keyColumns}, type AS event_type, day, user_id FROM ${db}.${prefix}_events ${anyType}`,
+          `DROP VIEW IF EXISTS ${db}.${prefix}_first_days_mv`,
+          `CREATE MATERIALIZED VIEW ${db}.${prefix}_first_days_mv TO ${db}.${prefix}_first_days AS
+             SELECT ${keyColumns}, type AS event_type, user_id, min(day) AS first_day
+             FROM ${db}.${prefix}_events ${anyType} GROUP BY ${keyColumns}, type, user_id`,
+          `DELETE FROM ${db}.${prefix}_user_days WHERE event_type = ''`,
+          `DELETE FROM ${db}.${prefix}_first_days WHERE event_type = ''`,
+        ]),
+        `DELETE FROM ${db}.rollup_indexes WHERE 1`,
+      ];
+    },
   },
 ];
 

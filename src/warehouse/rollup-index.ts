@@ -109,6 +109,12 @@ export async function indexRollups(
     }
     changes.dropped.push(name);
   }
+  // A view no index owns any more (its record was forgotten, as migration 5
+  // does so that every index is backfilled again) stops feeding the rollups.
+  const owned = new Set(wantedIndexes.map((i) => viewName(i.name)));
+  for (const view of views) {
+    if (!owned.has(view)) await warehouse.command(`DROP VIEW IF EXISTS ${db}.${view}`);
+  }
 
   for (const { kind, key, name } of wantedIndexes) {
     if (ready.has(name)) continue;

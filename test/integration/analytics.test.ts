@@ -20,7 +20,18 @@ import {
 } from "../helpers.ts";
 import { firstCopies, refActiveUsers, refDau, refRetention, refTopEvents } from "../reference.ts";
 
-const TYPES = ["page_view", "page_view", "page_view", "click", "click", "signup", "purchase"];
+// With an SDK's identify and alias calls, which are stored but are not activity.
+const TYPES = [
+  "page_view",
+  "page_view",
+  "page_view",
+  "click",
+  "click",
+  "signup",
+  "purchase",
+  "$identify",
+  "$create_alias",
+];
 const COUNTRIES = ["UA", "PL", "US", "IN"];
 const OS = ["ios", "android", "web"];
 // UTC and zones with DST changes inside the data (Kyiv 10-26, New York 11-02) and half-hour offsets.
@@ -44,6 +55,8 @@ const SEGMENTS: string[][] = [
   ["properties.level:3"],
   ["event_type:page_view", "properties.country:PL"],
   ["event_type:click", "event_type:signup"],
+  ["event_type:$identify"],
+  ["event_type:$identify", "properties.country:UA"],
   ["properties.country:UA", "properties.device.os:web"],
   // Values compare as text: a string by its own, anything else by its JSON.
   ["properties.level:"],

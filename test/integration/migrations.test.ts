@@ -32,7 +32,12 @@ describe("upgrading a warehouse made by an older release", () => {
       })),
     );
 
-    expect(await migrate(warehouse)).toEqual([4]);
+    expect(
+      await migrate(
+        warehouse,
+        MIGRATIONS.filter((m) => m.version <= 4),
+      ),
+    ).toEqual([4]);
     const fast: ReadOptions = { indexedProperties: ["country"], indexedTimeZones: ["Europe/Kyiv"] };
     for (const filter of [
       { tz: "UTC", segment: [] },
@@ -56,6 +61,78 @@ describe("upgrading a warehouse made by an older release", () => {
       const [fromRollups, fromEvents] = [await ask(fast), await ask({ rawOnly: true })];
       expect(fromRollups).toEqual(fromEvents);
       expect(fromRollups[1][0]?.size).toBeGreaterThan(0);
+    }
+  });
+
+  it("leaves identify, group and alias out of the activity rollups, those written before included", async () => {
+    const older = testWarehouse();
+    try {
+      expect(
+        await migrate(
+          older,
+          MIGRATIONS.filter((m) => m.version <= 4),
+        ),
+      ).toEqual([1, 2, 3, 4]);
+      await indexRollups(older, { properties: ["country"], zones: ["Europe/Kyiv"] });
+      const random = rng(5);
+      const first = Date.parse("2025-03-01T00:00:00Z");
+      const types = ["page_view", "$identify", "$create_alias", "$groupidentify"];
+      await storeEvents(
+        older,
+        Array.from({ length: 2000 }, (_, i) => ({
+          event_id: uuidFrom(random),
+          occurred_at: new Date(first + Math.floor(random() * 40 * 86_400_000)).toISOString(),
+          // Users 0-99 only ever identify themselves: no activity at all.
+          user_id: `user-${i % 2 === 0 ? Math.floor(random() * 100) : 100 + Math.floor(random() * 100)}`,
+          event_type: i % 2 === 0 ? (types[1 + (i % 3)] as string) : "page_view",
+          properties: { country: i % 3 === 0 ? "UA" : "PL" },
+        })),
+      );
+      expect(await migrate(older)).toEqual([5]);
+      const indexes = { properties: ["country"], zones: ["Europe/Kyiv"] };
+      // The start after the migration backfills every index again.
+      expect((await indexRollups(older, indexes)).added.sort()).toEqual([
+        "property:country",
+        "zone:Europe/Kyiv",
+      ]);
+      const fast: ReadOptions = {
+        indexedProperties: ["country"],
+        indexedTimeZones: ["Europe/Kyiv"],
+      };
+      for (const filter of [
+        { tz: "UTC", segment: [] },
+        { tz: "UTC", segment: ["event_type:$identify"] },
+        { tz: "UTC", segment: ["properties.country:UA"] },
+        { tz: "Europe/Kyiv", segment: [] },
+      ]) {
+        const ask = (options: ReadOptions) =>
+          Promise.all([
+            activeUsers(
+              older,
+              { from: "2025-03-01", to: "2025-04-09", window: "month", ...filter },
+              options,
+            ),
+            retention(
+              older,
+              { startDate: "2025-03-03", endDate: "2025-04-07", granularity: "week", ...filter },
+              options,
+            ),
+          ]);
+        const [fromRollups, fromEvents] = [await ask(fast), await ask({ rawOnly: true })];
+        expect(fromRollups, JSON.stringify(filter)).toEqual(fromEvents);
+      }
+      // Only users 100-199 are active: no month can count more.
+      const [plain] = await Promise.all([
+        activeUsers(
+          older,
+          { from: "2025-04-09", to: "2025-04-09", window: "month", tz: "UTC", segment: [] },
+          fast,
+        ),
+      ]);
+      expect(plain[0]?.activeUsers).toBeLessThanOrEqual(100);
+      expect(plain[0]?.activeUsers).toBeGreaterThan(90);
+    } finally {
+      await older.close();
     }
   });
 });

@@ -15,9 +15,6 @@ export interface WireEvent {
   properties: Record<string, unknown>;
 }
 
-/** Event types that are stored but are not activity (CONTRACT.md). */
-export const NOT_ACTIVITY = ["$identify", "$groupidentify", "$create_alias"] as const;
-
 /** What a source's adapter read off one of its events. */
 export interface SourceEvent {
   source: Source;
