@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { markdownTable, type Section, textTable } from "./lib/table.ts";
 import { analytics } from "./scenarios/analytics.ts";
 import { importCsv } from "./scenarios/import.ts";
+import { sdk } from "./scenarios/sdk.ts";
 import { stages } from "./scenarios/stages.ts";
 import { throughput } from "./scenarios/throughput.ts";
 import { unary } from "./scenarios/unary.ts";
@@ -21,6 +22,7 @@ const SCENARIOS = {
   unary: (scale: number) => unary(scale, 18_702),
   import: (scale: number) => importCsv(scale, 18_703),
   analytics: (scale: number) => analytics(scale),
+  sdk: (scale: number) => sdk(scale, 18_704),
 } as const;
 type Name = keyof typeof SCENARIOS;
 

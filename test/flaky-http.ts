@@ -5,8 +5,8 @@ import { createServer, type IncomingMessage } from "node:http";
  * itself: `lostAnswer` of them after Tally has taken them (stored, but the
  * SDK never hears so: it must retry, and dedupe must absorb the copy), and
  * `refused` of them before forwarding. Which ones is fixed by a counter, and
- * at least two requests pass between faults, so that a retried batch is not
- * failed again and again (an SDK's backoff grows fast).
+ * at least two requests pass between faults, six at most, so that a retried
+ * batch is not failed again and again (an SDK's backoff grows fast).
  */
 export async function startFlakyProxy(
   target: string,
@@ -15,9 +15,11 @@ export async function startFlakyProxy(
   let requests = 0;
   let lastFault = Number.NEGATIVE_INFINITY;
   const faults = { lostAnswers: 0, refused: 0 };
+
   const server = createServer(async (req, res) => {
     const n = ++requests;
-    const may = n - lastFault > 2;
+    // At most six faults in all, apart: enough for each SDK to meet one, never a storm.
+    const may = n - lastFault > 2 && faults.lostAnswers + faults.refused < 6;
     const body = await read(req);
     if (may && n % every.refused === 0) {
       lastFault = n;

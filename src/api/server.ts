@@ -189,16 +189,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
           body,
           host: String(req.headers.host ?? req.headers[":authority"] ?? "127.0.0.1"),
           protocol: "http",
-          ingest: (events, header) =>
-            rest.handle({
-              verb: "POST",
-              path: "/events",
-              query: new URLSearchParams(),
-              header,
-              address,
-              body: Buffer.from(JSON.stringify({ events })),
-              signal: ac.signal,
-            }),
+          ingest: (request, header) =>
+            rest.handleMessage("POST", "/events", request, { header, address, signal: ac.signal }),
         }),
       );
     }

@@ -7,6 +7,7 @@ import {
   getOption,
   type JsonObject,
   type JsonValue,
+  type Message,
   toBinary,
   toJson,
 } from "@bufbuild/protobuf";
@@ -104,61 +105,84 @@ export function createTranscoder(
       if (entry === undefined) {
         return error(405, "unimplemented", `${req.verb} is not allowed on ${req.path}`);
       }
-      const { route, handler } = entry;
       let input: ReturnType<typeof readInput>;
       try {
-        input = readInput(route, req, maxInflated);
+        input = readInput(entry.route, req, maxInflated);
       } catch (err) {
         if (err instanceof ConnectError) return errorFrom(err);
         throw err;
       }
-      const header = new Headers(req.header);
-      for (const h of [
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "accept-encoding",
-        "connect-timeout-ms",
-      ]) {
-        header.delete(h);
-      }
-      header.set("content-type", "application/proto");
-      header.set("connect-protocol-version", "1");
-      const bytes = toBinary(route.method.input, input.message);
-      const res = await handler({
-        httpVersion: "1.1",
-        url: `http://rest${handler.requestPath}`,
-        method: "POST",
-        header,
-        body: (async function* () {
-          yield bytes;
-        })(),
-        signal: req.signal,
-        contextValues: createContextValues()
-          .set(bodyErrorsKey, input.bodyErrors)
-          .set(restRouteKey, `${route.verb} ${route.path}`)
-          .set(clientAddressKey, req.address),
-      });
-      const out = await collect(res.body);
-      const passed = passOn(res.header);
-      if (res.status !== 200) {
-        // RESOURCE_EXHAUSTED is a rate (429, it says when to come back) or a size (413).
-        const status = res.status === 429 && passed["retry-after"] === undefined ? 413 : res.status;
-        return {
-          status,
-          body: JSON.parse(out.toString("utf8") || "{}") as JsonValue,
-          header: passed,
-        };
-      }
-      const message = fromBinary(route.method.output, out);
-      const json = int64AsNumbers(
-        route.method.output,
-        toJson(route.method.output, message, { useProtoFieldName: true, alwaysEmitImplicit: true }),
-      ) as JsonObject;
-      const body = route.responseBody === "" ? json : (json[route.responseBody] ?? null);
-      return { status: route.verb === "POST" ? 202 : 200, body, header: passed };
+      return invoke(entry, input, req);
+    },
+
+    /**
+     * Answers `verb path` for a request message already made (the SDK
+     * routes build theirs), as {@link handle} answers one read from JSON:
+     * the same handler, interceptors and answer.
+     */
+    async handleMessage(
+      verb: string,
+      path: string,
+      message: Message,
+      req: Omit<RestRequest, "verb" | "path" | "query" | "body">,
+    ): Promise<RestResponse> {
+      const entry = table.get(`${verb} ${path}`);
+      if (entry === undefined) throw new Error(`no REST route ${verb} ${path}`);
+      return invoke(entry, { message, bodyErrors: undefined }, req);
     },
   };
+
+  async function invoke(
+    { route, handler }: { route: RestRoute; handler: UniversalHandler },
+    input: { message: Message; bodyErrors: Map<number, string> | undefined },
+    req: Omit<RestRequest, "verb" | "path" | "query" | "body">,
+  ): Promise<RestResponse> {
+    const header = new Headers(req.header);
+    for (const h of [
+      "content-type",
+      "content-length",
+      "content-encoding",
+      "accept-encoding",
+      "connect-timeout-ms",
+    ]) {
+      header.delete(h);
+    }
+    header.set("content-type", "application/proto");
+    header.set("connect-protocol-version", "1");
+    const bytes = toBinary(route.method.input, input.message);
+    const res = await handler({
+      httpVersion: "1.1",
+      url: `http://rest${handler.requestPath}`,
+      method: "POST",
+      header,
+      body: (async function* () {
+        yield bytes;
+      })(),
+      signal: req.signal,
+      contextValues: createContextValues()
+        .set(bodyErrorsKey, input.bodyErrors)
+        .set(restRouteKey, `${route.verb} ${route.path}`)
+        .set(clientAddressKey, req.address),
+    });
+    const out = await collect(res.body);
+    const passed = passOn(res.header);
+    if (res.status !== 200) {
+      // RESOURCE_EXHAUSTED is a rate (429, it says when to come back) or a size (413).
+      const status = res.status === 429 && passed["retry-after"] === undefined ? 413 : res.status;
+      return {
+        status,
+        body: JSON.parse(out.toString("utf8") || "{}") as JsonValue,
+        header: passed,
+      };
+    }
+    const message = fromBinary(route.method.output, out);
+    const json = int64AsNumbers(
+      route.method.output,
+      toJson(route.method.output, message, { useProtoFieldName: true, alwaysEmitImplicit: true }),
+    ) as JsonObject;
+    const body = route.responseBody === "" ? json : (json[route.responseBody] ?? null);
+    return { status: route.verb === "POST" ? 202 : 200, body, header: passed };
+  }
 }
 
 function readInput(route: RestRoute, req: RestRequest, maxInflated: number) {

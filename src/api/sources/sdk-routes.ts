@@ -1,3 +1,7 @@
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { EventSchema } from "../../../gen/tally/v1/event_pb.js";
+import { type IngestRequest, IngestRequestSchema } from "../../../gen/tally/v1/ingest_pb.js";
 import type { RestResponse } from "../rest/transcoder.ts";
 import { AMPLITUDE_FIELD, amplitudeEvents, isAmplitudeBatch } from "./amplitude.ts";
 import { BodyError, decodePayload } from "./decode-body.ts";
@@ -16,10 +20,11 @@ export interface SdkRequest {
   host: string;
   protocol: "http" | "https";
   /**
-   * Hands Tally events to the one ingest path: POST /events as the REST API
-   * answers it (auth, rate limit, validation, the queue, metrics).
+   * Hands Tally's events to the one ingest path: POST /events as the REST
+   * API answers it (auth, rate limit, validation, the queue, metrics), the
+   * request made already rather than written as JSON and read again.
    */
-  ingest(events: WireEvent[], header: Headers): Promise<RestResponse>;
+  ingest(request: IngestRequest, header: Headers): Promise<RestResponse>;
 }
 
 /** Options of {@link createSdkRoutes}. */
@@ -93,7 +98,18 @@ export function createSdkRoutes(options: SdkRoutesOptions) {
     const events = read.events.map((e: SourceEvent) =>
       toWireEvent(e, { nowMs, maxFutureSkewMs: options.maxFutureSkewMs }),
     );
-    const answer = await req.ingest(events, ingestHeaders(req.header, read.key));
+    const request = create(IngestRequestSchema, {
+      events: events.map((e) =>
+        create(EventSchema, {
+          eventId: e.event_id,
+          occurredAt: timestampFromMs(Date.parse(e.occurred_at)),
+          userId: e.user_id,
+          eventType: e.event_type,
+          properties: e.properties as JsonObject,
+        }),
+      ),
+    });
+    const answer = await req.ingest(request, ingestHeaders(req.header, read.key));
     return answerAs(source, answer, events, req.body.length);
   }
 
