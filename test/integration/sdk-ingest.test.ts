@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { createInstance as createAmplitude, Identify } from "@amplitude/analytics-node";
 import RudderAnalytics from "@rudderstack/rudder-sdk-node";
 import { Analytics as SegmentAnalytics } from "@segment/analytics-node";
@@ -231,6 +232,34 @@ describe("the SDKs teams already run, unmodified, pointed at Tally (RabbitMQ, Re
       body: "data=%%%notlz",
     });
     expect(lz.status).toBe(400);
+    // A batch over the size limit once decompressed: 413 naming the cap.
+    const bomb = await fetch(`${base}/v1/batch`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "gzip", ...basic(KEY) },
+      body: gzipSync(
+        JSON.stringify({
+          batch: [
+            { type: "track", userId: "x", event: "e", properties: { pad: "x".repeat(9 << 20) } },
+          ],
+        }),
+      ),
+    });
+    expect(bomb.status).toBe(413);
+    expect(((await bomb.json()) as { message: string }).message).toMatch(
+      /larger than 8388608 bytes once decompressed/,
+    );
+    // Browsers ask first: the routes answer CORS preflights.
+    const preflight = await fetch(`${base}/v1/batch`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://site.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")).toMatch(/Authorization/i);
     // Amplitude: none valid -> 400 naming the events by field, so the SDK drops them.
     const amp = await post("/2/httpapi", {
       api_key: KEY,
