@@ -166,34 +166,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       await universalResponseToNodeResponse(uRes, res);
       return;
     }
-    if (sdk.has(req.method ?? "GET", path)) {
-      const body = await readBody(req, options.maxBodyBytes);
-      if (body === undefined) {
-        return send(
-          res,
-          error(413, "resource_exhausted", `body: larger than ${options.maxBodyBytes} bytes`),
-        );
-      }
-      const ac = new AbortController();
-      res.once("close", () => {
-        if (!res.writableFinished) ac.abort();
-      });
-      const address = req.socket.remoteAddress ?? "";
-      return send(
-        res,
-        await sdk.handle({
-          method: req.method ?? "GET",
-          path,
-          query: new URLSearchParams(search),
-          header: headersOf(req),
-          body,
-          host: String(req.headers.host ?? req.headers[":authority"] ?? "127.0.0.1"),
-          protocol: "http",
-          ingest: (request, header) =>
-            rest.handleMessage("POST", "/events", request, { header, address, signal: ac.signal }),
-        }),
-      );
-    }
+    const routed = rest.has(path) ? "rest" : sdk.has(req.method ?? "GET", path) ? "sdk" : undefined;
+    if (routed !== undefined) return send(res, await answerJson(req, res, path, search, routed));
     if (path === "/healthz" || path === "/readyz" || path === "/metrics") {
       // Probes and scrapes come every few seconds: their access lines are debug.
       const started = performance.now();
@@ -202,35 +176,49 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       log.debug({ route: `${req.method} ${path}`, status: res.statusCode, ms }, "request");
       return;
     }
-    if (rest.has(path)) {
-      const body = await readBody(req, options.maxBodyBytes);
-      if (body === undefined) {
-        return send(
-          res,
-          error(413, "resource_exhausted", `body: larger than ${options.maxBodyBytes} bytes`),
-        );
-      }
-      const ac = new AbortController();
-      // Only a client gone early aborts: abort() builds a DOMException, a cost per request otherwise.
-      res.once("close", () => {
-        if (!res.writableFinished) ac.abort();
-      });
-      return send(
-        res,
-        await rest.handle({
-          verb: req.method ?? "GET",
-          path,
-          query: new URLSearchParams(search),
-          header: headersOf(req),
-          address: req.socket.remoteAddress ?? "",
-          body,
-          signal: ac.signal,
-        }),
-      );
-    }
     if (await files(req as http.IncomingMessage, res as http.ServerResponse, path)) return;
     send(res, error(404, "not_found", `no route ${req.method} ${path}`));
     log.info({ route: `${req.method} ${path}`, status: 404 }, "request");
+  }
+
+  /** A REST or SDK route's answer: the body read (capped), then transcoded or adapted. */
+  async function answerJson(
+    req: NodeRequest,
+    res: NodeResponse,
+    path: string,
+    search: string,
+    routed: "rest" | "sdk",
+  ) {
+    const body = await readBody(req, options.maxBodyBytes);
+    if (body === undefined) {
+      return error(413, "resource_exhausted", `body: larger than ${options.maxBodyBytes} bytes`);
+    }
+    const ac = new AbortController();
+    // Only a client gone early aborts: abort() builds a DOMException, a cost per request otherwise.
+    res.once("close", () => {
+      if (!res.writableFinished) ac.abort();
+    });
+    const call = {
+      query: new URLSearchParams(search),
+      header: headersOf(req),
+      address: req.socket.remoteAddress ?? "",
+      body,
+      signal: ac.signal,
+    };
+    if (routed === "rest") return rest.handle({ verb: req.method ?? "GET", path, ...call });
+    return sdk.handle({
+      ...call,
+      method: req.method ?? "GET",
+      path,
+      host: String(req.headers.host ?? req.headers[":authority"] ?? "127.0.0.1"),
+      protocol: "http",
+      ingest: (request, header) =>
+        rest.handleMessage("POST", "/events", request, {
+          header,
+          address: call.address,
+          signal: ac.signal,
+        }),
+    });
   }
 
   const server = createServer({ http2: HTTP2_LIMITS }, (req, res) => {

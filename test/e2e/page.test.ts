@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
@@ -10,6 +10,7 @@ import { restRoutes } from "../../src/api/rest/transcoder.ts";
 import { WEB_DIST } from "../../src/api/static-files.ts";
 import type { Tally } from "../../src/app/tally.ts";
 import { runImport } from "../../src/cli/import/importer.ts";
+import { launchChromium } from "../chromium.ts";
 import { rest } from "../clients.ts";
 import {
   realServices,
@@ -21,8 +22,6 @@ import {
   warehouseCounts,
 } from "../helpers.ts";
 
-/** Debian's Chromium (`apt-get install chromium`; .ci/run installs it). */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 /** Where the screenshots go, for a person to look at after the run. */
 const SCREENSHOTS = join(import.meta.dirname, "../artifacts");
 const SAMPLE = join(import.meta.dirname, "../../data/events_sample.csv");
@@ -45,11 +44,6 @@ describe("the analytics page in a real browser, against the real pipeline", () =
   };
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`,
-      );
-    }
     if (!existsSync(join(WEB_DIST, "index.html"))) {
       throw new Error("the page is not built: npm run build:web");
     }
@@ -82,19 +76,7 @@ describe("the analytics page in a real browser, against the real pipeline", () =
       (c) => c.ids === ids.size,
     );
     mkdirSync(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      // As the machine doc advises: no sandbox as root, no calls home.
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1200, height: 1600 } });
     page.on("pageerror", (e) => pageErrors.push(e.message));
   });

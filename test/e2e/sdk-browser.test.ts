@@ -1,12 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
+import { launchChromium } from "../chromium.ts";
 import { realServices, start, testConfig, waitFor } from "../helpers.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const MODULES = join(import.meta.dirname, "../../node_modules");
 const KEY = "browser-key";
 
@@ -23,8 +23,6 @@ describe("posthog-js and analytics.js in a real browser, against Tally (RabbitMQ
   let siteUrl: string;
   let browser: Browser;
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium`);
     tally = await start(testConfig({ ...realServices(), TALLY_API_KEYS: `${KEY}:ingest` }));
     tallyUrl = `http://127.0.0.1:${tally.port}`;
     // The site: its page, the SDKs' files, and analytics.js's CDN (settings from Tally, bundles from npm).
@@ -54,18 +52,7 @@ describe("posthog-js and analytics.js in a real browser, against Tally (RabbitMQ
     });
     await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
     siteUrl = `http://127.0.0.1:${(site.address() as { port: number }).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -75,9 +75,8 @@ export function createSdkRoutes(options: SdkRoutesOptions) {
       );
     } catch (err) {
       if (!(err instanceof BodyError)) throw err;
-      const source = kind === "amplitude" ? "amplitude" : kind;
       return refused(
-        source,
+        kind,
         err.status,
         err.status === 413 ? "resource_exhausted" : "invalid_argument",
         err.message,
