@@ -305,3 +305,45 @@ function nodeHeaders(headers: Headers): Record<string, string> {
   });
   return out;
 }
+
+/** What {@link createUnaryInvoker}'s calls are given besides the message. */
+export interface DirectCall {
+  header: Headers;
+  values: ContextValues;
+  signal: AbortSignal;
+}
+
+/**
+ * Calls a unary method's implementation with a request message already
+ * made, through the same interceptors and handler context as a call that
+ * came over the wire (the SDK routes hand events on this way): no encoding,
+ * no decoding. Resolves to the answer and its response headers; rejects
+ * with a ConnectError.
+ */
+export function createUnaryInvoker(spec: UnarySpec, interceptors: Interceptor[]) {
+  const { method } = spec;
+  return async (input: unknown, call: DirectCall) => {
+    const context = createHandlerContext({
+      service: method.parent,
+      method,
+      protocolName: "connect",
+      requestMethod: "POST",
+      requestSignal: call.signal,
+      requestHeader: call.header,
+      url: `http://direct/${method.parent.typeName}/${method.name}`,
+      responseHeader: {},
+      responseTrailer: {},
+      contextValues: call.values,
+    });
+    try {
+      const output = await invokeUnaryImplementation(spec, context, input as never, interceptors);
+      return { output, header: context.responseHeader };
+    } catch (err) {
+      throw err instanceof ConnectError
+        ? err
+        : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+    } finally {
+      context.abort(CALL_ENDED);
+    }
+  };
+}

@@ -31,7 +31,7 @@ import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { reclassifyDecodeErrors } from "./decode-errors.ts";
-import { createGrpcUnaryHandlers, headerPairs } from "./grpc-unary.ts";
+import { createGrpcUnaryHandlers, createUnaryInvoker, headerPairs } from "./grpc-unary.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
 import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
@@ -113,9 +113,15 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   );
   router.service(Health, health);
   registerReflection(router, services);
+  const ingestSpec = createServiceImplSpec<typeof IngestService>(IngestService, options.ingest);
+  // The SDK routes hand their events to Ingest itself: no JSON or protobuf in between.
+  const ingestDirect = createUnaryInvoker(
+    ingestSpec.methods.ingest as Parameters<typeof createUnaryInvoker>[0],
+    interceptors,
+  );
   const grpcUnary = createGrpcUnaryHandlers({
     services: [
-      createServiceImplSpec<typeof IngestService>(IngestService, options.ingest),
+      ingestSpec,
       createServiceImplSpec<typeof AnalyticsService>(AnalyticsService, options.analytics),
       createServiceImplSpec<typeof Health>(Health, health),
     ],
@@ -213,11 +219,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       host: String(req.headers.host ?? req.headers[":authority"] ?? "127.0.0.1"),
       protocol: "http",
       ingest: (request, header) =>
-        rest.handleMessage("POST", "/events", request, {
-          header,
-          address: call.address,
-          signal: ac.signal,
-        }),
+        rest.answerDirect("POST", "/events", call.address, (values) =>
+          ingestDirect(request, { header, values, signal: ac.signal }),
+        ),
     });
   }
 

@@ -11,9 +11,9 @@ import {
   toBinary,
   toJson,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { http } from "../../../gen/google/api/annotations_pb.js";
 import { collect } from "../body.ts";
 import { restRouteKey } from "../observe-rpc.ts";
@@ -116,26 +116,43 @@ export function createTranscoder(
     },
 
     /**
-     * Answers `verb path` for a request message already made (the SDK
-     * routes build theirs), as {@link handle} answers one read from JSON:
-     * the same handler, interceptors and answer.
+     * Answers `verb path` as {@link handle} would, for a call made directly
+     * to its implementation (the SDK routes: see grpc-unary's
+     * createUnaryInvoker): the same answer, status and headers.
      */
-    async handleMessage(
+    async answerDirect(
       verb: string,
       path: string,
-      message: Message,
-      req: Omit<RestRequest, "verb" | "path" | "query" | "body">,
+      address: string,
+      call: (values: ContextValues) => Promise<{ output: Message; header: Headers }>,
     ): Promise<RestResponse> {
       const entry = table.get(`${verb} ${path}`);
       if (entry === undefined) throw new Error(`no REST route ${verb} ${path}`);
-      return invoke(entry, { message, bodyErrors: undefined }, req);
+      const { route } = entry;
+      const values = createContextValues()
+        .set(restRouteKey, `${route.verb} ${route.path}`)
+        .set(clientAddressKey, address);
+      try {
+        const { output, header } = await call(values);
+        return answerOf(route, output, passOn(header));
+      } catch (e) {
+        const err = ConnectError.from(e);
+        const header = passOn(err.metadata);
+        const status = codeToHttpStatus(err.code);
+        return {
+          // RESOURCE_EXHAUSTED is a rate (429, it says when to come back) or a size (413).
+          status: status === 429 && header["retry-after"] === undefined ? 413 : status,
+          body: { code: codeToString(err.code), message: err.rawMessage },
+          header,
+        };
+      }
     },
   };
 
   async function invoke(
     { route, handler }: { route: RestRoute; handler: UniversalHandler },
     input: { message: Message; bodyErrors: Map<number, string> | undefined },
-    req: Omit<RestRequest, "verb" | "path" | "query" | "body">,
+    req: RestRequest,
   ): Promise<RestResponse> {
     const header = new Headers(req.header);
     for (const h of [
@@ -175,14 +192,25 @@ export function createTranscoder(
         header: passed,
       };
     }
-    const message = fromBinary(route.method.output, out);
-    const json = int64AsNumbers(
-      route.method.output,
-      toJson(route.method.output, message, { useProtoFieldName: true, alwaysEmitImplicit: true }),
-    ) as JsonObject;
-    const body = route.responseBody === "" ? json : (json[route.responseBody] ?? null);
-    return { status: route.verb === "POST" ? 202 : 200, body, header: passed };
+    return answerOf(route, fromBinary(route.method.output, out), passed);
   }
+}
+
+/** A route's answer to a message: its response field as JSON, 202 for a POST. */
+function answerOf(
+  route: RestRoute,
+  message: Message,
+  header: Record<string, string>,
+): RestResponse {
+  const json = int64AsNumbers(
+    route.method.output,
+    toJson(route.method.output, message as never, {
+      useProtoFieldName: true,
+      alwaysEmitImplicit: true,
+    }),
+  ) as JsonObject;
+  const body = route.responseBody === "" ? json : (json[route.responseBody] ?? null);
+  return { status: route.verb === "POST" ? 202 : 200, body, header };
 }
 
 function readInput(route: RestRoute, req: RestRequest, maxInflated: number) {

@@ -20,9 +20,10 @@ export interface SdkRequest {
   host: string;
   protocol: "http" | "https";
   /**
-   * Hands Tally's events to the one ingest path: POST /events as the REST
-   * API answers it (auth, rate limit, validation, the queue, metrics), the
-   * request made already rather than written as JSON and read again.
+   * Hands Tally's events to the one ingest path: Ingest through the same
+   * interceptors (auth, rate limit, metrics), validation and queue, answered
+   * as POST /events answers, the request made already rather than written
+   * as JSON or protobuf and read again.
    */
   ingest(request: IngestRequest, header: Headers): Promise<RestResponse>;
 }
