@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/tally/v1/event_pb.js";
 import { encodeRow } from "../event/row-format.ts";
@@ -89,5 +90,22 @@ describe("LiveEvents", () => {
     live.close();
     expect(await waitingB).toEqual({ done: true, value: undefined });
     expect(listening()).toBe(0);
+  });
+
+  it("refuses a tail past its bound of tails at once, and takes one again once another ends", async () => {
+    const { feed } = countingFeed();
+    const live = new LiveEvents(feed, 10, 2);
+    const first = new AbortController();
+    const a = live.subscribe({ eventType: "", userId: "" }, first.signal);
+    const b = live.subscribe({ eventType: "", userId: "" }, new AbortController().signal);
+    await Promise.all([a.next(), b.next()]);
+    const c = live.subscribe({ eventType: "", userId: "" }, new AbortController().signal);
+    await expect(c.next()).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    const ending = a.next();
+    first.abort();
+    await ending;
+    const d = live.subscribe({ eventType: "", userId: "" }, new AbortController().signal);
+    expect(await d.next()).toEqual({ done: false, value: { events: [], skipped: 0 } });
+    live.close();
   });
 });

@@ -20,19 +20,26 @@ export interface TailChunk {
  * from the live feed, so a tail sees what every API process accepts; the
  * feed is listened to only while someone subscribes. Each subscriber has a
  * bounded buffer: one that reads too slowly loses its oldest events,
- * counted, so it never slows ingest and always sees the freshest ones.
+ * counted, so it never slows ingest and always sees the freshest ones; and
+ * there are at most `maxSubscribers` at once, so that what tails hold in
+ * memory is bounded too.
  */
 export class LiveEvents {
   readonly #subscribers = new Set<Subscriber>();
   readonly #feed: LiveFeed;
   readonly #capacity: number;
+  readonly #maxSubscribers: number;
   /** Listening to the feed, while anyone subscribes: resolves to its stop. */
   #listening: Promise<() => Promise<void>> | undefined;
 
-  /** @param capacity events buffered per subscriber */
-  constructor(feed: LiveFeed, capacity = 10_000) {
+  /**
+   * @param capacity events buffered per subscriber
+   * @param maxSubscribers tails at once; one more is refused with RESOURCE_EXHAUSTED
+   */
+  constructor(feed: LiveFeed, capacity = 10_000, maxSubscribers = 256) {
     this.#feed = feed;
     this.#capacity = capacity;
+    this.#maxSubscribers = maxSubscribers;
   }
 
   /**
@@ -40,6 +47,12 @@ export class LiveEvents {
    * {@link close}. The first chunk is empty: it says the subscription is live.
    */
   async *subscribe(filter: TailFilter, signal: AbortSignal): AsyncGenerator<TailChunk> {
+    if (this.#subscribers.size >= this.#maxSubscribers) {
+      throw new ConnectError(
+        `at most ${this.#maxSubscribers} live tails at once; close one or retry later`,
+        Code.ResourceExhausted,
+      );
+    }
     const s = new Subscriber(filter, this.#capacity);
     this.#subscribers.add(s);
     const stop = () => s.end();
