@@ -178,3 +178,35 @@ export function refRetention(
   }
   return out;
 }
+
+/** Users active in exactly k periods (days, or Monday weeks cut to the range) of [from, to], k = 1..periods. */
+export function refStickiness(
+  events: readonly JsonEvent[],
+  from: string,
+  to: string,
+  interval: "day" | "week",
+  tz: string,
+  segment: RefSegment = {},
+) {
+  const periodOf = (d: string) => (interval === "day" ? d : mondayOfDay(d));
+  const byUser = new Map<string, Set<string>>();
+  for (const e of events) {
+    const d = dayIn(tz, e.occurred_at);
+    if (d < from || d > to || !matches(e, segment)) continue;
+    const periods = byUser.get(e.user_id) ?? new Set<string>();
+    periods.add(periodOf(d));
+    byUser.set(e.user_id, periods);
+  }
+  const all = new Set<string>();
+  for (let d = from; d <= to; d = addDays(d, 1)) all.add(periodOf(d));
+  return Array.from({ length: all.size }, (_, i) => ({
+    periods: i + 1,
+    users: [...byUser.values()].filter((p) => p.size === i + 1).length,
+  }));
+}
+
+/** The Monday on or before a YYYY-MM-DD day. */
+function mondayOfDay(d: string): string {
+  const weekday = (new Date(`${d}T00:00:00Z`).getUTCDay() + 6) % 7; // Monday 0
+  return addDays(d, -weekday);
+}

@@ -6,6 +6,7 @@ import {
   GetDataRangeResponseSchema,
   GetDauResponseSchema,
   GetRetentionResponseSchema,
+  GetStickinessResponseSchema,
   GetTopEventsResponseSchema,
 } from "../../gen/tally/v1/analytics_pb.js";
 import { activeUsers } from "../analytics/active-users.ts";
@@ -14,6 +15,7 @@ import { dau } from "../analytics/dau.ts";
 import { InvalidParameterError } from "../analytics/params.ts";
 import { retention } from "../analytics/retention.ts";
 import type { ReadOptions } from "../analytics/source.ts";
+import { stickiness } from "../analytics/stickiness.ts";
 import { topEvents } from "../analytics/top-events.ts";
 import { QueryMemoryError, type Warehouse } from "../warehouse/warehouse.ts";
 
@@ -56,6 +58,13 @@ export function createAnalyticsService(
             retained: c.retained.map(BigInt),
             rates: c.rates,
           })),
+        });
+      }),
+    getStickiness: (req) =>
+      answer(async () => {
+        const periods = await stickiness(warehouse, req, options);
+        return create(GetStickinessResponseSchema, {
+          periods: periods.map((p) => ({ periods: p.periods, users: BigInt(p.users) })),
         });
       }),
   };

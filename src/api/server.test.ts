@@ -20,6 +20,7 @@ describe("createApiServer", () => {
         getDataRange: unused,
         getTopEvents: unused,
         getRetention: unused,
+        getStickiness: unused,
       },
       dependencies: [],
       maxBodyBytes: 1024,

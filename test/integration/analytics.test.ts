@@ -3,6 +3,7 @@ import { activeUsers } from "../../src/analytics/active-users.ts";
 import { dau } from "../../src/analytics/dau.ts";
 import { retention } from "../../src/analytics/retention.ts";
 import { chooseSource, type ReadOptions } from "../../src/analytics/source.ts";
+import { stickiness } from "../../src/analytics/stickiness.ts";
 import { topEvents } from "../../src/analytics/top-events.ts";
 import type { Tally } from "../../src/app/tally.ts";
 import { clickhouseTime, escapeTsv, ROW_COLUMNS } from "../../src/event/row-format.ts";
@@ -18,7 +19,14 @@ import {
   waitFor,
   warehouseCounts,
 } from "../helpers.ts";
-import { firstCopies, refActiveUsers, refDau, refRetention, refTopEvents } from "../reference.ts";
+import {
+  firstCopies,
+  refActiveUsers,
+  refDau,
+  refRetention,
+  refStickiness,
+  refTopEvents,
+} from "../reference.ts";
 
 // With an SDK's identify and alias calls, which are stored but are not activity.
 const TYPES = [
@@ -110,7 +118,7 @@ function draw(random: () => number): Draw {
   const to = Math.min(DAYS + 2, from + 1 + Math.floor(random() * 40));
   const query = `tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`;
   const common = { tz, segment };
-  switch (pick(["dau", "active-users", "top-events", "retention"] as const)) {
+  switch (pick(["dau", "active-users", "top-events", "retention", "stickiness"] as const)) {
     case "dau":
       return {
         path: `/stats/dau?from=${day(from)}&to=${day(to)}&${query}`,
@@ -148,6 +156,20 @@ function draw(random: () => number): Draw {
         ...common,
         want: (e) => refRetention(e, day(from), day(to), windows, tz, granularity, segment),
         run: (t, options) => retention(t.warehouse, q, options),
+      };
+    }
+    case "stickiness": {
+      const interval = pick(["day", "week"] as const);
+      // Half the draws narrow by a type (the route's event_type=), as a segment would.
+      const eventType = random() < 0.5 ? "" : pick(["click", "$identify"]);
+      const narrowed = eventType === "" ? segment : [...segment, `event_type:${eventType}`];
+      const q = { from: day(from), to: day(to), interval, eventType, ...common };
+      return {
+        path: `/stats/stickiness?from=${day(from)}&to=${day(to)}&interval=${interval}&event_type=${encodeURIComponent(eventType)}&${query}`,
+        tz,
+        segment: narrowed,
+        want: (e) => refStickiness(e, day(from), day(to), interval, tz, narrowed),
+        run: (t, options) => stickiness(t.warehouse, q, options),
       };
     }
   }
@@ -214,7 +236,7 @@ describe("analytics against a brute-force reference", () => {
     const random = rng(2025);
     const indexed = { indexedProperties: INDEXED, indexedTimeZones: INDEXED_ZONES };
     const sources = { "": 0, prop_: 0, zone_: 0, events: 0 };
-    for (let i = 0; i < 160; i++) {
+    for (let i = 0; i < 200; i++) {
       const q = draw(random);
       const source = chooseSource(q.tz, q.segment, indexed);
       sources[source.kind === "rollups" ? source.prefix : "events"]++;

@@ -113,6 +113,11 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
       (r) => expect(r.cohorts).toHaveLength(2),
     ],
     ["tally.v1.AnalyticsService/GetDataRange", "{}", (r) => expect(r).toBeTypeOf("object")],
+    [
+      "tally.v1.AnalyticsService/GetStickiness",
+      JSON.stringify({ ...range, interval: "day" }),
+      (r) => expect(r.periods).toHaveLength(2),
+    ],
     ["grpc.health.v1.Health/Check", "{}", (r) => expect(r).toEqual({ status: "SERVING" })],
     [
       "grpc.health.v1.Health/List",

@@ -11,6 +11,99 @@ import type { Message } from "@bufbuild/protobuf";
 export declare const file_tally_v1_analytics: GenFile;
 
 /**
+ * @generated from message tally.v1.GetStickinessRequest
+ */
+export declare type GetStickinessRequest = Message<"tally.v1.GetStickinessRequest"> & {
+  /**
+   * First day, YYYY-MM-DD, inclusive.
+   *
+   * @generated from field: string from = 1;
+   */
+  from: string;
+
+  /**
+   * Last day, YYYY-MM-DD, inclusive.
+   *
+   * @generated from field: string to = 2;
+   */
+  to: string;
+
+  /**
+   * `day` (default) or `week` (Monday to Sunday; a week counts only its
+   * days inside the range).
+   *
+   * @generated from field: string interval = 3;
+   */
+  interval: string;
+
+  /**
+   * Counts only events of this type; default: all activity.
+   *
+   * @generated from field: string event_type = 4;
+   */
+  eventType: string;
+
+  /**
+   * IANA time zone for day boundaries; default UTC.
+   *
+   * @generated from field: string tz = 5;
+   */
+  tz: string;
+
+  /**
+   * Filters, AND-ed, as on the other routes.
+   *
+   * @generated from field: repeated string segment = 6;
+   */
+  segment: string[];
+};
+
+/**
+ * Describes the message tally.v1.GetStickinessRequest.
+ * Use `create(GetStickinessRequestSchema)` to create a new message.
+ */
+export declare const GetStickinessRequestSchema: GenMessage<GetStickinessRequest>;
+
+/**
+ * @generated from message tally.v1.GetStickinessResponse
+ */
+export declare type GetStickinessResponse = Message<"tally.v1.GetStickinessResponse"> & {
+  /**
+   * @generated from field: repeated tally.v1.StickinessPeriods periods = 1;
+   */
+  periods: StickinessPeriods[];
+};
+
+/**
+ * Describes the message tally.v1.GetStickinessResponse.
+ * Use `create(GetStickinessResponseSchema)` to create a new message.
+ */
+export declare const GetStickinessResponseSchema: GenMessage<GetStickinessResponse>;
+
+/**
+ * How many users were active in exactly `periods` periods of the range.
+ *
+ * @generated from message tally.v1.StickinessPeriods
+ */
+export declare type StickinessPeriods = Message<"tally.v1.StickinessPeriods"> & {
+  /**
+   * @generated from field: uint32 periods = 1;
+   */
+  periods: number;
+
+  /**
+   * @generated from field: uint64 users = 2;
+   */
+  users: bigint;
+};
+
+/**
+ * Describes the message tally.v1.StickinessPeriods.
+ * Use `create(StickinessPeriodsSchema)` to create a new message.
+ */
+export declare const StickinessPeriodsSchema: GenMessage<StickinessPeriods>;
+
+/**
  * @generated from message tally.v1.GetDauRequest
  */
 export declare type GetDauRequest = Message<"tally.v1.GetDauRequest"> & {
@@ -468,6 +561,17 @@ export declare const AnalyticsService: GenService<{
     methodKind: "unary";
     input: typeof GetRetentionRequestSchema;
     output: typeof GetRetentionResponseSchema;
+  },
+  /**
+   * Users active in exactly k periods (days or weeks) of the range, for k
+   * from 1 to the number of periods.
+   *
+   * @generated from rpc tally.v1.AnalyticsService.GetStickiness
+   */
+  getStickiness: {
+    methodKind: "unary";
+    input: typeof GetStickinessRequestSchema;
+    output: typeof GetStickinessResponseSchema;
   },
 }>;
 

@@ -10,105 +10,126 @@ import { file_google_api_field_behavior } from "../../google/api/field_behavior_
  * Describes the file tally/v1/analytics.proto.
  */
 export const file_tally_v1_analytics = /*@__PURE__*/
-  fileDesc("Chh0YWxseS92MS9hbmFseXRpY3MucHJvdG8SCHRhbGx5LnYxIlAKDUdldERhdVJlcXVlc3QSEQoEZnJvbRgBIAEoCUID4EECEg8KAnRvGAIgASgJQgPgQQISCgoCdHoYAyABKAkSDwoHc2VnbWVudBgEIAMoCSI0Cg5HZXREYXVSZXNwb25zZRIiCgRkYXlzGAEgAygLMhQudGFsbHkudjEuRGFpbHlVc2VycyIwCgpEYWlseVVzZXJzEgwKBGRhdGUYASABKAkSFAoMdW5pcXVlX3VzZXJzGAIgASgEImgKFUdldEFjdGl2ZVVzZXJzUmVxdWVzdBIRCgRmcm9tGAEgASgJQgPgQQISDwoCdG8YAiABKAlCA+BBAhIOCgZ3aW5kb3cYAyABKAkSCgoCdHoYBCABKAkSDwoHc2VnbWVudBgFIAMoCSI9ChZHZXRBY3RpdmVVc2Vyc1Jlc3BvbnNlEiMKBGRheXMYASADKAsyFS50YWxseS52MS5BY3RpdmVVc2VycyIxCgtBY3RpdmVVc2VycxIMCgRkYXRlGAEgASgJEhQKDGFjdGl2ZV91c2VycxgCIAEoBCIVChNHZXREYXRhUmFuZ2VSZXF1ZXN0Ij0KFEdldERhdGFSYW5nZVJlc3BvbnNlEhIKCmZpcnN0X2RhdGUYASABKAkSEQoJbGFzdF9kYXRlGAIgASgJInQKE0dldFRvcEV2ZW50c1JlcXVlc3QSEQoEZnJvbRgBIAEoCUID4EECEg8KAnRvGAIgASgJQgPgQQISEgoFbGltaXQYAyABKA1IAIgBARIKCgJ0ehgEIAEoCRIPCgdzZWdtZW50GAUgAygJQggKBl9saW1pdCI8ChRHZXRUb3BFdmVudHNSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC50YWxseS52MS5FdmVudENvdW50Ii8KCkV2ZW50Q291bnQSEgoKZXZlbnRfdHlwZRgBIAEoCRINCgVjb3VudBgCIAEoBCKUAQoTR2V0UmV0ZW50aW9uUmVxdWVzdBIXCgpzdGFydF9kYXRlGAEgASgJQgPgQQISEAoIZW5kX2RhdGUYAiABKAkSFAoHd2luZG93cxgDIAEoDUgAiAEBEhMKC2dyYW51bGFyaXR5GAQgASgJEgoKAnR6GAUgASgJEg8KB3NlZ21lbnQYBiADKAlCCgoIX3dpbmRvd3MiOQoUR2V0UmV0ZW50aW9uUmVzcG9uc2USIQoHY29ob3J0cxgBIAMoCzIQLnRhbGx5LnYxLkNvaG9ydCJHCgZDb2hvcnQSDgoGY29ob3J0GAEgASgJEgwKBHNpemUYAiABKAQSEAoIcmV0YWluZWQYAyADKAQSDQoFcmF0ZXMYBCADKAEyqgQKEEFuYWx5dGljc1NlcnZpY2USVQoGR2V0RGF1EhcudGFsbHkudjEuR2V0RGF1UmVxdWVzdBoYLnRhbGx5LnYxLkdldERhdVJlc3BvbnNlIhiC0+STAhJiBGRheXMSCi9zdGF0cy9kYXUSdgoOR2V0QWN0aXZlVXNlcnMSHy50YWxseS52MS5HZXRBY3RpdmVVc2Vyc1JlcXVlc3QaIC50YWxseS52MS5HZXRBY3RpdmVVc2Vyc1Jlc3BvbnNlIiGC0+STAhtiBGRheXMSEy9zdGF0cy9hY3RpdmUtdXNlcnMSYwoMR2V0RGF0YVJhbmdlEh0udGFsbHkudjEuR2V0RGF0YVJhbmdlUmVxdWVzdBoeLnRhbGx5LnYxLkdldERhdGFSYW5nZVJlc3BvbnNlIhSC0+STAg4SDC9zdGF0cy9yYW5nZRJwCgxHZXRUb3BFdmVudHMSHS50YWxseS52MS5HZXRUb3BFdmVudHNSZXF1ZXN0Gh4udGFsbHkudjEuR2V0VG9wRXZlbnRzUmVzcG9uc2UiIYLT5JMCG2IGZXZlbnRzEhEvc3RhdHMvdG9wLWV2ZW50cxJwCgxHZXRSZXRlbnRpb24SHS50YWxseS52MS5HZXRSZXRlbnRpb25SZXF1ZXN0Gh4udGFsbHkudjEuR2V0UmV0ZW50aW9uUmVzcG9uc2UiIYLT5JMCG2IHY29ob3J0cxIQL3N0YXRzL3JldGVudGlvbmIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior]);
+  fileDesc("Chh0YWxseS92MS9hbmFseXRpY3MucHJvdG8SCHRhbGx5LnYxIn0KFEdldFN0aWNraW5lc3NSZXF1ZXN0EhEKBGZyb20YASABKAlCA+BBAhIPCgJ0bxgCIAEoCUID4EECEhAKCGludGVydmFsGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSCgoCdHoYBSABKAkSDwoHc2VnbWVudBgGIAMoCSJFChVHZXRTdGlja2luZXNzUmVzcG9uc2USLAoHcGVyaW9kcxgBIAMoCzIbLnRhbGx5LnYxLlN0aWNraW5lc3NQZXJpb2RzIjMKEVN0aWNraW5lc3NQZXJpb2RzEg8KB3BlcmlvZHMYASABKA0SDQoFdXNlcnMYAiABKAQiUAoNR2V0RGF1UmVxdWVzdBIRCgRmcm9tGAEgASgJQgPgQQISDwoCdG8YAiABKAlCA+BBAhIKCgJ0ehgDIAEoCRIPCgdzZWdtZW50GAQgAygJIjQKDkdldERhdVJlc3BvbnNlEiIKBGRheXMYASADKAsyFC50YWxseS52MS5EYWlseVVzZXJzIjAKCkRhaWx5VXNlcnMSDAoEZGF0ZRgBIAEoCRIUCgx1bmlxdWVfdXNlcnMYAiABKAQiaAoVR2V0QWN0aXZlVXNlcnNSZXF1ZXN0EhEKBGZyb20YASABKAlCA+BBAhIPCgJ0bxgCIAEoCUID4EECEg4KBndpbmRvdxgDIAEoCRIKCgJ0ehgEIAEoCRIPCgdzZWdtZW50GAUgAygJIj0KFkdldEFjdGl2ZVVzZXJzUmVzcG9uc2USIwoEZGF5cxgBIAMoCzIVLnRhbGx5LnYxLkFjdGl2ZVVzZXJzIjEKC0FjdGl2ZVVzZXJzEgwKBGRhdGUYASABKAkSFAoMYWN0aXZlX3VzZXJzGAIgASgEIhUKE0dldERhdGFSYW5nZVJlcXVlc3QiPQoUR2V0RGF0YVJhbmdlUmVzcG9uc2USEgoKZmlyc3RfZGF0ZRgBIAEoCRIRCglsYXN0X2RhdGUYAiABKAkidAoTR2V0VG9wRXZlbnRzUmVxdWVzdBIRCgRmcm9tGAEgASgJQgPgQQISDwoCdG8YAiABKAlCA+BBAhISCgVsaW1pdBgDIAEoDUgAiAEBEgoKAnR6GAQgASgJEg8KB3NlZ21lbnQYBSADKAlCCAoGX2xpbWl0IjwKFEdldFRvcEV2ZW50c1Jlc3BvbnNlEiQKBmV2ZW50cxgBIAMoCzIULnRhbGx5LnYxLkV2ZW50Q291bnQiLwoKRXZlbnRDb3VudBISCgpldmVudF90eXBlGAEgASgJEg0KBWNvdW50GAIgASgEIpQBChNHZXRSZXRlbnRpb25SZXF1ZXN0EhcKCnN0YXJ0X2RhdGUYASABKAlCA+BBAhIQCghlbmRfZGF0ZRgCIAEoCRIUCgd3aW5kb3dzGAMgASgNSACIAQESEwoLZ3JhbnVsYXJpdHkYBCABKAkSCgoCdHoYBSABKAkSDwoHc2VnbWVudBgGIAMoCUIKCghfd2luZG93cyI5ChRHZXRSZXRlbnRpb25SZXNwb25zZRIhCgdjb2hvcnRzGAEgAygLMhAudGFsbHkudjEuQ29ob3J0IkcKBkNvaG9ydBIOCgZjb2hvcnQYASABKAkSDAoEc2l6ZRgCIAEoBBIQCghyZXRhaW5lZBgDIAMoBBINCgVyYXRlcxgEIAMoATKgBQoQQW5hbHl0aWNzU2VydmljZRJVCgZHZXREYXUSFy50YWxseS52MS5HZXREYXVSZXF1ZXN0GhgudGFsbHkudjEuR2V0RGF1UmVzcG9uc2UiGILT5JMCEmIEZGF5cxIKL3N0YXRzL2RhdRJ2Cg5HZXRBY3RpdmVVc2VycxIfLnRhbGx5LnYxLkdldEFjdGl2ZVVzZXJzUmVxdWVzdBogLnRhbGx5LnYxLkdldEFjdGl2ZVVzZXJzUmVzcG9uc2UiIYLT5JMCG2IEZGF5cxITL3N0YXRzL2FjdGl2ZS11c2VycxJjCgxHZXREYXRhUmFuZ2USHS50YWxseS52MS5HZXREYXRhUmFuZ2VSZXF1ZXN0Gh4udGFsbHkudjEuR2V0RGF0YVJhbmdlUmVzcG9uc2UiFILT5JMCDhIML3N0YXRzL3JhbmdlEnAKDEdldFRvcEV2ZW50cxIdLnRhbGx5LnYxLkdldFRvcEV2ZW50c1JlcXVlc3QaHi50YWxseS52MS5HZXRUb3BFdmVudHNSZXNwb25zZSIhgtPkkwIbYgZldmVudHMSES9zdGF0cy90b3AtZXZlbnRzEnAKDEdldFJldGVudGlvbhIdLnRhbGx5LnYxLkdldFJldGVudGlvblJlcXVlc3QaHi50YWxseS52MS5HZXRSZXRlbnRpb25SZXNwb25zZSIhgtPkkwIbYgdjb2hvcnRzEhAvc3RhdHMvcmV0ZW50aW9uEnQKDUdldFN0aWNraW5lc3MSHi50YWxseS52MS5HZXRTdGlja2luZXNzUmVxdWVzdBofLnRhbGx5LnYxLkdldFN0aWNraW5lc3NSZXNwb25zZSIigtPkkwIcYgdwZXJpb2RzEhEvc3RhdHMvc3RpY2tpbmVzc2IGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior]);
+
+/**
+ * Describes the message tally.v1.GetStickinessRequest.
+ * Use `create(GetStickinessRequestSchema)` to create a new message.
+ */
+export const GetStickinessRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 0);
+
+/**
+ * Describes the message tally.v1.GetStickinessResponse.
+ * Use `create(GetStickinessResponseSchema)` to create a new message.
+ */
+export const GetStickinessResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 1);
+
+/**
+ * Describes the message tally.v1.StickinessPeriods.
+ * Use `create(StickinessPeriodsSchema)` to create a new message.
+ */
+export const StickinessPeriodsSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 2);
 
 /**
  * Describes the message tally.v1.GetDauRequest.
  * Use `create(GetDauRequestSchema)` to create a new message.
  */
 export const GetDauRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 0);
+  messageDesc(file_tally_v1_analytics, 3);
 
 /**
  * Describes the message tally.v1.GetDauResponse.
  * Use `create(GetDauResponseSchema)` to create a new message.
  */
 export const GetDauResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 1);
+  messageDesc(file_tally_v1_analytics, 4);
 
 /**
  * Describes the message tally.v1.DailyUsers.
  * Use `create(DailyUsersSchema)` to create a new message.
  */
 export const DailyUsersSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 2);
+  messageDesc(file_tally_v1_analytics, 5);
 
 /**
  * Describes the message tally.v1.GetActiveUsersRequest.
  * Use `create(GetActiveUsersRequestSchema)` to create a new message.
  */
 export const GetActiveUsersRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 3);
+  messageDesc(file_tally_v1_analytics, 6);
 
 /**
  * Describes the message tally.v1.GetActiveUsersResponse.
  * Use `create(GetActiveUsersResponseSchema)` to create a new message.
  */
 export const GetActiveUsersResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 4);
+  messageDesc(file_tally_v1_analytics, 7);
 
 /**
  * Describes the message tally.v1.ActiveUsers.
  * Use `create(ActiveUsersSchema)` to create a new message.
  */
 export const ActiveUsersSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 5);
+  messageDesc(file_tally_v1_analytics, 8);
 
 /**
  * Describes the message tally.v1.GetDataRangeRequest.
  * Use `create(GetDataRangeRequestSchema)` to create a new message.
  */
 export const GetDataRangeRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 6);
+  messageDesc(file_tally_v1_analytics, 9);
 
 /**
  * Describes the message tally.v1.GetDataRangeResponse.
  * Use `create(GetDataRangeResponseSchema)` to create a new message.
  */
 export const GetDataRangeResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 7);
+  messageDesc(file_tally_v1_analytics, 10);
 
 /**
  * Describes the message tally.v1.GetTopEventsRequest.
  * Use `create(GetTopEventsRequestSchema)` to create a new message.
  */
 export const GetTopEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 8);
+  messageDesc(file_tally_v1_analytics, 11);
 
 /**
  * Describes the message tally.v1.GetTopEventsResponse.
  * Use `create(GetTopEventsResponseSchema)` to create a new message.
  */
 export const GetTopEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 9);
+  messageDesc(file_tally_v1_analytics, 12);
 
 /**
  * Describes the message tally.v1.EventCount.
  * Use `create(EventCountSchema)` to create a new message.
  */
 export const EventCountSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 10);
+  messageDesc(file_tally_v1_analytics, 13);
 
 /**
  * Describes the message tally.v1.GetRetentionRequest.
  * Use `create(GetRetentionRequestSchema)` to create a new message.
  */
 export const GetRetentionRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 11);
+  messageDesc(file_tally_v1_analytics, 14);
 
 /**
  * Describes the message tally.v1.GetRetentionResponse.
  * Use `create(GetRetentionResponseSchema)` to create a new message.
  */
 export const GetRetentionResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 12);
+  messageDesc(file_tally_v1_analytics, 15);
 
 /**
  * Describes the message tally.v1.Cohort.
  * Use `create(CohortSchema)` to create a new message.
  */
 export const CohortSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 13);
+  messageDesc(file_tally_v1_analytics, 16);
 
 /**
  * Reads stats back. Every stat counts each event_id once. Dates are

@@ -1,0 +1,57 @@
+import type { Warehouse } from "../warehouse/warehouse.ts";
+import { formatDay, mondayOf, parseChoice, parseRange, parseTimeZone } from "./params.ts";
+import { chooseSource, type ReadOptions } from "./source.ts";
+
+/** Parameters of {@link stickiness}, as in `GET /stats/stickiness`. */
+export interface StickinessQuery {
+  from: string;
+  to: string;
+  /** day (default) or week. */
+  interval: string;
+  /** Only this type's events; empty: all activity. */
+  eventType: string;
+  tz: string;
+  segment: readonly string[];
+}
+
+/**
+ * How many users were active in exactly k periods of the range, for k from
+ * 1 to the number of periods (zeros included). A week is Monday to Sunday
+ * and counts only its days inside the range. Read from the user-day sets
+ * where they hold the answer, else from the events.
+ */
+export async function stickiness(
+  warehouse: Warehouse,
+  q: StickinessQuery,
+  options: ReadOptions = {},
+) {
+  const range = parseRange(q.from, q.to);
+  const interval = parseChoice("interval", q.interval, ["day", "week"] as const);
+  const tz = parseTimeZone(q.tz);
+  const segment = q.eventType === "" ? q.segment : [...q.segment, `event_type:${q.eventType}`];
+  const source = chooseSource(tz, segment, options);
+  const params = { tz, from: formatDay(range.from), to: formatDay(range.to) };
+  const pairs =
+    source.kind === "rollups"
+      ? `SELECT user_key AS user, day FROM ${warehouse.db}.${source.prefix}user_days
+         WHERE event_type = {type:String} AND ${source.where}
+           AND day BETWEEN toDate({from:String}) AND toDate({to:String})`
+      : `SELECT user_id AS user, toDate(occurred_at, {tz:String}) AS day
+         FROM ${warehouse.db}.events FINAL
+         WHERE day BETWEEN toDate({from:String}) AND toDate({to:String}) AND ${source.where}`;
+  const rows = await warehouse.query<{ periods: number; users: string }>(
+    `SELECT periods, count() AS users
+     FROM (SELECT user, uniqExact(${interval === "day" ? "day" : "toMonday(day)"}) AS periods FROM (${pairs}) GROUP BY user)
+     GROUP BY periods`,
+    { ...params, ...source.params },
+  );
+  const users = new Map(rows.map((r) => [Number(r.periods), Number(r.users)]));
+  const count =
+    interval === "day"
+      ? range.to - range.from + 1
+      : (mondayOf(range.to) - mondayOf(range.from)) / 7 + 1;
+  return Array.from({ length: count }, (_, i) => ({
+    periods: i + 1,
+    users: users.get(i + 1) ?? 0,
+  }));
+}
