@@ -210,3 +210,48 @@ function mondayOfDay(d: string): string {
   const weekday = (new Date(`${d}T00:00:00Z`).getUTCDay() + 6) % 7; // Monday 0
   return addDays(d, -weekday);
 }
+
+/** The lifecycle of whole periods (day, Monday week, month) from the one holding `from` to the one holding `to`. */
+export function refLifecycle(
+  events: readonly JsonEvent[],
+  from: string,
+  to: string,
+  interval: "day" | "week" | "month",
+  tz: string,
+  segment: RefSegment = {},
+) {
+  const periodOf = (d: string) =>
+    interval === "day" ? d : interval === "week" ? mondayOfDay(d) : `${d.slice(0, 8)}01`;
+  const next = (p: string) =>
+    interval === "day"
+      ? addDays(p, 1)
+      : interval === "week"
+        ? addDays(p, 7)
+        : periodOf(addDays(p, 31));
+  const born = new Map<string, string>();
+  const active = new Map<string, Set<string>>();
+  for (const e of events) {
+    if (!matches(e, segment)) continue;
+    const p = periodOf(dayIn(tz, e.occurred_at));
+    const b = born.get(e.user_id);
+    if (b === undefined || p < b) born.set(e.user_id, p);
+    const periods = active.get(e.user_id) ?? new Set<string>();
+    periods.add(p);
+    active.set(e.user_id, periods);
+  }
+  const out = [];
+  let previous = periodOf(addDays(periodOf(from), -1));
+  for (let p = periodOf(from); p <= periodOf(to); previous = p, p = next(p)) {
+    const row = { date: p, new: 0, returning: 0, resurrecting: 0, dormant: 0 };
+    for (const [user, periods] of active) {
+      const now = periods.has(p);
+      const before = periods.has(previous);
+      if (now && born.get(user) === p) row.new++;
+      else if (now && before) row.returning++;
+      else if (now) row.resurrecting++;
+      else if (before) row.dormant--;
+    }
+    out.push(row);
+  }
+  return out;
+}

@@ -5,6 +5,7 @@ import {
   GetActiveUsersResponseSchema,
   GetDataRangeResponseSchema,
   GetDauResponseSchema,
+  GetLifecycleResponseSchema,
   GetRetentionResponseSchema,
   GetStickinessResponseSchema,
   GetTopEventsResponseSchema,
@@ -12,6 +13,7 @@ import {
 import { activeUsers } from "../analytics/active-users.ts";
 import { dataRange } from "../analytics/data-range.ts";
 import { dau } from "../analytics/dau.ts";
+import { lifecycle } from "../analytics/lifecycle.ts";
 import { InvalidParameterError } from "../analytics/params.ts";
 import { retention } from "../analytics/retention.ts";
 import type { ReadOptions } from "../analytics/source.ts";
@@ -57,6 +59,19 @@ export function createAnalyticsService(
             size: BigInt(c.size),
             retained: c.retained.map(BigInt),
             rates: c.rates,
+          })),
+        });
+      }),
+    getLifecycle: (req) =>
+      answer(async () => {
+        const periods = await lifecycle(warehouse, req, options);
+        return create(GetLifecycleResponseSchema, {
+          periods: periods.map((p) => ({
+            date: p.date,
+            new: BigInt(p.new),
+            returning: BigInt(p.returning),
+            resurrecting: BigInt(p.resurrecting),
+            dormant: BigInt(p.dormant),
           })),
         });
       }),

@@ -21,6 +21,7 @@ describe("createApiServer", () => {
         getTopEvents: unused,
         getRetention: unused,
         getStickiness: unused,
+        getLifecycle: unused,
       },
       dependencies: [],
       maxBodyBytes: 1024,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { dau } from "../../src/analytics/dau.ts";
+import { lifecycle } from "../../src/analytics/lifecycle.ts";
 import { retention } from "../../src/analytics/retention.ts";
 import { chooseSource, type ReadOptions } from "../../src/analytics/source.ts";
 import { stickiness } from "../../src/analytics/stickiness.ts";
@@ -23,6 +24,7 @@ import {
   firstCopies,
   refActiveUsers,
   refDau,
+  refLifecycle,
   refRetention,
   refStickiness,
   refTopEvents,
@@ -118,7 +120,9 @@ function draw(random: () => number): Draw {
   const to = Math.min(DAYS + 2, from + 1 + Math.floor(random() * 40));
   const query = `tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`;
   const common = { tz, segment };
-  switch (pick(["dau", "active-users", "top-events", "retention", "stickiness"] as const)) {
+  switch (
+    pick(["dau", "active-users", "top-events", "retention", "stickiness", "lifecycle"] as const)
+  ) {
     case "dau":
       return {
         path: `/stats/dau?from=${day(from)}&to=${day(to)}&${query}`,
@@ -156,6 +160,16 @@ function draw(random: () => number): Draw {
         ...common,
         want: (e) => refRetention(e, day(from), day(to), windows, tz, granularity, segment),
         run: (t, options) => retention(t.warehouse, q, options),
+      };
+    }
+    case "lifecycle": {
+      const interval = pick(["day", "week", "month"] as const);
+      const q = { from: day(from), to: day(to), interval, ...common };
+      return {
+        path: `/stats/lifecycle?from=${day(from)}&to=${day(to)}&interval=${interval}&${query}`,
+        ...common,
+        want: (e) => refLifecycle(e, day(from), day(to), interval, tz, segment),
+        run: (t, options) => lifecycle(t.warehouse, q, options),
       };
     }
     case "stickiness": {
@@ -236,7 +250,7 @@ describe("analytics against a brute-force reference", () => {
     const random = rng(2025);
     const indexed = { indexedProperties: INDEXED, indexedTimeZones: INDEXED_ZONES };
     const sources = { "": 0, prop_: 0, zone_: 0, events: 0 };
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 240; i++) {
       const q = draw(random);
       const source = chooseSource(q.tz, q.segment, indexed);
       sources[source.kind === "rollups" ? source.prefix : "events"]++;

@@ -114,6 +114,11 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
     ],
     ["tally.v1.AnalyticsService/GetDataRange", "{}", (r) => expect(r).toBeTypeOf("object")],
     [
+      "tally.v1.AnalyticsService/GetLifecycle",
+      JSON.stringify({ ...range, interval: "week" }),
+      (r) => expect(r.periods).toHaveLength(1),
+    ],
+    [
       "tally.v1.AnalyticsService/GetStickiness",
       JSON.stringify({ ...range, interval: "day" }),
       (r) => expect(r.periods).toHaveLength(2),

@@ -288,6 +288,7 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
       ["/stats/retention?windows=3", /^start_date: required/],
       ["/stats/stickiness?from=2025-10-01&to=2025-10-07&interval=month", /^interval: /],
       ["/stats/stickiness?to=2025-10-07", /^from: required/],
+      ["/stats/lifecycle?from=2025-10-01&to=2025-10-07&interval=year", /^interval: /],
       ["/stats/dau?from=2025-10-01&to=2025-10-02&segment=country", /^segment: /],
       ["/stats/dau?from=2025-10-01&to=2025-10-02&colour=red", /^colour: unknown query parameter/],
     ];

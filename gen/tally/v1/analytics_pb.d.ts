@@ -11,6 +11,110 @@ import type { Message } from "@bufbuild/protobuf";
 export declare const file_tally_v1_analytics: GenFile;
 
 /**
+ * @generated from message tally.v1.GetLifecycleRequest
+ */
+export declare type GetLifecycleRequest = Message<"tally.v1.GetLifecycleRequest"> & {
+  /**
+   * First day, YYYY-MM-DD: its whole period counts.
+   *
+   * @generated from field: string from = 1;
+   */
+  from: string;
+
+  /**
+   * Last day, YYYY-MM-DD: its whole period counts.
+   *
+   * @generated from field: string to = 2;
+   */
+  to: string;
+
+  /**
+   * `day` (default), `week` (from Monday) or `month`.
+   *
+   * @generated from field: string interval = 3;
+   */
+  interval: string;
+
+  /**
+   * IANA time zone for day boundaries; default UTC.
+   *
+   * @generated from field: string tz = 4;
+   */
+  tz: string;
+
+  /**
+   * Filters, AND-ed, as on the other routes.
+   *
+   * @generated from field: repeated string segment = 5;
+   */
+  segment: string[];
+};
+
+/**
+ * Describes the message tally.v1.GetLifecycleRequest.
+ * Use `create(GetLifecycleRequestSchema)` to create a new message.
+ */
+export declare const GetLifecycleRequestSchema: GenMessage<GetLifecycleRequest>;
+
+/**
+ * @generated from message tally.v1.GetLifecycleResponse
+ */
+export declare type GetLifecycleResponse = Message<"tally.v1.GetLifecycleResponse"> & {
+  /**
+   * @generated from field: repeated tally.v1.LifecyclePeriod periods = 1;
+   */
+  periods: LifecyclePeriod[];
+};
+
+/**
+ * Describes the message tally.v1.GetLifecycleResponse.
+ * Use `create(GetLifecycleResponseSchema)` to create a new message.
+ */
+export declare const GetLifecycleResponseSchema: GenMessage<GetLifecycleResponse>;
+
+/**
+ * One period's users by where they are in their life with the product.
+ *
+ * @generated from message tally.v1.LifecyclePeriod
+ */
+export declare type LifecyclePeriod = Message<"tally.v1.LifecyclePeriod"> & {
+  /**
+   * The period's first day, YYYY-MM-DD.
+   *
+   * @generated from field: string date = 1;
+   */
+  date: string;
+
+  /**
+   * @generated from field: uint64 new = 2;
+   */
+  new: bigint;
+
+  /**
+   * @generated from field: uint64 returning = 3;
+   */
+  returning: bigint;
+
+  /**
+   * @generated from field: uint64 resurrecting = 4;
+   */
+  resurrecting: bigint;
+
+  /**
+   * Zero or negative: users lost since the period before.
+   *
+   * @generated from field: int64 dormant = 5;
+   */
+  dormant: bigint;
+};
+
+/**
+ * Describes the message tally.v1.LifecyclePeriod.
+ * Use `create(LifecyclePeriodSchema)` to create a new message.
+ */
+export declare const LifecyclePeriodSchema: GenMessage<LifecyclePeriod>;
+
+/**
  * @generated from message tally.v1.GetStickinessRequest
  */
 export declare type GetStickinessRequest = Message<"tally.v1.GetStickinessRequest"> & {
@@ -561,6 +665,18 @@ export declare const AnalyticsService: GenService<{
     methodKind: "unary";
     input: typeof GetRetentionRequestSchema;
     output: typeof GetRetentionResponseSchema;
+  },
+  /**
+   * Per period of the range: users new (first event ever), returning (active
+   * in the period before too), resurrecting (back after a gap) and dormant
+   * (active in the period before, not in this one; negative).
+   *
+   * @generated from rpc tally.v1.AnalyticsService.GetLifecycle
+   */
+  getLifecycle: {
+    methodKind: "unary";
+    input: typeof GetLifecycleRequestSchema;
+    output: typeof GetLifecycleResponseSchema;
   },
   /**
    * Users active in exactly k periods (days or weeks) of the range, for k
