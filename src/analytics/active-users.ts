@@ -1,6 +1,6 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { formatDay, parseChoice, parseRange, parseTimeZone } from "./params.ts";
-import { chooseSource, type ReadOptions } from "./source.ts";
+import { chooseSource, type ReadOptions, userDaysSql } from "./source.ts";
 
 /** Parameters of {@link activeUsers}, as in `GET /stats/active-users`. */
 export interface ActiveUsersQuery {
@@ -36,14 +36,7 @@ export async function activeUsers(
     window: windowDays,
   };
   // The (user, day) pairs that can fall in some window of the range.
-  const pairs =
-    source.kind === "rollups"
-      ? `SELECT user_key AS user, day FROM ${warehouse.db}.${source.prefix}user_days
-         WHERE event_type = {type:String} AND ${source.where}
-           AND day BETWEEN toDate({first:String}) AND toDate({to:String})`
-      : `SELECT user_id AS user, toDate(occurred_at, {tz:String}) AS day
-         FROM ${warehouse.db}.events FINAL
-         WHERE day BETWEEN toDate({first:String}) AND toDate({to:String}) AND ${source.where}`;
+  const pairs = userDaysSql(warehouse.db, source, "first", "to");
   if (windowDays === 1 && source.kind === "rollups") {
     // One row per user and day once merged: counting rows is enough.
     const rows = await warehouse.query<{ date: string; users: string }>(

@@ -1,6 +1,6 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { type Day, formatDay, mondayOf, parseChoice, parseRange, parseTimeZone } from "./params.ts";
-import { chooseSource, type ReadOptions } from "./source.ts";
+import { chooseSource, type ReadOptions, userDaysSql } from "./source.ts";
 
 /** Parameters of {@link lifecycle}, as in `GET /stats/lifecycle`. */
 export interface LifecycleQuery {
@@ -62,23 +62,14 @@ export async function lifecycle(
   const before = periodOf(interval, first - 1);
   const end = nextPeriod(interval, last) - 1;
   const { period, shift } = SQL[interval];
-  const [firsts, days] =
+  const firsts =
     source.kind === "rollups"
-      ? [
-          `SELECT user_key AS user, ${period("min(first_day)")} AS born
-           FROM ${warehouse.db}.${source.prefix}first_days
-           WHERE event_type = {type:String} AND ${source.where} GROUP BY user_key`,
-          `SELECT user_key AS user, day FROM ${warehouse.db}.${source.prefix}user_days
-           WHERE event_type = {type:String} AND ${source.where}
-             AND day BETWEEN toDate({before:String}) AND toDate({end:String})`,
-        ]
-      : [
-          `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS born
-           FROM ${warehouse.db}.events FINAL WHERE ${source.where} GROUP BY user_id`,
-          `SELECT user_id AS user, toDate(occurred_at, {tz:String}) AS day
-           FROM ${warehouse.db}.events FINAL
-           WHERE ${source.where} AND day BETWEEN toDate({before:String}) AND toDate({end:String})`,
-        ];
+      ? `SELECT user_key AS user, ${period("min(first_day)")} AS born
+         FROM ${warehouse.db}.${source.prefix}first_days
+         WHERE event_type = {type:String} AND ${source.where} GROUP BY user_key`
+      : `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS born
+         FROM ${warehouse.db}.events FINAL WHERE ${source.where} GROUP BY user_id`;
+  const days = userDaysSql(warehouse.db, source, "before", "end");
   // Each user's active periods, once: then each period is new, returning or
   // resurrecting for them, and the period after each is dormant if absent.
   const active = `SELECT user, groupUniqArray(${period("day")}) AS periods FROM (${days}) GROUP BY user`;

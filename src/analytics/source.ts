@@ -82,3 +82,19 @@ function rollupKey(tz: string, segments: readonly Segment[], options: ReadOption
 function rollups(prefix: "" | "prop_" | "zone_", where: string, params: Record<string, string>) {
   return { kind: "rollups", prefix, where, params } as const;
 }
+
+/**
+ * The (user, day) pairs of `source` whose day lies between the query
+ * parameters named `from` and `to`: from the user-day rollups (users by
+ * user_key) or from the events (by user_id, local days in `{tz}`). A pair
+ * may come more than once.
+ */
+export function userDaysSql(db: string, source: Source, from: string, to: string): string {
+  return source.kind === "rollups"
+    ? `SELECT user_key AS user, day FROM ${db}.${source.prefix}user_days
+       WHERE event_type = {type:String} AND ${source.where}
+         AND day BETWEEN toDate({${from}:String}) AND toDate({${to}:String})`
+    : `SELECT user_id AS user, toDate(occurred_at, {tz:String}) AS day
+       FROM ${db}.events FINAL
+       WHERE day BETWEEN toDate({${from}:String}) AND toDate({${to}:String}) AND ${source.where}`;
+}

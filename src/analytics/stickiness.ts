@@ -1,6 +1,6 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { formatDay, mondayOf, parseChoice, parseRange, parseTimeZone } from "./params.ts";
-import { chooseSource, type ReadOptions } from "./source.ts";
+import { chooseSource, type ReadOptions, userDaysSql } from "./source.ts";
 
 /** Parameters of {@link stickiness}, as in `GET /stats/stickiness`. */
 export interface StickinessQuery {
@@ -31,14 +31,7 @@ export async function stickiness(
   const segment = q.eventType === "" ? q.segment : [...q.segment, `event_type:${q.eventType}`];
   const source = chooseSource(tz, segment, options);
   const params = { tz, from: formatDay(range.from), to: formatDay(range.to) };
-  const pairs =
-    source.kind === "rollups"
-      ? `SELECT user_key AS user, day FROM ${warehouse.db}.${source.prefix}user_days
-         WHERE event_type = {type:String} AND ${source.where}
-           AND day BETWEEN toDate({from:String}) AND toDate({to:String})`
-      : `SELECT user_id AS user, toDate(occurred_at, {tz:String}) AS day
-         FROM ${warehouse.db}.events FINAL
-         WHERE day BETWEEN toDate({from:String}) AND toDate({to:String}) AND ${source.where}`;
+  const pairs = userDaysSql(warehouse.db, source, "from", "to");
   const rows = await warehouse.query<{ periods: number; users: string }>(
     `SELECT periods, count() AS users
      FROM (SELECT user, uniqExact(${interval === "day" ? "day" : "toMonday(day)"}) AS periods FROM (${pairs}) GROUP BY user)
