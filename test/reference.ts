@@ -255,3 +255,233 @@ export function refLifecycle(
   }
   return out;
 }
+
+/** A property's value as segments and breakdowns compare it; undefined where it is missing. */
+function propertyText(e: JsonEvent, path: string): string | undefined {
+  let v: unknown = e.properties;
+  for (const k of path.split(".")) {
+    if (v === null || typeof v !== "object" || !(k in v)) return undefined;
+    v = (v as Record<string, unknown>)[k];
+  }
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/** The median of numbers: the middle one, or the mean of the two middle ones. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * The funnel as CONTRACT.md defines it, by brute force per user: every
+ * attempt is searched exhaustively (depth first, candidates in time then
+ * event_id order), and the first matching found at the furthest depth is
+ * the attempt's.
+ */
+export function refFunnel(
+  events: readonly JsonEvent[],
+  q: {
+    from: string;
+    to: string;
+    steps: readonly string[];
+    window: string;
+    mode: "ordered" | "strict" | "unordered";
+    breakdown: string;
+    tz: string;
+    segment: readonly string[];
+  },
+) {
+  const windowMs = Number(q.window.slice(0, -1)) * (UNIT_MS[q.window.slice(-1)] as number);
+  // Steps' types count even when they are not activity (identify and the like).
+  const counted = (e: JsonEvent) =>
+    matches(e, q.segment) ||
+    (q.steps.includes(e.event_type) && matches(e, [...q.segment, `event_type:${e.event_type}`]));
+  const byUser = new Map<string, { t: number; id: string; e: JsonEvent }[]>();
+  for (const e of events) {
+    if (!counted(e)) continue;
+    const list = byUser.get(e.user_id) ?? [];
+    list.push({ t: Date.parse(e.occurred_at), id: e.event_id.toLowerCase(), e });
+    byUser.set(e.user_id, list);
+  }
+  const n = q.steps.length;
+  const inRange = (e: JsonEvent) => {
+    const d = dayIn(q.tz, e.occurred_at);
+    return d >= q.from && d <= q.to;
+  };
+  const results: { reach: number; times: number[]; value: string | undefined }[] = [];
+  for (const list of byUser.values()) {
+    list.sort((a, b) => a.t - b.t || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    let best: { reach: number; times: number[]; start: JsonEvent } | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const start = list[i] as (typeof list)[number];
+      if (!inRange(start.e)) continue;
+      let path: number[] = [];
+      if (q.mode === "unordered") {
+        if (!q.steps.includes(start.e.event_type)) continue;
+        // Distinct steps matched by distinct events: per type, as many as both have.
+        const within = list.filter((x) => x.t >= start.t && x.t <= start.t + windowMs);
+        let reach = 0;
+        for (const type of new Set(q.steps)) {
+          const wanted = q.steps.filter((s) => s === type).length;
+          reach += Math.min(wanted, within.filter((x) => x.e.event_type === type).length);
+        }
+        path = Array.from({ length: reach }, () => i);
+      } else {
+        if (start.e.event_type !== q.steps[0]) continue;
+        if (q.mode === "strict") {
+          path = [i];
+          for (let j = 1; j < n; j++) {
+            const next = list[i + j];
+            if (
+              next === undefined ||
+              next.e.event_type !== q.steps[j] ||
+              next.t > start.t + windowMs
+            )
+              break;
+            path.push(i + j);
+          }
+        } else {
+          const search = (chosen: number[]) => {
+            if (chosen.length > path.length) path = [...chosen];
+            if (chosen.length === n || path.length === n) return;
+            const last = list[chosen[chosen.length - 1] as number] as (typeof list)[number];
+            for (let k = 0; k < list.length; k++) {
+              const x = list[k] as (typeof list)[number];
+              if (chosen.includes(k) || x.e.event_type !== q.steps[chosen.length]) continue;
+              if (x.t < last.t || x.t > start.t + windowMs) continue;
+              search([...chosen, k]);
+              if (path.length === n) return;
+            }
+          };
+          search([i]);
+        }
+      }
+      if (best === undefined || path.length > best.reach) {
+        best = {
+          reach: path.length,
+          times: path.map((k) => (list[k] as (typeof list)[number]).t),
+          start: start.e,
+        };
+      }
+    }
+    if (best === undefined) continue;
+    const value =
+      q.breakdown === ""
+        ? ""
+        : q.breakdown === "event_type"
+          ? best.start.event_type
+          : propertyText(best.start, q.breakdown.slice("properties.".length));
+    results.push({ reach: best.reach, times: best.times, value });
+  }
+  const rows = (group: typeof results) => {
+    const at = (k: number) => group.filter((r) => r.reach >= k);
+    return q.steps.map((eventType, j) => {
+      const users = at(j + 1).length;
+      const before = j === 0 ? users : at(j).length;
+      const first = at(1).length;
+      const gaps = at(j + 1).map((r) => (r.times[j] as number) - (r.times[j - 1] as number));
+      return {
+        event_type: eventType,
+        users,
+        rate: first === 0 ? 0 : users / first,
+        rate_from_previous: before === 0 ? 0 : users / before,
+        median_seconds_from_previous:
+          j === 0 || q.mode === "unordered" || users === 0 ? null : median(gaps) / 1000,
+      };
+    });
+  };
+  if (q.breakdown === "") return { steps: rows(results), breakdowns: [] };
+  const counts = new Map<string, number>();
+  for (const r of results)
+    if (r.value !== undefined) counts.set(r.value, (counts.get(r.value) ?? 0) + 1);
+  const top = [...counts]
+    .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, 10)
+    .map(([v]) => v);
+  const label = (r: (typeof results)[number]) =>
+    r.value === undefined ? "$none" : top.includes(r.value) ? r.value : "$other";
+  const breakdowns = [...top, "$other", "$none"]
+    .map((value) => ({ value, steps: rows(results.filter((r) => label(r) === value)) }))
+    .filter((b) => b.steps[0]?.users !== 0);
+  return { steps: [], breakdowns };
+}
+
+const NUMBER = /^-?(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?$/;
+
+/** Trends as CONTRACT.md defines them, by brute force over the events of the range. */
+export function refTrends(
+  events: readonly JsonEvent[],
+  q: {
+    from: string;
+    to: string;
+    eventType: string;
+    interval: "day" | "week" | "month";
+    measure: string;
+    breakdown: string;
+    limit: number;
+    tz: string;
+    segment: readonly string[];
+  },
+) {
+  const periodOf = (d: string) =>
+    q.interval === "day" ? d : q.interval === "week" ? mondayOfDay(d) : `${d.slice(0, 8)}01`;
+  const segment = q.eventType === "" ? q.segment : [...q.segment, `event_type:${q.eventType}`];
+  const [kind, property] = q.measure.includes(":") ? q.measure.split(":") : [q.measure, ""];
+  const numberOf = (e: JsonEvent) => {
+    const text = propertyText(e, (property as string).slice("properties.".length));
+    return text !== undefined && NUMBER.test(text) ? Number(text) : undefined;
+  };
+  const rows = events.flatMap((e) => {
+    const day = dayIn(q.tz, e.occurred_at);
+    if (day < q.from || day > q.to || !matches(e, segment)) return [];
+    const value =
+      q.breakdown === ""
+        ? ""
+        : q.breakdown === "event_type"
+          ? e.event_type
+          : propertyText(e, q.breakdown.slice("properties.".length));
+    return [{ e, period: periodOf(day), value }];
+  });
+  const measure = (group: typeof rows) => {
+    if (kind === "users") return new Set(group.map((r) => r.e.user_id)).size;
+    if (kind === "events" || kind === "") return group.length;
+    const xs = group.map((r) => numberOf(r.e)).filter((x) => x !== undefined);
+    const sum = xs.reduce((a, b) => a + b, 0);
+    return kind === "sum" ? sum : xs.length === 0 ? 0 : sum / xs.length;
+  };
+  const periods: string[] = [];
+  for (let d = q.from; d <= q.to; d = addDays(d, 1)) {
+    if (!periods.includes(periodOf(d))) periods.push(periodOf(d));
+  }
+  const series = (group: typeof rows, breakdown: string | null) => ({
+    breakdown,
+    total: measure(group),
+    points: periods.map((date) => ({
+      date,
+      value: measure(group.filter((r) => r.period === date)),
+    })),
+  });
+  if (q.breakdown === "") return [series(rows, null)];
+  const values = [...new Set(rows.map((r) => r.value).filter((v) => v !== undefined))];
+  const totals = new Map(values.map((v) => [v, measure(rows.filter((r) => r.value === v))]));
+  const top = values
+    .sort((a, b) => (totals.get(b) as number) - (totals.get(a) as number) || (a < b ? -1 : 1))
+    .slice(0, q.limit);
+  const other = rows.filter((r) => r.value !== undefined && !top.includes(r.value));
+  const none = rows.filter((r) => r.value === undefined);
+  return [
+    ...top.map((v) =>
+      series(
+        rows.filter((r) => r.value === v),
+        v,
+      ),
+    ),
+    ...(other.length > 0 ? [series(other, "$other")] : []),
+    ...(none.length > 0 ? [series(none, "$none")] : []),
+  ];
+}

@@ -1,5 +1,6 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
-import { type Day, formatDay, mondayOf, parseChoice, parseRange, parseTimeZone } from "./params.ts";
+import { formatDay, parseChoice, parseRange, parseTimeZone } from "./params.ts";
+import { type Interval, nextPeriod, periodOf, periodSql } from "./periods.ts";
 import { chooseSource, type ReadOptions, userDaysSql } from "./source.ts";
 
 /** Parameters of {@link lifecycle}, as in `GET /stats/lifecycle`. */
@@ -12,31 +13,11 @@ export interface LifecycleQuery {
   segment: readonly string[];
 }
 
-type Interval = "day" | "week" | "month";
-
-/** The start of the period holding `day`. */
-function periodOf(interval: Interval, day: Day): Day {
-  if (interval === "day") return day;
-  if (interval === "week") return mondayOf(day);
-  const d = new Date(day * 86_400_000);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) / 86_400_000;
-}
-
-/** The start of the period after the one starting on `start`. */
-function nextPeriod(interval: Interval, start: Day): Day {
-  if (interval === "day") return start + 1;
-  if (interval === "week") return start + 7;
-  const d = new Date(start * 86_400_000);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) / 86_400_000;
-}
-
-const SQL: Record<
-  Interval,
-  { period: (d: string) => string; shift: (p: string, n: 1 | -1) => string }
-> = {
-  day: { period: (d) => d, shift: (p, n) => `${p} + (${n})` },
-  week: { period: (d) => `toMonday(${d})`, shift: (p, n) => `${p} + (${7 * n})` },
-  month: { period: (d) => `toStartOfMonth(${d})`, shift: (p, n) => `addMonths(${p}, ${n})` },
+/** The period `n` after (or before) the one starting on `p`, in SQL. */
+const SHIFT: Record<Interval, (p: string, n: 1 | -1) => string> = {
+  day: (p, n) => `${p} + (${n})`,
+  week: (p, n) => `${p} + (${7 * n})`,
+  month: (p, n) => `addMonths(${p}, ${n})`,
 };
 
 /**
@@ -61,7 +42,8 @@ export async function lifecycle(
   const last = periodOf(interval, range.to);
   const before = periodOf(interval, first - 1);
   const end = nextPeriod(interval, last) - 1;
-  const { period, shift } = SQL[interval];
+  const period = (day: string) => periodSql(interval, day);
+  const shift = SHIFT[interval];
   const firsts =
     source.kind === "rollups"
       ? `SELECT user_key AS user, ${period("min(first_day)")} AS born

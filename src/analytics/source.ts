@@ -98,3 +98,48 @@ export function userDaysSql(db: string, source: Source, from: string, to: string
        FROM ${db}.events FINAL
        WHERE day BETWEEN toDate({${from}:String}) AND toDate({${to}:String}) AND ${source.where}`;
 }
+
+/**
+ * The events sorted by time (migration 6), which a range reads without a
+ * full scan; with `rawOnly`, the events table itself (for checking one
+ * against the other). Both FINAL: each event once.
+ */
+export function eventsByTimeSql(db: string, options: ReadOptions): string {
+  return options.rawOnly ? `${db}.events FINAL` : `${db}.events_by_time FINAL`;
+}
+
+/**
+ * A condition holding for every event whose local day in any zone lies
+ * between the days `from` and `to` (whole days since 1970), `laterMs` more
+ * at the end: UTC offsets are within a day, so a day's margin each side
+ * does. Callers pick the exact days themselves; this bounds what is read.
+ */
+export function timeBoundsSql(from: number, to: number, laterMs = 0): string {
+  const lo = (from - 1) * 86_400_000;
+  const hi = (to + 2) * 86_400_000 + laterMs;
+  return `occurred_at >= fromUnixTimestamp64Milli(toInt64(${lo}), 'UTC')
+      AND occurred_at < fromUnixTimestamp64Milli(toInt64(${hi}), 'UTC')`;
+}
+
+/**
+ * The filter on the events a query reads beyond its range: the segments,
+ * and, without a type named in them, activity only, plus the types in
+ * `alsoTypes` (the steps of a funnel may name identify and the like).
+ */
+export function eventsWhere(
+  segment: readonly string[],
+  alsoTypes: readonly string[] = [],
+): { where: string; params: Record<string, string> } {
+  const segments = parseSegments(segment);
+  const { sql, params } = segmentsSql(segments);
+  if (segments.some((s) => s.field === "event_type")) return { where: sql, params };
+  const also =
+    alsoTypes.length === 0
+      ? ""
+      : ` OR event_type IN (${alsoTypes.map((_, i) => `{also${i}:String}`).join(", ")})`;
+  const alsoParams = Object.fromEntries(alsoTypes.map((t, i) => [`also${i}`, t]));
+  return {
+    where: `${sql} AND (event_type NOT IN ${NOT_ACTIVITY_SQL}${also})`,
+    params: { ...params, ...alsoParams },
+  };
+}

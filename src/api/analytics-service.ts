@@ -5,20 +5,24 @@ import {
   GetActiveUsersResponseSchema,
   GetDataRangeResponseSchema,
   GetDauResponseSchema,
+  GetFunnelResponseSchema,
   GetLifecycleResponseSchema,
   GetRetentionResponseSchema,
   GetStickinessResponseSchema,
   GetTopEventsResponseSchema,
+  GetTrendsResponseSchema,
 } from "../../gen/tally/v1/analytics_pb.js";
 import { activeUsers } from "../analytics/active-users.ts";
 import { dataRange } from "../analytics/data-range.ts";
 import { dau } from "../analytics/dau.ts";
+import { type FunnelStep, funnel } from "../analytics/funnel.ts";
 import { lifecycle } from "../analytics/lifecycle.ts";
 import { InvalidParameterError } from "../analytics/params.ts";
 import { retention } from "../analytics/retention.ts";
 import type { ReadOptions } from "../analytics/source.ts";
 import { stickiness } from "../analytics/stickiness.ts";
 import { topEvents } from "../analytics/top-events.ts";
+import { trends } from "../analytics/trends.ts";
 import { QueryMemoryError, type Warehouse } from "../warehouse/warehouse.ts";
 
 /** Answers stats from the warehouse; `options` says which rollups it holds. */
@@ -82,6 +86,23 @@ export function createAnalyticsService(
           periods: periods.map((p) => ({ periods: p.periods, users: BigInt(p.users) })),
         });
       }),
+    getFunnel: (req) =>
+      answer(async () => {
+        const found = await funnel(warehouse, req, options);
+        const steps = (s: FunnelStep[]) =>
+          s.map((step) => ({ ...step, users: BigInt(step.users) }));
+        return create(GetFunnelResponseSchema, {
+          steps: steps(found.steps ?? []),
+          breakdowns: (found.breakdowns ?? []).map((b) => ({
+            value: b.value,
+            steps: steps(b.steps),
+          })),
+        });
+      }),
+    getTrends: (req) =>
+      answer(async () =>
+        create(GetTrendsResponseSchema, { series: await trends(warehouse, req, options) }),
+      ),
   };
 }
 

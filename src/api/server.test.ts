@@ -22,6 +22,8 @@ describe("createApiServer", () => {
         getRetention: unused,
         getStickiness: unused,
         getLifecycle: unused,
+        getFunnel: unused,
+        getTrends: unused,
       },
       dependencies: [],
       maxBodyBytes: 1024,

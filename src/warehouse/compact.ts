@@ -8,6 +8,7 @@ const FINAL_ROLLUPS = [
   "prop_day_events",
   "zone_user_days",
   "zone_day_events",
+  "events_by_time",
 ];
 
 /** The first-day rollups: one unpartitioned table each, a row per user per insert until merged. */

@@ -1,15 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { dau } from "../../src/analytics/dau.ts";
+import { funnel } from "../../src/analytics/funnel.ts";
 import { lifecycle } from "../../src/analytics/lifecycle.ts";
 import { retention } from "../../src/analytics/retention.ts";
 import { chooseSource, type ReadOptions } from "../../src/analytics/source.ts";
 import { stickiness } from "../../src/analytics/stickiness.ts";
 import { topEvents } from "../../src/analytics/top-events.ts";
+import { trends } from "../../src/analytics/trends.ts";
 import type { Tally } from "../../src/app/tally.ts";
 import { clickhouseTime, escapeTsv, ROW_COLUMNS } from "../../src/event/row-format.ts";
 import { compactRollups } from "../../src/warehouse/compact.ts";
-import { rest } from "../clients.ts";
+import { connectClients, rest, toProto } from "../clients.ts";
 import {
   type JsonEvent,
   realServices,
@@ -24,10 +26,12 @@ import {
   firstCopies,
   refActiveUsers,
   refDau,
+  refFunnel,
   refLifecycle,
   refRetention,
   refStickiness,
   refTopEvents,
+  refTrends,
 } from "../reference.ts";
 
 // With an SDK's identify and alias calls, which are stored but are not activity.
@@ -83,9 +87,14 @@ const DAYS = 50; // to 2025-11-08
 function generate(n: number, seed: number): JsonEvent[] {
   const random = rng(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)] as T;
+  // A third on the hour: ties (same occurred_at) within a user are common.
+  const time = () => {
+    const ms = FIRST_DAY + Math.floor(random() * DAYS * 86_400_000);
+    return new Date(random() < 0.3 ? ms - (ms % 3_600_000) : ms).toISOString();
+  };
   return Array.from({ length: n }, () => ({
     event_id: uuidFrom(random),
-    occurred_at: new Date(FIRST_DAY + Math.floor(random() * DAYS * 86_400_000)).toISOString(),
+    occurred_at: time(),
     // Squared: a few users are far more active than the rest, and some start late.
     user_id: `u${Math.floor(random() ** 2 * 90)}`,
     event_type: pick(TYPES),
@@ -94,8 +103,73 @@ function generate(n: number, seed: number): JsonEvent[] {
       device: { os: pick(OS) },
       beta: random() < 0.3,
       level: Math.floor(random() * 5),
+      plan: pick(["free", "pro", "team"]),
+      // Numbers, numbers as text, and values sum: and avg: ignore.
+      ...(random() < 0.8 ? { amount: pick([1, 5, 20, "7", "12.5", "n/a", true, 2.5]) } : {}),
     },
   }));
+}
+
+/**
+ * Funnel cases made on purpose, per user: ties with the first step, later
+ * steps exactly on the window's end (1h, 1d, 7d, 14d), identify calls in
+ * between (not activity: a strict run goes on past them), a repeated first
+ * step, and a start just after Kyiv's DST change.
+ */
+function funnelCases(seed: number): JsonEvent[] {
+  const random = rng(seed);
+  const out: JsonEvent[] = [];
+  for (let u = 0; u < 12; u++) {
+    const start =
+      u === 11
+        ? Date.parse("2025-10-25T21:30:00Z")
+        : FIRST_DAY + (3 + u * 3) * 86_400_000 + 10 * 3_600_000;
+    const at = (ms: number, event_type: string) =>
+      out.push({
+        event_id: uuidFrom(random),
+        occurred_at: new Date(start + ms).toISOString(),
+        user_id: `f${u}`,
+        event_type,
+        properties: { country: COUNTRIES[u % 4] as string, amount: u },
+      });
+    at(0, "signup");
+    if (u % 3 === 0) at(0, "signup");
+    at(0, "page_view");
+    at(30 * 60_000, "$identify");
+    at(3_600_000, "click");
+    if (u % 2 === 0) at(86_400_000, "page_view");
+    at(86_400_000, "purchase");
+    at(7 * 86_400_000, "purchase");
+    if (u % 4 === 1) at(7 * 86_400_000 + 1, "click");
+    at(14 * 86_400_000, "click");
+  }
+  return out;
+}
+
+/** Whether a funnel got anyone past its first step with a time, or a trend anything above zero. */
+function hasSubstance(kind: string, answer: unknown): boolean {
+  type Steps = { users: number; median_seconds_from_previous: number | null }[];
+  if (kind === "funnel") {
+    const a = answer as { steps: Steps; breakdowns: { steps: Steps }[] };
+    return [a.steps, ...a.breakdowns.map((b) => b.steps)].some((steps) =>
+      steps.slice(1).some((s) => s.users > 0),
+    );
+  }
+  if (kind === "trends") {
+    return (answer as { series: { total: number }[] }).series.some((s) => s.total > 0);
+  }
+  return true;
+}
+
+/** Sums and averages to 12 significant digits: adding in another order may change the last bits. */
+function rounded(value: unknown): unknown {
+  if (typeof value === "number")
+    return Number.isInteger(value) ? value : Number(value.toPrecision(12));
+  if (Array.isArray(value)) return value.map(rounded);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rounded(v)]));
+  }
+  return value;
 }
 
 /** A day in the data's span, `offset` days from its start. */
@@ -105,12 +179,59 @@ function day(offset: number): string {
 
 /** One stats query drawn at random: its REST path, the brute-force answer, and both warehouse paths. */
 type Draw = {
+  kind: string;
   path: string;
   tz: string;
   segment: string[];
   want: (events: JsonEvent[]) => unknown;
   run: (tally: Tally, options: ReadOptions) => Promise<unknown>;
 };
+
+type FunnelCase = {
+  steps: string[];
+  window: string;
+  mode: "ordered" | "strict" | "unordered";
+  breakdown?: string;
+  tz?: string;
+  segment?: string[];
+};
+
+/** Funnels on the made cases' edges, in every mode: each step exactly on the window's end, ties, repeats. */
+const EDGES: FunnelCase[] = (["ordered", "strict", "unordered"] as const).flatMap((mode) => [
+  { steps: ["page_view", "click"], window: "1h", mode },
+  { steps: ["page_view", "click"], window: "59m", mode },
+  { steps: ["signup", "purchase"], window: "1d", mode },
+  { steps: ["signup", "page_view", "purchase"], window: "1d", mode },
+  { steps: ["signup", "purchase", "purchase"], window: "7d", mode },
+  { steps: ["signup", "purchase", "purchase"], window: "6d", mode },
+  { steps: ["signup", "signup", "page_view"], window: "1h", mode },
+  { steps: ["signup", "$identify", "click"], window: "1h", mode },
+  { steps: ["signup", "click", "click"], window: "14d", mode, breakdown: "properties.country" },
+  { steps: ["purchase", "click"], window: "1h", mode, tz: "Europe/Kyiv" },
+  {
+    steps: ["signup", "page_view"],
+    window: "2h",
+    mode,
+    tz: "Europe/Kyiv",
+    segment: ["properties.country:UA"],
+  },
+]);
+
+function funnelDraw(c: FunnelCase): Draw {
+  const [from, to] = [day(0), day(DAYS)];
+  const tz = c.tz ?? "UTC";
+  const segment = c.segment ?? [];
+  const breakdown = c.breakdown ?? "";
+  const q = { from, to, step: c.steps, window: c.window, mode: c.mode, breakdown, tz, segment };
+  return {
+    kind: "funnel",
+    path: `/stats/funnel?from=${from}&to=${to}${c.steps.map((x) => `&step=${encodeURIComponent(x)}`).join("")}&window=${c.window}&mode=${c.mode}&breakdown=${breakdown}&tz=${tz}${segment.map((x) => `&segment=${encodeURIComponent(x)}`).join("")}`,
+    tz,
+    segment,
+    want: (e) => refFunnel(e, { ...q, steps: c.steps }),
+    run: (t, options) => funnel(t.warehouse, q, options),
+  };
+}
 
 function draw(random: () => number): Draw {
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)] as T;
@@ -121,10 +242,77 @@ function draw(random: () => number): Draw {
   const query = `tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`;
   const common = { tz, segment };
   switch (
-    pick(["dau", "active-users", "top-events", "retention", "stickiness", "lifecycle"] as const)
+    pick([
+      "dau",
+      "active-users",
+      "top-events",
+      "retention",
+      "stickiness",
+      "lifecycle",
+      "funnel",
+      "funnel",
+      "trends",
+      "trends",
+    ] as const)
   ) {
+    case "funnel": {
+      const steps = Array.from({ length: 2 + Math.floor(random() * 3) }, () =>
+        pick(["signup", "page_view", "click", "purchase", "signup", "$identify"]),
+      );
+      const window = pick(["30m", "1h", "1d", "2d", "7d", "14d"]);
+      const mode = pick(["ordered", "strict", "unordered"] as const);
+      const breakdown = pick(["", "", "properties.country", "event_type", "properties.missing"]);
+      const q = { from: day(from), to: day(to), step: steps, window, mode, breakdown, ...common };
+      return {
+        kind: "funnel",
+        path: `/stats/funnel?from=${day(from)}&to=${day(to)}${steps.map((x) => `&step=${encodeURIComponent(x)}`).join("")}&window=${window}&mode=${mode}&breakdown=${breakdown}&${query}`,
+        ...common,
+        want: (e) => refFunnel(e, { ...q, steps }),
+        run: (t, options) => funnel(t.warehouse, q, options),
+      };
+    }
+    case "trends": {
+      const interval = pick(["day", "week", "month"] as const);
+      const measure = pick([
+        "events",
+        "events",
+        "users",
+        "sum:properties.amount",
+        "avg:properties.amount",
+      ]);
+      // country and device.os are indexed, plan is not.
+      const breakdown = pick([
+        "",
+        "",
+        "event_type",
+        "properties.country",
+        "properties.device.os",
+        "properties.plan",
+      ]);
+      const eventType = random() < 0.7 ? "" : pick(["click", "$identify"]);
+      const limit = 1 + Math.floor(random() * 4);
+      const q = {
+        from: day(from),
+        to: day(to),
+        eventType,
+        interval,
+        measure,
+        breakdown,
+        limit,
+        ...common,
+      };
+      return {
+        kind: "trends",
+        path: `/stats/trends?from=${day(from)}&to=${day(to)}&event_type=${encodeURIComponent(eventType)}&interval=${interval}&measure=${measure}&breakdown=${breakdown}&limit=${limit}&${query}`,
+        tz,
+        segment: eventType === "" ? segment : [...segment, `event_type:${eventType}`],
+        want: (e) => ({ series: refTrends(e, q) }),
+        run: (t, options) => trends(t.warehouse, q, options),
+      };
+    }
     case "dau":
       return {
+        kind: "dau",
         path: `/stats/dau?from=${day(from)}&to=${day(to)}&${query}`,
         ...common,
         want: (e) => refDau(e, day(from), day(to), tz, segment),
@@ -134,6 +322,7 @@ function draw(random: () => number): Draw {
       const window = pick(["day", "week", "month"] as const);
       const windowDays = { day: 1, week: 7, month: 30 }[window];
       return {
+        kind: "active-users",
         path: `/stats/active-users?from=${day(from)}&to=${day(to)}&window=${window}&${query}`,
         ...common,
         want: (e) => refActiveUsers(e, day(from), day(to), windowDays, tz, segment),
@@ -144,6 +333,7 @@ function draw(random: () => number): Draw {
     case "top-events": {
       const limit = 1 + Math.floor(random() * 5);
       return {
+        kind: "top-events",
         path: `/stats/top-events?from=${day(from)}&to=${day(to)}&limit=${limit}&${query}`,
         ...common,
         want: (e) => refTopEvents(e, day(from), day(to), tz, limit, segment),
@@ -156,6 +346,7 @@ function draw(random: () => number): Draw {
       const windows = 1 + Math.floor(random() * (granularity === "day" ? 10 : 4));
       const q = { startDate: day(from), endDate: day(to), windows, granularity, ...common };
       return {
+        kind: "retention",
         path: `/stats/retention?start_date=${day(from)}&end_date=${day(to)}&windows=${windows}&granularity=${granularity}&${query}`,
         ...common,
         want: (e) => refRetention(e, day(from), day(to), windows, tz, granularity, segment),
@@ -166,6 +357,7 @@ function draw(random: () => number): Draw {
       const interval = pick(["day", "week", "month"] as const);
       const q = { from: day(from), to: day(to), interval, ...common };
       return {
+        kind: "lifecycle",
         path: `/stats/lifecycle?from=${day(from)}&to=${day(to)}&interval=${interval}&${query}`,
         ...common,
         want: (e) => refLifecycle(e, day(from), day(to), interval, tz, segment),
@@ -179,6 +371,7 @@ function draw(random: () => number): Draw {
       const narrowed = eventType === "" ? segment : [...segment, `event_type:${eventType}`];
       const q = { from: day(from), to: day(to), interval, eventType, ...common };
       return {
+        kind: "stickiness",
         path: `/stats/stickiness?from=${day(from)}&to=${day(to)}&interval=${interval}&event_type=${encodeURIComponent(eventType)}&${query}`,
         tz,
         segment: narrowed,
@@ -218,9 +411,15 @@ describe("analytics against a brute-force reference", () => {
       );
     expect((await rest(port, "/events", { events: repeats })).status).toBe(202);
     sent.push(...repeats);
+    // The funnel cases over gRPC, repeated over REST: the first copy counts once.
+    const cases = funnelCases(13);
+    const grpc = connectClients(port).grpc.ingest;
+    expect(Number((await grpc.ingest({ events: cases.map(toProto) })).accepted)).toBe(cases.length);
+    expect((await rest(port, "/events", { events: cases.slice(0, 20) })).status).toBe(202);
+    sent.push(...cases, ...cases.slice(0, 20));
     await waitFor(
       () => warehouseCounts(tally),
-      (c) => c.ids === events.length,
+      (c) => c.ids === events.length + cases.length,
     );
     // Copies that reached the warehouse anyway, as when an insert succeeded but its ack was
     // lost: stored twice, to be counted once by the events table and by every rollup.
@@ -238,7 +437,7 @@ describe("analytics against a brute-force reference", () => {
         )
         .join(""),
     });
-    expect((await warehouseCounts(tally)).rows).toBe(events.length + copies.length);
+    expect((await warehouseCounts(tally)).rows).toBe(events.length + cases.length + copies.length);
     await tally.warehouse.command(`SYSTEM START MERGES ${eventsTable}`);
   }, 60_000);
   afterAll(async () => {
@@ -250,24 +449,30 @@ describe("analytics against a brute-force reference", () => {
     const random = rng(2025);
     const indexed = { indexedProperties: INDEXED, indexedTimeZones: INDEXED_ZONES };
     const sources = { "": 0, prop_: 0, zone_: 0, events: 0 };
-    for (let i = 0; i < 240; i++) {
-      const q = draw(random);
+    // Draws whose answer has substance (someone past a funnel's first step, a trend above zero), per kind.
+    const substantial: Record<string, number> = {};
+    for (let i = 0; i < 400 + EDGES.length; i++) {
+      const q = i < EDGES.length ? funnelDraw(EDGES[i] as FunnelCase) : draw(random);
       const source = chooseSource(q.tz, q.segment, indexed);
       sources[source.kind === "rollups" ? source.prefix : "events"]++;
       const got = await rest(port, q.path);
-      expect({ path: q.path, status: got.status, body: got.body }).toEqual({
+      const want = q.want(unique);
+      expect({ path: q.path, status: got.status, body: rounded(got.body) }).toEqual({
         path: q.path,
         status: 200,
-        body: q.want(unique),
+        body: rounded(want),
       });
+      if (hasSubstance(q.kind, want)) substantial[q.kind] = (substantial[q.kind] ?? 0) + 1;
       // The same question asked of the raw events: the rollups must agree with them.
-      expect({ path: q.path, answer: await q.run(tally, indexed) }).toEqual({
+      expect({ path: q.path, answer: rounded(await q.run(tally, indexed)) }).toEqual({
         path: q.path,
-        answer: await q.run(tally, { rawOnly: true }),
+        answer: rounded(await q.run(tally, { rawOnly: true })),
       });
     }
     // The draw exercised every path: all events', a property's and a zone's rollups, and the events.
     expect(Math.min(...Object.values(sources)), JSON.stringify(sources)).toBeGreaterThan(15);
+    expect(substantial.funnel, JSON.stringify(substantial)).toBeGreaterThan(20);
+    expect(substantial.trends, JSON.stringify(substantial)).toBeGreaterThan(30);
   });
 
   it("compacts the rollups' closed months, and the first days whole, into one part each, answers unchanged", async () => {

@@ -123,6 +123,16 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
       JSON.stringify({ ...range, interval: "day" }),
       (r) => expect(r.periods).toHaveLength(2),
     ],
+    [
+      "tally.v1.AnalyticsService/GetFunnel",
+      JSON.stringify({ ...range, step: ["signup", "purchase"], mode: "strict" }),
+      (r) => expect(r.steps).toHaveLength(2),
+    ],
+    [
+      "tally.v1.AnalyticsService/GetTrends",
+      JSON.stringify({ ...range, measure: "users", breakdown: "event_type" }),
+      (r) => expect(r).toBeTypeOf("object"),
+    ],
     ["grpc.health.v1.Health/Check", "{}", (r) => expect(r).toEqual({ status: "SERVING" })],
     [
       "grpc.health.v1.Health/List",

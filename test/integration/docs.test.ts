@@ -83,7 +83,10 @@ describe("API docs: OpenAPI generated from the protos, Swagger UI, proto downloa
       if (get === undefined) continue;
       const query = new URLSearchParams();
       for (const p of get.parameters ?? []) {
-        if (p.required) query.set(p.name, values[p.name] ?? "");
+        // A funnel's steps repeat: two of them.
+        if (p.name === "step")
+          for (const step of ["signup", "purchase"]) query.append(p.name, step);
+        else if (p.required) query.set(p.name, values[p.name] ?? "");
       }
       const res = await rest(port, `${path}?${query}`, undefined, auth);
       expect(res.status, `${path}: ${JSON.stringify(res.body)}`).toBe(200);

@@ -88,7 +88,13 @@ describe("upgrading a warehouse made by an older release", () => {
           properties: { country: i % 3 === 0 ? "UA" : "PL" },
         })),
       );
-      expect(await migrate(older)).toEqual([5]);
+      expect(await migrate(older)).toEqual([5, 6]);
+      // The events stored before are sorted by time too (migration 6), each once.
+      const [copied] = await older.query<{ n: string; ids: string }>(
+        `SELECT count() AS n, uniqExact(event_id) AS ids FROM ${older.db}.events_by_time FINAL`,
+        {},
+      );
+      expect([Number(copied?.n), Number(copied?.ids)]).toEqual([2000, 2000]);
       const indexes = { properties: ["country"], zones: ["Europe/Kyiv"] };
       // The start after the migration backfills every index again.
       expect((await indexRollups(older, indexes)).added.sort()).toEqual([

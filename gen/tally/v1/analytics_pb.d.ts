@@ -11,6 +11,318 @@ import type { Message } from "@bufbuild/protobuf";
 export declare const file_tally_v1_analytics: GenFile;
 
 /**
+ * @generated from message tally.v1.GetFunnelRequest
+ */
+export declare type GetFunnelRequest = Message<"tally.v1.GetFunnelRequest"> & {
+  /**
+   * First day a user may enter (with a first-step event), YYYY-MM-DD.
+   *
+   * @generated from field: string from = 1;
+   */
+  from: string;
+
+  /**
+   * Last day a user may enter, YYYY-MM-DD; later steps may fall after it.
+   *
+   * @generated from field: string to = 2;
+   */
+  to: string;
+
+  /**
+   * The steps' event types, in order: 2 to 20 (a type may repeat).
+   *
+   * @generated from field: repeated string step = 3;
+   */
+  step: string[];
+
+  /**
+   * How long after the first step the last may come: `<n>s`, `m`, `h` or
+   * `d`; default `14d`, at most `365d`; the end is included.
+   *
+   * @generated from field: string window = 4;
+   */
+  window: string;
+
+  /**
+   * `ordered` (default: each step at or after the one before), `strict`
+   * (the steps are consecutive among the user's events) or `unordered`
+   * (any order; row k counts users reaching at least k steps).
+   *
+   * @generated from field: string mode = 5;
+   */
+  mode: string;
+
+  /**
+   * `event_type` or `properties.<path>`: split users by the value on their
+   * first-step event.
+   *
+   * @generated from field: string breakdown = 6;
+   */
+  breakdown: string;
+
+  /**
+   * IANA time zone for day boundaries; default UTC.
+   *
+   * @generated from field: string tz = 7;
+   */
+  tz: string;
+
+  /**
+   * Filters on the events that count, AND-ed, as on the other routes.
+   *
+   * @generated from field: repeated string segment = 8;
+   */
+  segment: string[];
+};
+
+/**
+ * Describes the message tally.v1.GetFunnelRequest.
+ * Use `create(GetFunnelRequestSchema)` to create a new message.
+ */
+export declare const GetFunnelRequestSchema: GenMessage<GetFunnelRequest>;
+
+/**
+ * @generated from message tally.v1.GetFunnelResponse
+ */
+export declare type GetFunnelResponse = Message<"tally.v1.GetFunnelResponse"> & {
+  /**
+   * Without a breakdown: one row per step.
+   *
+   * @generated from field: repeated tally.v1.FunnelStep steps = 1;
+   */
+  steps: FunnelStep[];
+
+  /**
+   * With one: the 10 values with most first-step users, then `$other` and
+   * `$none` (no such property) where they have any.
+   *
+   * @generated from field: repeated tally.v1.FunnelBreakdown breakdowns = 2;
+   */
+  breakdowns: FunnelBreakdown[];
+};
+
+/**
+ * Describes the message tally.v1.GetFunnelResponse.
+ * Use `create(GetFunnelResponseSchema)` to create a new message.
+ */
+export declare const GetFunnelResponseSchema: GenMessage<GetFunnelResponse>;
+
+/**
+ * @generated from message tally.v1.FunnelBreakdown
+ */
+export declare type FunnelBreakdown = Message<"tally.v1.FunnelBreakdown"> & {
+  /**
+   * @generated from field: string value = 1;
+   */
+  value: string;
+
+  /**
+   * @generated from field: repeated tally.v1.FunnelStep steps = 2;
+   */
+  steps: FunnelStep[];
+};
+
+/**
+ * Describes the message tally.v1.FunnelBreakdown.
+ * Use `create(FunnelBreakdownSchema)` to create a new message.
+ */
+export declare const FunnelBreakdownSchema: GenMessage<FunnelBreakdown>;
+
+/**
+ * @generated from message tally.v1.FunnelStep
+ */
+export declare type FunnelStep = Message<"tally.v1.FunnelStep"> & {
+  /**
+   * @generated from field: string event_type = 1;
+   */
+  eventType: string;
+
+  /**
+   * Users who reached this step (at least this many steps, when unordered).
+   *
+   * @generated from field: uint64 users = 2;
+   */
+  users: bigint;
+
+  /**
+   * users / the first step's users (0 when nobody entered).
+   *
+   * @generated from field: double rate = 3;
+   */
+  rate: number;
+
+  /**
+   * users / the step before's users (0 when it had none).
+   *
+   * @generated from field: double rate_from_previous = 4;
+   */
+  rateFromPrevious: number;
+
+  /**
+   * The median of the seconds from each user's step before to this one;
+   * unset (null in JSON) for the first step, for `unordered` and when
+   * nobody reached the step.
+   *
+   * @generated from field: optional double median_seconds_from_previous = 5;
+   */
+  medianSecondsFromPrevious?: number | undefined;
+};
+
+/**
+ * Describes the message tally.v1.FunnelStep.
+ * Use `create(FunnelStepSchema)` to create a new message.
+ */
+export declare const FunnelStepSchema: GenMessage<FunnelStep>;
+
+/**
+ * @generated from message tally.v1.GetTrendsRequest
+ */
+export declare type GetTrendsRequest = Message<"tally.v1.GetTrendsRequest"> & {
+  /**
+   * First day, YYYY-MM-DD, inclusive.
+   *
+   * @generated from field: string from = 1;
+   */
+  from: string;
+
+  /**
+   * Last day, YYYY-MM-DD, inclusive.
+   *
+   * @generated from field: string to = 2;
+   */
+  to: string;
+
+  /**
+   * Counts only events of this type; default: all activity.
+   *
+   * @generated from field: string event_type = 3;
+   */
+  eventType: string;
+
+  /**
+   * `day` (default), `week` (from Monday) or `month`; a point's date is
+   * its period's start, and only the range's days count in it.
+   *
+   * @generated from field: string interval = 4;
+   */
+  interval: string;
+
+  /**
+   * `events` (default), `users`, `sum:properties.<path>` or
+   * `avg:properties.<path>` (a JSON number, or a string that is one).
+   *
+   * @generated from field: string measure = 5;
+   */
+  measure: string;
+
+  /**
+   * `event_type` or `properties.<path>`: one series per value.
+   *
+   * @generated from field: string breakdown = 6;
+   */
+  breakdown: string;
+
+  /**
+   * Series kept by a breakdown, by largest total, 1..100; default 5. The
+   * rest add up in `$other`; events without the property in `$none`.
+   *
+   * @generated from field: optional uint32 limit = 7;
+   */
+  limit?: number | undefined;
+
+  /**
+   * IANA time zone for day boundaries; default UTC.
+   *
+   * @generated from field: string tz = 8;
+   */
+  tz: string;
+
+  /**
+   * Filters, AND-ed, as on the other routes.
+   *
+   * @generated from field: repeated string segment = 9;
+   */
+  segment: string[];
+};
+
+/**
+ * Describes the message tally.v1.GetTrendsRequest.
+ * Use `create(GetTrendsRequestSchema)` to create a new message.
+ */
+export declare const GetTrendsRequestSchema: GenMessage<GetTrendsRequest>;
+
+/**
+ * @generated from message tally.v1.GetTrendsResponse
+ */
+export declare type GetTrendsResponse = Message<"tally.v1.GetTrendsResponse"> & {
+  /**
+   * @generated from field: repeated tally.v1.TrendSeries series = 1;
+   */
+  series: TrendSeries[];
+};
+
+/**
+ * Describes the message tally.v1.GetTrendsResponse.
+ * Use `create(GetTrendsResponseSchema)` to create a new message.
+ */
+export declare const GetTrendsResponseSchema: GenMessage<GetTrendsResponse>;
+
+/**
+ * @generated from message tally.v1.TrendSeries
+ */
+export declare type TrendSeries = Message<"tally.v1.TrendSeries"> & {
+  /**
+   * The breakdown's value; unset (null in JSON) without a breakdown.
+   *
+   * @generated from field: optional string breakdown = 1;
+   */
+  breakdown?: string | undefined;
+
+  /**
+   * The measure over the whole range (distinct users for `users`).
+   *
+   * @generated from field: double total = 2;
+   */
+  total: number;
+
+  /**
+   * One per period of the range, zeros included.
+   *
+   * @generated from field: repeated tally.v1.TrendPoint points = 3;
+   */
+  points: TrendPoint[];
+};
+
+/**
+ * Describes the message tally.v1.TrendSeries.
+ * Use `create(TrendSeriesSchema)` to create a new message.
+ */
+export declare const TrendSeriesSchema: GenMessage<TrendSeries>;
+
+/**
+ * @generated from message tally.v1.TrendPoint
+ */
+export declare type TrendPoint = Message<"tally.v1.TrendPoint"> & {
+  /**
+   * The period's first day, YYYY-MM-DD.
+   *
+   * @generated from field: string date = 1;
+   */
+  date: string;
+
+  /**
+   * @generated from field: double value = 2;
+   */
+  value: number;
+};
+
+/**
+ * Describes the message tally.v1.TrendPoint.
+ * Use `create(TrendPointSchema)` to create a new message.
+ */
+export declare const TrendPointSchema: GenMessage<TrendPoint>;
+
+/**
  * @generated from message tally.v1.GetLifecycleRequest
  */
 export declare type GetLifecycleRequest = Message<"tally.v1.GetLifecycleRequest"> & {
@@ -688,6 +1000,28 @@ export declare const AnalyticsService: GenService<{
     methodKind: "unary";
     input: typeof GetStickinessRequestSchema;
     output: typeof GetStickinessResponseSchema;
+  },
+  /**
+   * How many users went through the steps in turn, within a window of
+   * their first step, and how long each step took.
+   *
+   * @generated from rpc tally.v1.AnalyticsService.GetFunnel
+   */
+  getFunnel: {
+    methodKind: "unary";
+    input: typeof GetFunnelRequestSchema;
+    output: typeof GetFunnelResponseSchema;
+  },
+  /**
+   * A measure (events, users, or a numeric property's sum or average) per
+   * day, week or month, whole or split by a property or the event type.
+   *
+   * @generated from rpc tally.v1.AnalyticsService.GetTrends
+   */
+  getTrends: {
+    methodKind: "unary";
+    input: typeof GetTrendsRequestSchema;
+    output: typeof GetTrendsResponseSchema;
   },
 }>;
 

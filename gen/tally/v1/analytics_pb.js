@@ -10,147 +10,203 @@ import { file_google_api_field_behavior } from "../../google/api/field_behavior_
  * Describes the file tally/v1/analytics.proto.
  */
 export const file_tally_v1_analytics = /*@__PURE__*/
-  fileDesc("Chh0YWxseS92MS9hbmFseXRpY3MucHJvdG8SCHRhbGx5LnYxImgKE0dldExpZmVjeWNsZVJlcXVlc3QSEQoEZnJvbRgBIAEoCUID4EECEg8KAnRvGAIgASgJQgPgQQISEAoIaW50ZXJ2YWwYAyABKAkSCgoCdHoYBCABKAkSDwoHc2VnbWVudBgFIAMoCSJCChRHZXRMaWZlY3ljbGVSZXNwb25zZRIqCgdwZXJpb2RzGAEgAygLMhkudGFsbHkudjEuTGlmZWN5Y2xlUGVyaW9kImYKD0xpZmVjeWNsZVBlcmlvZBIMCgRkYXRlGAEgASgJEgsKA25ldxgCIAEoBBIRCglyZXR1cm5pbmcYAyABKAQSFAoMcmVzdXJyZWN0aW5nGAQgASgEEg8KB2Rvcm1hbnQYBSABKAMifQoUR2V0U3RpY2tpbmVzc1JlcXVlc3QSEQoEZnJvbRgBIAEoCUID4EECEg8KAnRvGAIgASgJQgPgQQISEAoIaW50ZXJ2YWwYAyABKAkSEgoKZXZlbnRfdHlwZRgEIAEoCRIKCgJ0ehgFIAEoCRIPCgdzZWdtZW50GAYgAygJIkUKFUdldFN0aWNraW5lc3NSZXNwb25zZRIsCgdwZXJpb2RzGAEgAygLMhsudGFsbHkudjEuU3RpY2tpbmVzc1BlcmlvZHMiMwoRU3RpY2tpbmVzc1BlcmlvZHMSDwoHcGVyaW9kcxgBIAEoDRINCgV1c2VycxgCIAEoBCJQCg1HZXREYXVSZXF1ZXN0EhEKBGZyb20YASABKAlCA+BBAhIPCgJ0bxgCIAEoCUID4EECEgoKAnR6GAMgASgJEg8KB3NlZ21lbnQYBCADKAkiNAoOR2V0RGF1UmVzcG9uc2USIgoEZGF5cxgBIAMoCzIULnRhbGx5LnYxLkRhaWx5VXNlcnMiMAoKRGFpbHlVc2VycxIMCgRkYXRlGAEgASgJEhQKDHVuaXF1ZV91c2VycxgCIAEoBCJoChVHZXRBY3RpdmVVc2Vyc1JlcXVlc3QSEQoEZnJvbRgBIAEoCUID4EECEg8KAnRvGAIgASgJQgPgQQISDgoGd2luZG93GAMgASgJEgoKAnR6GAQgASgJEg8KB3NlZ21lbnQYBSADKAkiPQoWR2V0QWN0aXZlVXNlcnNSZXNwb25zZRIjCgRkYXlzGAEgAygLMhUudGFsbHkudjEuQWN0aXZlVXNlcnMiMQoLQWN0aXZlVXNlcnMSDAoEZGF0ZRgBIAEoCRIUCgxhY3RpdmVfdXNlcnMYAiABKAQiFQoTR2V0RGF0YVJhbmdlUmVxdWVzdCI9ChRHZXREYXRhUmFuZ2VSZXNwb25zZRISCgpmaXJzdF9kYXRlGAEgASgJEhEKCWxhc3RfZGF0ZRgCIAEoCSJ0ChNHZXRUb3BFdmVudHNSZXF1ZXN0EhEKBGZyb20YASABKAlCA+BBAhIPCgJ0bxgCIAEoCUID4EECEhIKBWxpbWl0GAMgASgNSACIAQESCgoCdHoYBCABKAkSDwoHc2VnbWVudBgFIAMoCUIICgZfbGltaXQiPAoUR2V0VG9wRXZlbnRzUmVzcG9uc2USJAoGZXZlbnRzGAEgAygLMhQudGFsbHkudjEuRXZlbnRDb3VudCIvCgpFdmVudENvdW50EhIKCmV2ZW50X3R5cGUYASABKAkSDQoFY291bnQYAiABKAQilAEKE0dldFJldGVudGlvblJlcXVlc3QSFwoKc3RhcnRfZGF0ZRgBIAEoCUID4EECEhAKCGVuZF9kYXRlGAIgASgJEhQKB3dpbmRvd3MYAyABKA1IAIgBARITCgtncmFudWxhcml0eRgEIAEoCRIKCgJ0ehgFIAEoCRIPCgdzZWdtZW50GAYgAygJQgoKCF93aW5kb3dzIjkKFEdldFJldGVudGlvblJlc3BvbnNlEiEKB2NvaG9ydHMYASADKAsyEC50YWxseS52MS5Db2hvcnQiRwoGQ29ob3J0Eg4KBmNvaG9ydBgBIAEoCRIMCgRzaXplGAIgASgEEhAKCHJldGFpbmVkGAMgAygEEg0KBXJhdGVzGAQgAygBMpIGChBBbmFseXRpY3NTZXJ2aWNlElUKBkdldERhdRIXLnRhbGx5LnYxLkdldERhdVJlcXVlc3QaGC50YWxseS52MS5HZXREYXVSZXNwb25zZSIYgtPkkwISYgRkYXlzEgovc3RhdHMvZGF1EnYKDkdldEFjdGl2ZVVzZXJzEh8udGFsbHkudjEuR2V0QWN0aXZlVXNlcnNSZXF1ZXN0GiAudGFsbHkudjEuR2V0QWN0aXZlVXNlcnNSZXNwb25zZSIhgtPkkwIbYgRkYXlzEhMvc3RhdHMvYWN0aXZlLXVzZXJzEmMKDEdldERhdGFSYW5nZRIdLnRhbGx5LnYxLkdldERhdGFSYW5nZVJlcXVlc3QaHi50YWxseS52MS5HZXREYXRhUmFuZ2VSZXNwb25zZSIUgtPkkwIOEgwvc3RhdHMvcmFuZ2UScAoMR2V0VG9wRXZlbnRzEh0udGFsbHkudjEuR2V0VG9wRXZlbnRzUmVxdWVzdBoeLnRhbGx5LnYxLkdldFRvcEV2ZW50c1Jlc3BvbnNlIiGC0+STAhtiBmV2ZW50cxIRL3N0YXRzL3RvcC1ldmVudHMScAoMR2V0UmV0ZW50aW9uEh0udGFsbHkudjEuR2V0UmV0ZW50aW9uUmVxdWVzdBoeLnRhbGx5LnYxLkdldFJldGVudGlvblJlc3BvbnNlIiGC0+STAhtiB2NvaG9ydHMSEC9zdGF0cy9yZXRlbnRpb24ScAoMR2V0TGlmZWN5Y2xlEh0udGFsbHkudjEuR2V0TGlmZWN5Y2xlUmVxdWVzdBoeLnRhbGx5LnYxLkdldExpZmVjeWNsZVJlc3BvbnNlIiGC0+STAhtiB3BlcmlvZHMSEC9zdGF0cy9saWZlY3ljbGUSdAoNR2V0U3RpY2tpbmVzcxIeLnRhbGx5LnYxLkdldFN0aWNraW5lc3NSZXF1ZXN0Gh8udGFsbHkudjEuR2V0U3RpY2tpbmVzc1Jlc3BvbnNlIiKC0+STAhxiB3BlcmlvZHMSES9zdGF0cy9zdGlja2luZXNzYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior]);
+  fileDesc("Chh0YWxseS92MS9hbmFseXRpY3MucHJvdG8SCHRhbGx5LnYxIpcBChBHZXRGdW5uZWxSZXF1ZXN0EhEKBGZyb20YASABKAlCA+BBAhIPCgJ0bxgCIAEoCUID4EECEhEKBHN0ZXAYAyADKAlCA+BBAhIOCgZ3aW5kb3cYBCABKAkSDAoEbW9kZRgFIAEoCRIRCglicmVha2Rvd24YBiABKAkSCgoCdHoYByABKAkSDwoHc2VnbWVudBgIIAMoCSJnChFHZXRGdW5uZWxSZXNwb25zZRIjCgVzdGVwcxgBIAMoCzIULnRhbGx5LnYxLkZ1bm5lbFN0ZXASLQoKYnJlYWtkb3ducxgCIAMoCzIZLnRhbGx5LnYxLkZ1bm5lbEJyZWFrZG93biJFCg9GdW5uZWxCcmVha2Rvd24SDQoFdmFsdWUYASABKAkSIwoFc3RlcHMYAiADKAsyFC50YWxseS52MS5GdW5uZWxTdGVwIqUBCgpGdW5uZWxTdGVwEhIKCmV2ZW50X3R5cGUYASABKAkSDQoFdXNlcnMYAiABKAQSDAoEcmF0ZRgDIAEoARIaChJyYXRlX2Zyb21fcHJldmlvdXMYBCABKAESKQocbWVkaWFuX3NlY29uZHNfZnJvbV9wcmV2aW91cxgFIAEoAUgAiAEBQh8KHV9tZWRpYW5fc2Vjb25kc19mcm9tX3ByZXZpb3VzIrsBChBHZXRUcmVuZHNSZXF1ZXN0EhEKBGZyb20YASABKAlCA+BBAhIPCgJ0bxgCIAEoCUID4EECEhIKCmV2ZW50X3R5cGUYAyABKAkSEAoIaW50ZXJ2YWwYBCABKAkSDwoHbWVhc3VyZRgFIAEoCRIRCglicmVha2Rvd24YBiABKAkSEgoFbGltaXQYByABKA1IAIgBARIKCgJ0ehgIIAEoCRIPCgdzZWdtZW50GAkgAygJQggKBl9saW1pdCI6ChFHZXRUcmVuZHNSZXNwb25zZRIlCgZzZXJpZXMYASADKAsyFS50YWxseS52MS5UcmVuZFNlcmllcyJoCgtUcmVuZFNlcmllcxIWCglicmVha2Rvd24YASABKAlIAIgBARINCgV0b3RhbBgCIAEoARIkCgZwb2ludHMYAyADKAsyFC50YWxseS52MS5UcmVuZFBvaW50QgwKCl9icmVha2Rvd24iKQoKVHJlbmRQb2ludBIMCgRkYXRlGAEgASgJEg0KBXZhbHVlGAIgASgBImgKE0dldExpZmVjeWNsZVJlcXVlc3QSEQoEZnJvbRgBIAEoCUID4EECEg8KAnRvGAIgASgJQgPgQQISEAoIaW50ZXJ2YWwYAyABKAkSCgoCdHoYBCABKAkSDwoHc2VnbWVudBgFIAMoCSJCChRHZXRMaWZlY3ljbGVSZXNwb25zZRIqCgdwZXJpb2RzGAEgAygLMhkudGFsbHkudjEuTGlmZWN5Y2xlUGVyaW9kImYKD0xpZmVjeWNsZVBlcmlvZBIMCgRkYXRlGAEgASgJEgsKA25ldxgCIAEoBBIRCglyZXR1cm5pbmcYAyABKAQSFAoMcmVzdXJyZWN0aW5nGAQgASgEEg8KB2Rvcm1hbnQYBSABKAMifQoUR2V0U3RpY2tpbmVzc1JlcXVlc3QSEQoEZnJvbRgBIAEoCUID4EECEg8KAnRvGAIgASgJQgPgQQISEAoIaW50ZXJ2YWwYAyABKAkSEgoKZXZlbnRfdHlwZRgEIAEoCRIKCgJ0ehgFIAEoCRIPCgdzZWdtZW50GAYgAygJIkUKFUdldFN0aWNraW5lc3NSZXNwb25zZRIsCgdwZXJpb2RzGAEgAygLMhsudGFsbHkudjEuU3RpY2tpbmVzc1BlcmlvZHMiMwoRU3RpY2tpbmVzc1BlcmlvZHMSDwoHcGVyaW9kcxgBIAEoDRINCgV1c2VycxgCIAEoBCJQCg1HZXREYXVSZXF1ZXN0EhEKBGZyb20YASABKAlCA+BBAhIPCgJ0bxgCIAEoCUID4EECEgoKAnR6GAMgASgJEg8KB3NlZ21lbnQYBCADKAkiNAoOR2V0RGF1UmVzcG9uc2USIgoEZGF5cxgBIAMoCzIULnRhbGx5LnYxLkRhaWx5VXNlcnMiMAoKRGFpbHlVc2VycxIMCgRkYXRlGAEgASgJEhQKDHVuaXF1ZV91c2VycxgCIAEoBCJoChVHZXRBY3RpdmVVc2Vyc1JlcXVlc3QSEQoEZnJvbRgBIAEoCUID4EECEg8KAnRvGAIgASgJQgPgQQISDgoGd2luZG93GAMgASgJEgoKAnR6GAQgASgJEg8KB3NlZ21lbnQYBSADKAkiPQoWR2V0QWN0aXZlVXNlcnNSZXNwb25zZRIjCgRkYXlzGAEgAygLMhUudGFsbHkudjEuQWN0aXZlVXNlcnMiMQoLQWN0aXZlVXNlcnMSDAoEZGF0ZRgBIAEoCRIUCgxhY3RpdmVfdXNlcnMYAiABKAQiFQoTR2V0RGF0YVJhbmdlUmVxdWVzdCI9ChRHZXREYXRhUmFuZ2VSZXNwb25zZRISCgpmaXJzdF9kYXRlGAEgASgJEhEKCWxhc3RfZGF0ZRgCIAEoCSJ0ChNHZXRUb3BFdmVudHNSZXF1ZXN0EhEKBGZyb20YASABKAlCA+BBAhIPCgJ0bxgCIAEoCUID4EECEhIKBWxpbWl0GAMgASgNSACIAQESCgoCdHoYBCABKAkSDwoHc2VnbWVudBgFIAMoCUIICgZfbGltaXQiPAoUR2V0VG9wRXZlbnRzUmVzcG9uc2USJAoGZXZlbnRzGAEgAygLMhQudGFsbHkudjEuRXZlbnRDb3VudCIvCgpFdmVudENvdW50EhIKCmV2ZW50X3R5cGUYASABKAkSDQoFY291bnQYAiABKAQilAEKE0dldFJldGVudGlvblJlcXVlc3QSFwoKc3RhcnRfZGF0ZRgBIAEoCUID4EECEhAKCGVuZF9kYXRlGAIgASgJEhQKB3dpbmRvd3MYAyABKA1IAIgBARITCgtncmFudWxhcml0eRgEIAEoCRIKCgJ0ehgFIAEoCRIPCgdzZWdtZW50GAYgAygJQgoKCF93aW5kb3dzIjkKFEdldFJldGVudGlvblJlc3BvbnNlEiEKB2NvaG9ydHMYASADKAsyEC50YWxseS52MS5Db2hvcnQiRwoGQ29ob3J0Eg4KBmNvaG9ydBgBIAEoCRIMCgRzaXplGAIgASgEEhAKCHJldGFpbmVkGAMgAygEEg0KBXJhdGVzGAQgAygBMswHChBBbmFseXRpY3NTZXJ2aWNlElUKBkdldERhdRIXLnRhbGx5LnYxLkdldERhdVJlcXVlc3QaGC50YWxseS52MS5HZXREYXVSZXNwb25zZSIYgtPkkwISYgRkYXlzEgovc3RhdHMvZGF1EnYKDkdldEFjdGl2ZVVzZXJzEh8udGFsbHkudjEuR2V0QWN0aXZlVXNlcnNSZXF1ZXN0GiAudGFsbHkudjEuR2V0QWN0aXZlVXNlcnNSZXNwb25zZSIhgtPkkwIbYgRkYXlzEhMvc3RhdHMvYWN0aXZlLXVzZXJzEmMKDEdldERhdGFSYW5nZRIdLnRhbGx5LnYxLkdldERhdGFSYW5nZVJlcXVlc3QaHi50YWxseS52MS5HZXREYXRhUmFuZ2VSZXNwb25zZSIUgtPkkwIOEgwvc3RhdHMvcmFuZ2UScAoMR2V0VG9wRXZlbnRzEh0udGFsbHkudjEuR2V0VG9wRXZlbnRzUmVxdWVzdBoeLnRhbGx5LnYxLkdldFRvcEV2ZW50c1Jlc3BvbnNlIiGC0+STAhtiBmV2ZW50cxIRL3N0YXRzL3RvcC1ldmVudHMScAoMR2V0UmV0ZW50aW9uEh0udGFsbHkudjEuR2V0UmV0ZW50aW9uUmVxdWVzdBoeLnRhbGx5LnYxLkdldFJldGVudGlvblJlc3BvbnNlIiGC0+STAhtiB2NvaG9ydHMSEC9zdGF0cy9yZXRlbnRpb24ScAoMR2V0TGlmZWN5Y2xlEh0udGFsbHkudjEuR2V0TGlmZWN5Y2xlUmVxdWVzdBoeLnRhbGx5LnYxLkdldExpZmVjeWNsZVJlc3BvbnNlIiGC0+STAhtiB3BlcmlvZHMSEC9zdGF0cy9saWZlY3ljbGUSdAoNR2V0U3RpY2tpbmVzcxIeLnRhbGx5LnYxLkdldFN0aWNraW5lc3NSZXF1ZXN0Gh8udGFsbHkudjEuR2V0U3RpY2tpbmVzc1Jlc3BvbnNlIiKC0+STAhxiB3BlcmlvZHMSES9zdGF0cy9zdGlja2luZXNzElsKCUdldEZ1bm5lbBIaLnRhbGx5LnYxLkdldEZ1bm5lbFJlcXVlc3QaGy50YWxseS52MS5HZXRGdW5uZWxSZXNwb25zZSIVgtPkkwIPEg0vc3RhdHMvZnVubmVsElsKCUdldFRyZW5kcxIaLnRhbGx5LnYxLkdldFRyZW5kc1JlcXVlc3QaGy50YWxseS52MS5HZXRUcmVuZHNSZXNwb25zZSIVgtPkkwIPEg0vc3RhdHMvdHJlbmRzYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior]);
+
+/**
+ * Describes the message tally.v1.GetFunnelRequest.
+ * Use `create(GetFunnelRequestSchema)` to create a new message.
+ */
+export const GetFunnelRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 0);
+
+/**
+ * Describes the message tally.v1.GetFunnelResponse.
+ * Use `create(GetFunnelResponseSchema)` to create a new message.
+ */
+export const GetFunnelResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 1);
+
+/**
+ * Describes the message tally.v1.FunnelBreakdown.
+ * Use `create(FunnelBreakdownSchema)` to create a new message.
+ */
+export const FunnelBreakdownSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 2);
+
+/**
+ * Describes the message tally.v1.FunnelStep.
+ * Use `create(FunnelStepSchema)` to create a new message.
+ */
+export const FunnelStepSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 3);
+
+/**
+ * Describes the message tally.v1.GetTrendsRequest.
+ * Use `create(GetTrendsRequestSchema)` to create a new message.
+ */
+export const GetTrendsRequestSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 4);
+
+/**
+ * Describes the message tally.v1.GetTrendsResponse.
+ * Use `create(GetTrendsResponseSchema)` to create a new message.
+ */
+export const GetTrendsResponseSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 5);
+
+/**
+ * Describes the message tally.v1.TrendSeries.
+ * Use `create(TrendSeriesSchema)` to create a new message.
+ */
+export const TrendSeriesSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 6);
+
+/**
+ * Describes the message tally.v1.TrendPoint.
+ * Use `create(TrendPointSchema)` to create a new message.
+ */
+export const TrendPointSchema = /*@__PURE__*/
+  messageDesc(file_tally_v1_analytics, 7);
 
 /**
  * Describes the message tally.v1.GetLifecycleRequest.
  * Use `create(GetLifecycleRequestSchema)` to create a new message.
  */
 export const GetLifecycleRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 0);
+  messageDesc(file_tally_v1_analytics, 8);
 
 /**
  * Describes the message tally.v1.GetLifecycleResponse.
  * Use `create(GetLifecycleResponseSchema)` to create a new message.
  */
 export const GetLifecycleResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 1);
+  messageDesc(file_tally_v1_analytics, 9);
 
 /**
  * Describes the message tally.v1.LifecyclePeriod.
  * Use `create(LifecyclePeriodSchema)` to create a new message.
  */
 export const LifecyclePeriodSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 2);
+  messageDesc(file_tally_v1_analytics, 10);
 
 /**
  * Describes the message tally.v1.GetStickinessRequest.
  * Use `create(GetStickinessRequestSchema)` to create a new message.
  */
 export const GetStickinessRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 3);
+  messageDesc(file_tally_v1_analytics, 11);
 
 /**
  * Describes the message tally.v1.GetStickinessResponse.
  * Use `create(GetStickinessResponseSchema)` to create a new message.
  */
 export const GetStickinessResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 4);
+  messageDesc(file_tally_v1_analytics, 12);
 
 /**
  * Describes the message tally.v1.StickinessPeriods.
  * Use `create(StickinessPeriodsSchema)` to create a new message.
  */
 export const StickinessPeriodsSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 5);
+  messageDesc(file_tally_v1_analytics, 13);
 
 /**
  * Describes the message tally.v1.GetDauRequest.
  * Use `create(GetDauRequestSchema)` to create a new message.
  */
 export const GetDauRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 6);
+  messageDesc(file_tally_v1_analytics, 14);
 
 /**
  * Describes the message tally.v1.GetDauResponse.
  * Use `create(GetDauResponseSchema)` to create a new message.
  */
 export const GetDauResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 7);
+  messageDesc(file_tally_v1_analytics, 15);
 
 /**
  * Describes the message tally.v1.DailyUsers.
  * Use `create(DailyUsersSchema)` to create a new message.
  */
 export const DailyUsersSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 8);
+  messageDesc(file_tally_v1_analytics, 16);
 
 /**
  * Describes the message tally.v1.GetActiveUsersRequest.
  * Use `create(GetActiveUsersRequestSchema)` to create a new message.
  */
 export const GetActiveUsersRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 9);
+  messageDesc(file_tally_v1_analytics, 17);
 
 /**
  * Describes the message tally.v1.GetActiveUsersResponse.
  * Use `create(GetActiveUsersResponseSchema)` to create a new message.
  */
 export const GetActiveUsersResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 10);
+  messageDesc(file_tally_v1_analytics, 18);
 
 /**
  * Describes the message tally.v1.ActiveUsers.
  * Use `create(ActiveUsersSchema)` to create a new message.
  */
 export const ActiveUsersSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 11);
+  messageDesc(file_tally_v1_analytics, 19);
 
 /**
  * Describes the message tally.v1.GetDataRangeRequest.
  * Use `create(GetDataRangeRequestSchema)` to create a new message.
  */
 export const GetDataRangeRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 12);
+  messageDesc(file_tally_v1_analytics, 20);
 
 /**
  * Describes the message tally.v1.GetDataRangeResponse.
  * Use `create(GetDataRangeResponseSchema)` to create a new message.
  */
 export const GetDataRangeResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 13);
+  messageDesc(file_tally_v1_analytics, 21);
 
 /**
  * Describes the message tally.v1.GetTopEventsRequest.
  * Use `create(GetTopEventsRequestSchema)` to create a new message.
  */
 export const GetTopEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 14);
+  messageDesc(file_tally_v1_analytics, 22);
 
 /**
  * Describes the message tally.v1.GetTopEventsResponse.
  * Use `create(GetTopEventsResponseSchema)` to create a new message.
  */
 export const GetTopEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 15);
+  messageDesc(file_tally_v1_analytics, 23);
 
 /**
  * Describes the message tally.v1.EventCount.
  * Use `create(EventCountSchema)` to create a new message.
  */
 export const EventCountSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 16);
+  messageDesc(file_tally_v1_analytics, 24);
 
 /**
  * Describes the message tally.v1.GetRetentionRequest.
  * Use `create(GetRetentionRequestSchema)` to create a new message.
  */
 export const GetRetentionRequestSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 17);
+  messageDesc(file_tally_v1_analytics, 25);
 
 /**
  * Describes the message tally.v1.GetRetentionResponse.
  * Use `create(GetRetentionResponseSchema)` to create a new message.
  */
 export const GetRetentionResponseSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 18);
+  messageDesc(file_tally_v1_analytics, 26);
 
 /**
  * Describes the message tally.v1.Cohort.
  * Use `create(CohortSchema)` to create a new message.
  */
 export const CohortSchema = /*@__PURE__*/
-  messageDesc(file_tally_v1_analytics, 19);
+  messageDesc(file_tally_v1_analytics, 27);
 
 /**
  * Reads stats back. Every stat counts each event_id once. Dates are

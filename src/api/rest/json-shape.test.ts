@@ -1,14 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { GetRetentionResponseSchema } from "../../../gen/tally/v1/analytics_pb.js";
 import { EventSchema } from "../../../gen/tally/v1/event_pb.js";
-import { checkElement, int64AsNumbers } from "./json-shape.ts";
+import { checkElement, restJson } from "./json-shape.ts";
 
 describe("REST JSON shapes", () => {
   it("turns 64-bit counts into numbers, nested and repeated", () => {
     const json = {
       cohorts: [{ cohort: "2025-10-27", size: "3", retained: ["3", "1"], rates: [1, 0.333] }],
     };
-    expect(int64AsNumbers(GetRetentionResponseSchema, json)).toEqual({
+    expect(restJson(GetRetentionResponseSchema, json)).toEqual({
       cohorts: [{ cohort: "2025-10-27", size: 3, retained: [3, 1], rates: [1, 0.333] }],
     });
   });

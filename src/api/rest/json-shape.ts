@@ -6,6 +6,7 @@ import {
   type JsonValue,
   ScalarType,
 } from "@bufbuild/protobuf";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 
 const INT64 = new Set([
   ScalarType.INT64,
@@ -16,14 +17,22 @@ const INT64 = new Set([
 ]);
 
 /**
- * Proto JSON writes 64-bit integers as strings; REST clients want counts as
- * numbers. Rewrites them in place, following the schema.
+ * Proto JSON writes 64-bit integers as strings and leaves an unset optional
+ * field out; REST clients want counts as numbers and `null` where a value
+ * may be missing (CONTRACT.md). Rewrites both in place, following the schema.
  */
-export function int64AsNumbers(schema: DescMessage, json: JsonValue): JsonValue {
+export function restJson(schema: DescMessage, json: JsonValue): JsonValue {
   if (json === null || typeof json !== "object" || Array.isArray(json)) return json;
   for (const field of schema.fields) {
     const value = json[field.name];
-    if (value === undefined) continue;
+    if (value === undefined) {
+      const optional =
+        field.fieldKind === "scalar" &&
+        field.presence === FeatureSet_FieldPresence.EXPLICIT &&
+        field.oneof === undefined;
+      if (optional) json[field.name] = null;
+      continue;
+    }
     if (field.fieldKind === "scalar" && INT64.has(field.scalar)) {
       json[field.name] = Number(value);
     } else if (
@@ -33,9 +42,9 @@ export function int64AsNumbers(schema: DescMessage, json: JsonValue): JsonValue 
     ) {
       json[field.name] = (value as JsonValue[]).map(Number);
     } else if (field.fieldKind === "message" && !isWellKnown(field.message)) {
-      int64AsNumbers(field.message, value);
+      restJson(field.message, value);
     } else if (field.fieldKind === "list" && field.listKind === "message") {
-      for (const item of value as JsonValue[]) int64AsNumbers(field.message, item);
+      for (const item of value as JsonValue[]) restJson(field.message, item);
     }
   }
   return json;

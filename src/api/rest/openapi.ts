@@ -6,6 +6,7 @@ import {
   getOption,
   ScalarType,
 } from "@bufbuild/protobuf";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_behavior_pb.js";
 import { type RestRoute, restRoutes } from "./transcoder.ts";
 
@@ -31,7 +32,7 @@ export function openApiDocument(services: readonly DescService[], options: OpenA
     prose(options.describe(desc));
 
   /** A field's JSON Schema; messages go to components once. */
-  function fieldSchema(field: DescField): JsonSchema {
+  function fieldSchema(field: DescField, inQuery = false): JsonSchema {
     const one = () => {
       switch (field.fieldKind) {
         case "scalar":
@@ -58,7 +59,18 @@ export function openApiDocument(services: readonly DescService[], options: OpenA
           };
       }
     };
-    const schema = field.fieldKind === "list" ? { type: "array", items: one() } : one();
+    // An unset optional field is written as null (json-shape.ts); a query leaves it out.
+    const optional =
+      !inQuery &&
+      field.fieldKind === "scalar" &&
+      field.presence === FeatureSet_FieldPresence.EXPLICIT &&
+      field.oneof === undefined;
+    const schema =
+      field.fieldKind === "list"
+        ? { type: "array", items: one() }
+        : optional
+          ? { ...one(), type: [one().type, "null"] }
+          : one();
     const description = describe(field);
     return description === "" ? schema : { ...schema, description };
   }
@@ -115,7 +127,7 @@ export function openApiDocument(services: readonly DescService[], options: OpenA
   }
 
   function queryParameter(field: DescField) {
-    const { description, ...schema } = fieldSchema(field);
+    const { description, ...schema } = fieldSchema(field, true);
     return {
       name: field.name,
       in: "query",

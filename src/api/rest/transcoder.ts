@@ -19,7 +19,7 @@ import { collect } from "../body.ts";
 import { restRouteKey } from "../observe-rpc.ts";
 import { clientAddressKey } from "../rate-limit.ts";
 import { bodyErrorsKey } from "./body-errors.ts";
-import { checkElement, int64AsNumbers } from "./json-shape.ts";
+import { checkElement, restJson } from "./json-shape.ts";
 
 /** A REST route read from a `google.api.http` annotation. */
 export interface RestRoute {
@@ -202,7 +202,7 @@ function answerOf(
   message: Message,
   header: Record<string, string>,
 ): RestResponse {
-  const json = int64AsNumbers(
+  const json = restJson(
     route.method.output,
     toJson(route.method.output, message as never, {
       useProtoFieldName: true,
