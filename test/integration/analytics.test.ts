@@ -475,6 +475,123 @@ describe("analytics against a brute-force reference", () => {
     expect(substantial.trends, JSON.stringify(substantial)).toBeGreaterThan(30);
   });
 
+  it("holds the identities between funnels, trends, lifecycle, stickiness and DAU", async () => {
+    const random = rng(77);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)] as T;
+    type Row = Record<string, number>;
+    const get = async (path: string) => {
+      const res = await rest(port, path);
+      expect(res.status, `${path}: ${JSON.stringify(res.body)}`).toBe(200);
+      return res.body as never;
+    };
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < 25; i++) {
+      const tz = pick(ZONES);
+      const segment = pick(SEGMENTS.slice(0, 9));
+      const extra = `tz=${tz}${segment.map((x) => `&segment=${encodeURIComponent(x)}`).join("")}`;
+      // Monday to Sunday, so that a week of the lifecycle is a week of the trends.
+      const from = 2 + 7 * Math.floor(random() * 5); // 2025-09-22 is a Monday
+      const to = from + 7 * (1 + Math.floor(random() * 2)) - 1;
+      const range = `from=${day(from)}&to=${day(to)}`;
+      const steps = [
+        pick(["signup", "page_view", "click"]),
+        pick(["click", "purchase"]),
+        "purchase",
+      ];
+      for (const mode of ["ordered", "strict", "unordered"]) {
+        const f = (await get(
+          `/stats/funnel?${range}&${steps.map((x) => `step=${x}`).join("&")}&window=3d&mode=${mode}&${extra}`,
+        )) as { steps: Row[] };
+        // Each step at most the one before.
+        for (let k = 1; k < steps.length; k++) {
+          expect(f.steps[k]?.users).toBeLessThanOrEqual(f.steps[k - 1]?.users as number);
+        }
+        if (mode === "unordered") continue;
+        // Step 1: the users with a first-step event in the range, as stickiness counts them.
+        const sticky = (await get(
+          `/stats/stickiness?${range}&event_type=${steps[0]}&${extra}`,
+        )) as Row[];
+        expect(f.steps[0]?.users).toBe(sum(sticky.map((r) => r.users as number)));
+      }
+      // Breakdowns add up to the whole, for events and sums.
+      const measure = pick(["events", "sum:properties.amount"]);
+      const trend = `/stats/trends?${range}&interval=${pick(["day", "week"])}&measure=${measure}&${extra}`;
+      const whole = (await get(trend)) as { series: { points: Row[] }[] };
+      for (const breakdown of ["event_type", "properties.country", "properties.plan"]) {
+        const split = (await get(`${trend}&breakdown=${breakdown}&limit=1`)) as {
+          series: { points: Row[] }[];
+        };
+        const added = whole.series[0]?.points.map((_, k) =>
+          rounded(sum(split.series.map((s) => s.points[k]?.value as number))),
+        );
+        expect(added).toEqual(whole.series[0]?.points.map((p) => rounded(p.value)));
+      }
+      // Lifecycle by day: new + returning + resurrecting = DAU; dormant = -(DAU before - returning).
+      const life = (await get(`/stats/lifecycle?${range}&interval=day&${extra}`)) as Row[];
+      const dau = (
+        (await get(`/stats/dau?from=${day(from - 1)}&to=${day(to)}&${extra}`)) as Row[]
+      ).map((r) => r.unique_users as number);
+      life.forEach((row, k) => {
+        expect((row.new as number) + (row.returning as number) + (row.resurrecting as number)).toBe(
+          dau[k + 1],
+        );
+        expect(row.dormant).toBe(-((dau[k] as number) - (row.returning as number)));
+      });
+      // By week: the same with the users of each week, as trends counts them.
+      const weeks = (await get(`/stats/lifecycle?${range}&interval=week&${extra}`)) as Row[];
+      const users = (
+        (await get(
+          `/stats/trends?from=${day(from - 7)}&to=${day(to)}&interval=week&measure=users&${extra}`,
+        )) as { series: { points: Row[] }[] }
+      ).series[0]?.points.map((p) => p.value as number) as number[];
+      weeks.forEach((row, k) => {
+        expect((row.new as number) + (row.returning as number) + (row.resurrecting as number)).toBe(
+          users[k + 1],
+        );
+        expect(row.dormant).toBe(-((users[k] as number) - (row.returning as number)));
+      });
+      // Stickiness by day: the sum of k x users(k) is the sum of DAU.
+      const sticky = (await get(`/stats/stickiness?${range}&interval=day&${extra}`)) as Row[];
+      expect(sum(sticky.map((r) => (r.periods as number) * (r.users as number)))).toBe(
+        sum(dau.slice(1)),
+      );
+    }
+  });
+
+  it("refuses bad parameters of the new questions with 400, naming the parameter", async () => {
+    const range = `from=${day(0)}&to=${day(10)}`;
+    const cases: [string, string][] = [
+      [`/stats/funnel?${range}&step=signup`, "step"],
+      [`/stats/funnel?${range}${"&step=a".repeat(21)}`, "step"],
+      [`/stats/funnel?${range}&step=a&step=`, "step"],
+      [`/stats/funnel?${range}&step=a&step=b&window=2w`, "window"],
+      [`/stats/funnel?${range}&step=a&step=b&window=366d`, "window"],
+      [`/stats/funnel?${range}&step=a&step=b&window=0d`, "window"],
+      [`/stats/funnel?${range}&step=a&step=b&mode=loose`, "mode"],
+      [`/stats/funnel?${range}&step=a&step=b&breakdown=country`, "breakdown"],
+      [`/stats/trends?${range}&measure=median:properties.amount`, "measure"],
+      [`/stats/trends?${range}&measure=sum:amount`, "measure"],
+      [`/stats/trends?${range}&breakdown=properties.`, "breakdown"],
+      [`/stats/trends?${range}&interval=year`, "interval"],
+      [`/stats/trends?${range}&breakdown=event_type&limit=0`, "limit"],
+      [`/stats/trends?${range}&limit=101`, "limit"],
+      [`/stats/trends?from=${day(3)}&to=${day(1)}`, "from"],
+      [`/stats/lifecycle?${range}&interval=quarter`, "interval"],
+      [`/stats/stickiness?${range}&interval=month`, "interval"],
+    ];
+    for (const [path, param] of cases) {
+      const res = await rest(port, path);
+      expect({ path, status: res.status, body: res.body }).toMatchObject({
+        path,
+        status: 400,
+        body: {
+          code: "invalid_argument",
+          message: expect.stringMatching(new RegExp(`^${param}: `)),
+        },
+      });
+    }
+  });
+
   it("compacts the rollups' closed months, and the first days whole, into one part each, answers unchanged", async () => {
     const path = `/stats/dau?from=${day(0)}&to=${day(DAYS)}`;
     const before = await rest(port, path);
