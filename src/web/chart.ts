@@ -71,3 +71,69 @@ export function lineChart(series: readonly Series[], description: string): SVGSV
   }
   return svg;
 }
+
+/** One bar: its label and its parts, stacked up (positive) or down (negative) from zero. */
+export interface Bar {
+  label: string;
+  parts: { key: string; label: string; colour: string; value: number }[];
+}
+
+/**
+ * A bar chart as SVG, stacked, with a zero line: negative parts (dormant
+ * users) hang below it. Each part carries its label and value (a tooltip,
+ * and what tests read).
+ */
+export function barChart(bars: readonly Bar[], description: string): SVGSVGElement {
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": description });
+  const sum = (b: Bar, sign: 1 | -1) =>
+    b.parts.reduce((t, p) => t + (Math.sign(p.value) === sign ? Math.abs(p.value) : 0), 0);
+  const up = Math.max(1, ...bars.map((b) => sum(b, 1)));
+  const down = Math.max(0, ...bars.map((b) => sum(b, -1)));
+  const scale = (H - PAD.top - PAD.bottom) / (up + down);
+  const zero = PAD.top + up * scale;
+  const step = (W - PAD.left - PAD.right) / Math.max(1, bars.length);
+  for (const [tick, y] of [
+    [up, PAD.top],
+    [0, zero],
+    ...(down > 0 ? [[-down, H - PAD.bottom]] : []),
+  ] as [number, number][]) {
+    svg.append(
+      el("line", { x1: PAD.left, x2: W - PAD.right, y1: y, y2: y, class: "grid" }),
+      el("text", { x: PAD.left - 8, y: y + 4, "text-anchor": "end" }, tick.toLocaleString()),
+    );
+  }
+  bars.forEach((bar, i) => {
+    const x = PAD.left + i * step + step * 0.15;
+    let above = zero;
+    let below = zero;
+    for (const part of bar.parts) {
+      const height = Math.abs(part.value) * scale;
+      if (part.value >= 0) above -= height;
+      const y = part.value >= 0 ? above : below;
+      if (part.value < 0) below += height;
+      const rect = el("rect", {
+        x: x.toFixed(1),
+        y: y.toFixed(1),
+        width: (step * 0.7).toFixed(1),
+        height: height.toFixed(1),
+        fill: part.colour,
+        "data-bar": bar.label,
+        "data-part": part.key,
+        "data-value": part.value,
+      });
+      rect.append(el("title", {}, `${bar.label}, ${part.label}: ${part.value.toLocaleString()}`));
+      svg.append(rect);
+    }
+    // First, middle and last labels, as the line chart does.
+    if (i === 0 || i === bars.length - 1 || i === Math.floor((bars.length - 1) / 2)) {
+      svg.append(
+        el(
+          "text",
+          { x: (x + step * 0.35).toFixed(1), y: H - 10, "text-anchor": "middle" },
+          bar.label,
+        ),
+      );
+    }
+  });
+  return svg;
+}

@@ -1,6 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { lineChart, type Series } from "./chart.ts";
+import { barChart, lineChart, type Series } from "./chart.ts";
 import { analytics, apiKey, ingest } from "./client.ts";
 
 const $ = <T extends Element>(selector: string) => document.querySelector(selector) as T;
@@ -14,6 +14,12 @@ const segmentsInput = field<HTMLTextAreaElement>(controls, "segments");
 const keyInput = field<HTMLInputElement>(controls, "key");
 const retentionControls = $<HTMLFormElement>("#retention-controls");
 const liveControls = $<HTMLFormElement>("#live-controls");
+const funnelControls = $<HTMLFormElement>("#funnel-controls");
+const trendsControls = $<HTMLFormElement>("#trends-controls");
+const lifecycleControls = $<HTMLFormElement>("#lifecycle-controls");
+const stickinessControls = $<HTMLFormElement>("#stickiness-controls");
+const value = (form: HTMLFormElement, name: string) =>
+  field<HTMLInputElement | HTMLSelectElement>(form, name).value.trim();
 
 /** What every stats call is asked, from the controls. */
 interface Query {
@@ -88,7 +94,18 @@ async function showActiveUsers(q: Query) {
   $("#active-chart").replaceChildren(
     lineChart(series, `Daily, weekly and monthly active users from ${q.from} to ${q.to}`),
   );
-  $("#active-legend").replaceChildren(
+  legend("#active-legend", series);
+  fill($<HTMLTableElement>("#active-table"), [
+    row(["Day", ...series.map((s) => s.label)], true),
+    ...(series[0]?.points ?? []).map((p, i) =>
+      row([p.date, ...series.map((s) => s.points[i]?.value ?? 0)]),
+    ),
+  ]);
+}
+
+/** A legend: a swatch of each series' colour and its label. */
+function legend(selector: string, series: readonly { label: string; colour: string }[]) {
+  $(selector).replaceChildren(
     ...series.map((s) => {
       const li = document.createElement("li");
       const swatch = document.createElement("span");
@@ -97,11 +114,127 @@ async function showActiveUsers(q: Query) {
       return li;
     }),
   );
-  fill($<HTMLTableElement>("#active-table"), [
-    row(["Day", ...series.map((s) => s.label)], true),
-    ...(series[0]?.points ?? []).map((p, i) =>
-      row([p.date, ...series.map((s) => s.points[i]?.value ?? 0)]),
+}
+
+/** Dark enough on white, and apart from each other. */
+const PALETTE = ["#0b5cad", "#b3501d", "#2e7d32", "#7b1fa2", "#c2185b", "#00796b", "#5d4037"];
+const percent = (rate: number) => `${(rate * 100).toFixed(1)}%`;
+
+/** Seconds as the largest unit that keeps them readable. */
+function duration(seconds: number | undefined): string {
+  if (seconds === undefined) return "–";
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) return `${(seconds / 60).toFixed(1)} min`;
+  if (seconds < 86_400) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86_400).toFixed(1)} d`;
+}
+
+async function showFunnel(q: Query) {
+  const breakdown = value(funnelControls, "breakdown");
+  const answer = await analytics.getFunnel({
+    ...q,
+    step: value(funnelControls, "steps")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== ""),
+    window: value(funnelControls, "window"),
+    mode: value(funnelControls, "mode"),
+    breakdown,
+  });
+  const groups = breakdown === "" ? [{ value: "", steps: answer.steps }] : answer.breakdowns;
+  const head = ["Step", "Users", "Conversion", "From previous", "Median time from previous"];
+  fill($<HTMLTableElement>("#funnel"), [
+    row(breakdown === "" ? head : [breakdown, ...head], true),
+    ...groups.flatMap((g) =>
+      g.steps.map((step, k) => {
+        const label = `${k + 1}. ${step.eventType}`;
+        const tr = row(
+          breakdown === "" ? [label, Number(step.users)] : [g.value, label, Number(step.users)],
+        );
+        tr.dataset.step = String(k + 1);
+        tr.dataset.users = String(step.users);
+        const bar = document.createElement("td");
+        const fillBar = document.createElement("span");
+        fillBar.className = "bar";
+        fillBar.style.width = `${(step.rate * 8).toFixed(2)}rem`;
+        bar.append(percent(step.rate), fillBar);
+        const previous = document.createElement("td");
+        previous.textContent = percent(step.rateFromPrevious);
+        const time = document.createElement("td");
+        time.textContent = duration(step.medianSecondsFromPrevious);
+        tr.append(bar, previous, time);
+        return tr;
+      }),
     ),
+  ]);
+}
+
+async function showTrends(q: Query) {
+  const limit = Number(value(trendsControls, "limit")) || 5;
+  const { series } = await analytics.getTrends({
+    ...q,
+    eventType: value(trendsControls, "eventType"),
+    measure: value(trendsControls, "measure"),
+    interval: value(trendsControls, "interval"),
+    breakdown: value(trendsControls, "breakdown"),
+    limit,
+  });
+  const lines: Series[] = series.map((s, i) => ({
+    key: s.breakdown ?? "all",
+    label: s.breakdown ?? "All",
+    colour: PALETTE[i % PALETTE.length] as string,
+    points: s.points.map((p) => ({ date: p.date, value: p.value })),
+  }));
+  $("#trends-chart").replaceChildren(lineChart(lines, `Trends from ${q.from} to ${q.to}`));
+  legend("#trends-legend", lines);
+  fill($<HTMLTableElement>("#trends-table"), [
+    row(["Period", ...lines.map((s) => s.label)], true),
+    ...(lines[0]?.points ?? []).map((p, i) =>
+      row([p.date, ...lines.map((s) => Number((s.points[i]?.value ?? 0).toFixed(2)))]),
+    ),
+  ]);
+}
+
+const LIFECYCLE = [
+  { key: "new", label: "New", colour: "#2e7d32" },
+  { key: "returning", label: "Returning", colour: "#0b5cad" },
+  { key: "resurrecting", label: "Resurrecting", colour: "#7b1fa2" },
+  { key: "dormant", label: "Dormant", colour: "#b3501d" },
+] as const;
+
+async function showLifecycle(q: Query) {
+  const { periods } = await analytics.getLifecycle({
+    ...q,
+    interval: value(lifecycleControls, "interval"),
+  });
+  const bars = periods.map((p) => ({
+    label: p.date,
+    parts: LIFECYCLE.map((k) => ({ ...k, value: Number(p[k.key]) })),
+  }));
+  $("#lifecycle-chart").replaceChildren(
+    barChart(bars, `New, returning, resurrecting and dormant users from ${q.from} to ${q.to}`),
+  );
+  legend("#lifecycle-legend", LIFECYCLE);
+  fill($<HTMLTableElement>("#lifecycle-table"), [
+    row(["Period", ...LIFECYCLE.map((k) => k.label)], true),
+    ...bars.map((b) => row([b.label, ...b.parts.map((p) => p.value)])),
+  ]);
+}
+
+async function showStickiness(q: Query) {
+  const interval = value(stickinessControls, "interval");
+  const { periods } = await analytics.getStickiness({ ...q, interval, eventType: "" });
+  const unit = interval === "week" ? "week" : "day";
+  const bars = periods.map((p) => ({
+    label: `${p.periods} ${unit}${p.periods === 1 ? "" : "s"}`,
+    parts: [{ key: "users", label: "users", colour: "#0b5cad", value: Number(p.users) }],
+  }));
+  $("#stickiness-chart").replaceChildren(
+    barChart(bars, `Users by how many ${unit}s of the range they were active on`),
+  );
+  fill($<HTMLTableElement>("#stickiness-table"), [
+    row([`Active ${unit}s`, "Users"], true),
+    ...bars.map((b) => row([b.label, b.parts[0]?.value ?? 0])),
   ]);
 }
 
@@ -178,7 +311,15 @@ async function refresh() {
   history.replaceState(null, "", `?${url}`);
   const started = performance.now();
   try {
-    await Promise.all([showActiveUsers(q), showTopEvents(q), showRetention(q)]);
+    await Promise.all([
+      showActiveUsers(q),
+      showTopEvents(q),
+      showRetention(q),
+      showFunnel(q),
+      showTrends(q),
+      showLifecycle(q),
+      showStickiness(q),
+    ]);
     const filters = q.segment.length > 0 ? `, where ${q.segment.join(" and ")}` : "";
     const ms = Math.round(performance.now() - started);
     status.textContent = `${q.from} to ${q.to} (${q.tz})${filters}: answered in ${ms} ms`;
@@ -277,6 +418,25 @@ async function init() {
   });
   retentionControls.addEventListener("change", () => void showRetention(query()).catch(showError));
   retentionControls.addEventListener("submit", (e) => e.preventDefault());
+  // Each panel's own choices redraw it alone.
+  for (const [form, show] of [
+    [funnelControls, showFunnel],
+    [trendsControls, showTrends],
+    [lifecycleControls, showLifecycle],
+    [stickinessControls, showStickiness],
+  ] as const) {
+    const redraw = () => {
+      $<HTMLParagraphElement>("#error").hidden = true;
+      void show(query()).catch(showError);
+    };
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      redraw();
+    });
+    if (form === lifecycleControls || form === stickinessControls) {
+      form.addEventListener("change", redraw);
+    }
+  }
   liveControls.addEventListener("submit", (e) => {
     e.preventDefault();
     const restart = (e.submitter as HTMLElement | null)?.id !== "live-toggle" || live === undefined;

@@ -29,6 +29,9 @@ const KEY = "page-key";
 /** The issue's promise: an accepted event shows in the live panel within a second. */
 const LIVE_WITHIN_MS = 1000;
 /** True in the page once every panel has answered (a string: it runs there, not here). */
+/** The new panels' defaults, as the page asks them. */
+const FUNNEL = "step=page_view&step=add_to_cart&step=purchase&window=14d&mode=ordered&breakdown=";
+const TREND = "event_type=&measure=events&interval=day&breakdown=event_type&limit=5";
 const ANSWERED = `document.querySelector("#status")?.textContent?.includes("answered")`;
 
 describe("the analytics page in a real browser, against the real pipeline", () => {
@@ -95,7 +98,7 @@ describe("the analytics page in a real browser, against the real pipeline", () =
     await page.locator("#status").evaluate((el) => {
       el.textContent = "";
     });
-    await page.getByRole("button", { name: "Show" }).click();
+    await page.getByRole("button", { name: "Show", exact: true }).click();
     await page.waitForFunction(ANSWERED);
   }
 
@@ -157,6 +160,59 @@ describe("the analytics page in a real browser, against the real pipeline", () =
       })),
     );
     expect(cohorts.length).toBeGreaterThan(0);
+    await expectNewPanelsMatchRest(q);
+  }
+
+  /** The funnel, trends, lifecycle and stickiness panels, each against its REST route. */
+  async function expectNewPanelsMatchRest(q: URLSearchParams, funnel = FUNNEL, trend = TREND) {
+    const f = await api<{
+      steps: { users: number }[];
+      breakdowns: { value: string; steps: { users: number }[] }[];
+    }>(`/stats/funnel?${q}&${funnel}`);
+    const groups = new URLSearchParams(funnel).get("breakdown") ? f.breakdowns : [f];
+    const shown = await page.$$eval("#funnel tr[data-step]", (rows) =>
+      rows.map((r) => Number(r.getAttribute("data-users"))),
+    );
+    expect(shown).toEqual(groups.flatMap((g) => g.steps.map((s) => s.users)));
+    // A segment on one type leaves a funnel through several empty; without one, someone entered.
+    if (!q.has("segment")) expect(shown[0]).toBeGreaterThan(0);
+    const t = await api<{
+      series: { breakdown: string | null; points: { date: string; value: number }[] }[];
+    }>(`/stats/trends?${q}&${trend}`);
+    for (const series of t.series) {
+      const dots = await page.$$eval(
+        `#trends-chart g[data-series="${series.breakdown ?? "all"}"] circle`,
+        (circles) =>
+          circles.map((d) => ({
+            date: d.getAttribute("data-date"),
+            value: Number(d.getAttribute("data-value")),
+          })),
+      );
+      expect(dots).toEqual(series.points);
+    }
+    expect(t.series.length).toBeGreaterThan(0);
+    const bars = (chart: string) =>
+      page.$$eval(`${chart} rect`, (rects) =>
+        rects.map((r) => [
+          r.getAttribute("data-bar"),
+          r.getAttribute("data-part"),
+          Number(r.getAttribute("data-value")),
+        ]),
+      );
+    const life = await api<Record<string, number | string>[]>(
+      `/stats/lifecycle?${q}&interval=week`,
+    );
+    expect(await bars("#lifecycle-chart")).toEqual(
+      life.flatMap((p) =>
+        ["new", "returning", "resurrecting", "dormant"].map((k) => [p.date, k, p[k]]),
+      ),
+    );
+    const sticky = await api<{ periods: number; users: number }[]>(
+      `/stats/stickiness?${q}&interval=day`,
+    );
+    expect((await bars("#stickiness-chart")).map(([, , users]) => users)).toEqual(
+      sticky.map((p) => p.users),
+    );
   }
 
   it("asks for a key, keeps it, and shows the sample data with the REST routes' numbers", async () => {
@@ -200,6 +256,41 @@ describe("the analytics page in a real browser, against the real pipeline", () =
     // The choices are in the address, to share.
     expect(new URL(page.url()).searchParams.getAll("segment")).toEqual(["event_type:purchase"]);
     await page.screenshot({ path: join(SCREENSHOTS, "page-segment-kyiv.png"), fullPage: true });
+  });
+
+  it("draws a funnel and a trend with the choices made in their panels, as the API answers them", async () => {
+    const funnel = page.getByRole("form", { name: "Funnel" });
+    await funnel.getByLabel("Steps, in order, comma-separated").fill("signup, page_view, purchase");
+    await funnel.getByLabel("Window").fill("7d");
+    await funnel.getByLabel("Mode").selectOption("strict");
+    await funnel.getByLabel("Breakdown").fill("properties.country");
+    const trends = page.getByRole("form", { name: "Trends" });
+    await trends.getByLabel("Measure").fill("users");
+    await trends.getByLabel("Per").selectOption("week");
+    await trends.getByLabel("Breakdown").fill("properties.plan");
+    await trends.getByLabel("Series").fill("2");
+    await show();
+    const q = new URLSearchParams({ from: "2025-10-01", to: "2025-10-30", tz: "Europe/Kyiv" });
+    q.append("segment", "event_type:purchase");
+    // Segment off: a funnel through three types needs them all.
+    await page.getByLabel("Segments, one per line").fill("");
+    await show();
+    q.delete("segment");
+    await expectNewPanelsMatchRest(
+      q,
+      "step=signup&step=page_view&step=purchase&window=7d&mode=strict&breakdown=properties.country",
+      "event_type=&measure=users&interval=week&breakdown=properties.plan&limit=2",
+    );
+    // A bad window is said in the page, naming the parameter.
+    await funnel.getByLabel("Window").fill("2w");
+    await funnel.getByRole("button", { name: "Show funnel" }).click();
+    const error = page.getByRole("alert");
+    await error.waitFor();
+    expect(await error.textContent()).toContain("window:");
+    await funnel.getByLabel("Window").fill("7d");
+    await funnel.getByRole("button", { name: "Show funnel" }).click();
+    await error.waitFor({ state: "hidden" });
+    await page.screenshot({ path: join(SCREENSHOTS, "page-funnel-trends.png"), fullPage: true });
   });
 
   it("shows a POST /events in the live panel within a second", async () => {
