@@ -3,9 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { dau } from "../../src/analytics/dau.ts";
+import { funnel } from "../../src/analytics/funnel.ts";
+import { lifecycle } from "../../src/analytics/lifecycle.ts";
 import { retention } from "../../src/analytics/retention.ts";
 import { chooseSource, type ReadOptions } from "../../src/analytics/source.ts";
+import { stickiness } from "../../src/analytics/stickiness.ts";
 import { topEvents } from "../../src/analytics/top-events.ts";
+import { trends } from "../../src/analytics/trends.ts";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { CSV_COLUMNS } from "../../src/cli/import/csv-events.ts";
 import { compactRollups } from "../../src/warehouse/compact.ts";
@@ -87,6 +91,63 @@ export async function analytics(scale: number): Promise<Section[]> {
           retention(warehouse, { startDate, endDate, windows: 8, granularity: "week", ...f }, o),
       })),
     ];
+    // Issue 21's questions, without filters: the raw column is the events table read whole.
+    const questions = [
+      ...(["ordered", "strict"] as const).map((mode) => ({
+        name: `funnel page_view > add_to_cart > purchase, 30 days, 14d window, ${mode}`,
+        run: (f: Filter, o: ReadOptions) =>
+          funnel(
+            warehouse,
+            {
+              from: "2025-10-01",
+              to: "2025-10-30",
+              step: ["page_view", "add_to_cart", "purchase"],
+              window: "14d",
+              mode,
+              breakdown: "",
+              ...f,
+            },
+            o,
+          ),
+      })),
+      ...(
+        [
+          ["properties.country", "an indexed property"],
+          ["properties.plan", "a property not indexed"],
+        ] as const
+      ).map(([breakdown, what]) => ({
+        name: `trend of events by day over 90 days, by ${what}`,
+        run: (f: Filter, o: ReadOptions) =>
+          trends(
+            warehouse,
+            {
+              from: "2025-10-01",
+              to: "2025-12-29",
+              eventType: "",
+              interval: "day",
+              measure: "events",
+              breakdown,
+              limit: 5,
+              ...f,
+            },
+            o,
+          ),
+      })),
+      {
+        name: "lifecycle by week over 12 weeks",
+        run: (f: Filter, o: ReadOptions) =>
+          lifecycle(warehouse, { from: "2025-09-01", to: "2025-11-23", interval: "week", ...f }, o),
+      },
+      {
+        name: "stickiness by day over 30 days",
+        run: (f: Filter, o: ReadOptions) =>
+          stickiness(
+            warehouse,
+            { from: "2025-10-01", to: "2025-10-30", interval: "day", eventType: "", ...f },
+            o,
+          ),
+      },
+    ];
     const filters: (Filter & { name: string })[] = [
       { name: "", tz: "UTC", segment: [] },
       { name: ", segment event_type:purchase", tz: "UTC", segment: ["event_type:purchase"] },
@@ -94,8 +155,11 @@ export async function analytics(scale: number): Promise<Section[]> {
       { name: ", in Europe/Kyiv", tz: "Europe/Kyiv", segment: [] },
     ];
     const rows: (string | number)[][] = [];
-    for (const q of queries) {
-      for (const { name, ...f } of filters) {
+    for (const [q, only] of [
+      ...queries.map((q) => [q, filters] as const),
+      ...questions.map((q) => [q, filters.slice(0, 1)] as const),
+    ]) {
+      for (const { name, ...f } of only) {
         const label = `${q.name}${name}`;
         const fast = await latency(() => q.run(f, service), 15);
         if (chooseSource(f.tz, f.segment, service).kind === "events") {

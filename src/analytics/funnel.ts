@@ -1,5 +1,6 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { breakdownSql, NONE, OTHER, parseBreakdown } from "./breakdown.ts";
+import { type FunnelPlan, matchUser, type UserEvents } from "./funnel-match.ts";
 import {
   formatDay,
   InvalidParameterError,
@@ -71,45 +72,34 @@ function parseSteps(steps: readonly string[]): string[] {
 }
 
 /**
- * Per attempt starting at event `i` of a user's events (`t` times in ms,
- * `c` each event's type as its index in `types`, 0 for another type),
- * the positions of the events matched to the steps, in step order; its
- * length is how far the attempt got. Query parameters: `codes` (each
- * step's type index), `same` (the last earlier step of the same type, 0
- * for none), `window` (ms).
+ * Encodes an event in one exact double: (ms from the read's start) * 64 +
+ * type index * 2 + in range. Sorted by time, then event_id: a UUID as
+ * UInt128 sorts as its text does.
  */
-const ATTEMPT = {
-  // Each step: the earliest event of its type at or after the step before
-  // (in time: ties count), within the window of the first, and past the
-  // event an earlier step of the same type took (one event, one step). The
-  // earliest choice at each step reaches furthest.
-  ordered: `arrayFold((acc, j) -> if(length(acc) < j - 1, acc,
-      arrayConcat(acc, arrayFilter(p -> p > 0, [toUInt64(arrayFirstIndex(
-        (tt, cc, p) -> cc = {codes:Array(UInt8)}[j] AND tt >= t[acc[-1]] AND tt <= t[i] + {window:Int64}
-          AND p > acc[{same:Array(UInt8)}[j]],
-        t, c, arrayEnumerate(c)))]))),
-    range(2, length({codes:Array(UInt8)}) + 1), [toUInt64(i)])`,
-  // Each step: the very next event, if it is of the step's type and within the window.
-  strict: `arrayFold((acc, j) -> if(length(acc) = j - 1 AND i + j - 1 <= length(c)
-        AND c[i + j - 1] = {codes:Array(UInt8)}[j] AND t[i + j - 1] <= t[i] + {window:Int64},
-      arrayPushBack(acc, toUInt64(i + j - 1)), acc),
-    range(2, length({codes:Array(UInt8)}) + 1), [toUInt64(i)])`,
-  // Each step: an unused event of its type between the start and the
-  // window's end, whatever the order; as many steps as such events match.
-  unordered: `arrayFilter(p -> p > 0, arrayFold((acc, j) -> arrayPushBack(acc, toUInt64(arrayFirstIndex(
-        (tt, cc, p) -> cc = {codes:Array(UInt8)}[j] AND tt >= t[i] AND tt <= t[i] + {window:Int64}
-          AND NOT has(acc, p),
-        t, c, arrayEnumerate(c)))),
-    range(1, length({codes:Array(UInt8)}) + 1), emptyArrayUInt64()))`,
-} as const;
+const PACKED = "toFloat64((x.1 - {lo:Int64}) * 64 + x.3 * 2 + x.4)";
+
+function unpack(packed: readonly number[], lo: number): UserEvents {
+  const t = new Float64Array(packed.length);
+  const c = new Uint8Array(packed.length);
+  const r = new Uint8Array(packed.length);
+  packed.forEach((v, i) => {
+    t[i] = lo + Math.floor(v / 64);
+    c[i] = Math.floor(v / 2) % 32;
+    r[i] = v % 2;
+  });
+  return { t, c, r };
+}
 
 /**
  * How many users went through the steps within the window of their first
  * step, as CONTRACT.md defines it: a user enters with a first-step event
  * (any step's, when unordered) on a day of the range, counts once at the
  * furthest step any attempt reached, and the earliest attempt reaching it
- * gives their times and breakdown value. Each user's events in the range
- * and window are sorted by time, then event_id, and matched in one query.
+ * gives their times and breakdown value. The warehouse sorts each user's
+ * events in the range and window (time, then event_id) and packs them; the
+ * matching is done here, per user, by binary search (funnel-match.ts): in
+ * SQL, a lambda per attempt copies the user's whole arrays for each one,
+ * which cost 10 s at 10M events.
  */
 export async function funnel(
   warehouse: Warehouse,
@@ -123,49 +113,41 @@ export async function funnel(
   const breakdown = parseBreakdown(q.breakdown);
   const tz = parseTimeZone(q.tz);
   const types = [...new Set(steps)];
-  const codes = steps.map((s) => types.indexOf(s) + 1);
-  const same = steps.map((s, j) => steps.slice(0, j).lastIndexOf(s) + 1);
+  const plan: FunnelPlan = {
+    mode,
+    codes: steps.map((s) => types.indexOf(s) + 1),
+    need: types.map((type) => steps.filter((s) => s === type).length),
+    windowMs,
+  };
   const filter = eventsWhere(q.segment, types);
   const value = breakdownSql(breakdown, "bk");
   // Strict mode needs every event of the user (another type breaks a run); the others, the steps'.
-  const onlySteps = mode === "strict" ? "" : "AND indexOf({types:Array(String)}, event_type) > 0";
-  const startsAt =
-    mode === "unordered" ? "c[i] > 0 AND r[i]" : "c[i] = {codes:Array(UInt8)}[1] AND r[i]";
-  const users = `
-    SELECT attempts, arrayMax(arrayMap(a -> length(a), attempts)) AS reach,
-           arrayFirstIndex(a -> length(a) = reach, attempts) AS which,
-           arrayMap(p -> t[p], attempts[which]) AS times, b[starts[which]] AS value
-    FROM (
-      SELECT t, b, arrayFilter(i -> ${startsAt}, arrayEnumerate(c)) AS starts,
-             arrayMap(i -> ${ATTEMPT[mode]}, starts) AS attempts
-      FROM (
-        SELECT arraySort(groupArray((toUnixTimestamp64Milli(occurred_at), toString(event_id),
-                 toUInt8(indexOf({types:Array(String)}, event_type)),
-                 toDate(occurred_at, {tz:String}) BETWEEN toDate({from:String}) AND toDate({to:String}),
-                 ${value.sql}))) AS ev,
-               arrayMap(e -> e.1, ev) AS t, arrayMap(e -> e.3, ev) AS c,
-               arrayMap(e -> e.4, ev) AS r, arrayMap(e -> e.5, ev) AS b
-        FROM ${eventsByTimeSql(warehouse.db, options)}
-        WHERE ${timeBoundsSql(range.from, range.to, windowMs)} ${onlySteps} AND ${filter.where}
-        GROUP BY user_id
-      )
-    )
-    WHERE length(starts) > 0`;
-  // With a breakdown, each value is ranked by its users (each has reached step 1), ties by text.
-  const labelled =
-    breakdown.kind === "none"
-      ? `SELECT reach, times, '' AS label FROM (${users})`
-      : `SELECT reach, times,
-           if(value IS NULL, '${NONE}', if(rank <= ${TOP_VALUES}, assumeNotNull(value), '${OTHER}')) AS label
-         FROM (
-           SELECT *, dense_rank() OVER (ORDER BY value IS NULL, entered DESC, value) AS rank
-           FROM (SELECT *, count() OVER (PARTITION BY value) AS entered FROM (${users}))
-         )`;
-  const rows = await warehouse.query<{ label: string; k: number; users: string; median: number }>(
-    `SELECT label, k, count() AS users,
-            quantileExactInclusiveIf(0.5)(times[k] - times[k - 1], k > 1) AS median
-     FROM (${labelled}) ARRAY JOIN range(1, reach + 1) AS k
-     GROUP BY label, k`,
+  const onlySteps = mode === "strict" ? "" : "AND has({types:Array(String)}, event_type)";
+  const entersOn =
+    mode === "unordered" ? "has({types:Array(String)}, event_type)" : "event_type = {first:String}";
+  const inRange =
+    "toDate(occurred_at, {tz:String}) BETWEEN toDate({from:String}) AND toDate({to:String})";
+  const lo = (range.from - 1) * 86_400_000;
+  const found = await warehouse.query<{ e: number[]; b?: (string | null)[]; p?: number[] }>(
+    `SELECT arrayMap(x -> ${PACKED}, ev) AS e
+            ${breakdown.kind === "none" ? "" : ", arrayMap(x -> x.5, ev) AS b"}
+            ${mode === "strict" ? ", p" : ""}
+     FROM (
+       SELECT ${
+         // Strict: the steps' events only, with their place among all the user's events.
+         mode === "strict"
+           ? "arrayFilter(x -> x.3 > 0, sorted) AS ev, arrayFilter((p, x) -> x.3 > 0, arrayEnumerate(sorted), sorted) AS p"
+           : "sorted AS ev"
+       }
+     FROM (
+       SELECT arraySort(groupArray((toUnixTimestamp64Milli(occurred_at), toUInt128(event_id),
+                toUInt8(indexOf({types:Array(String)}, event_type)), toUInt8(${inRange}),
+                ${value.sql}))) AS sorted
+       FROM ${eventsByTimeSql(warehouse.db, options)}
+       WHERE ${timeBoundsSql(range.from, range.to, windowMs)} ${onlySteps} AND ${filter.where}
+       GROUP BY user_id
+       HAVING countIf(${entersOn} AND ${inRange}) > 0
+     ))`,
     {
       ...filter.params,
       ...value.params,
@@ -173,40 +155,70 @@ export async function funnel(
       from: formatDay(range.from),
       to: formatDay(range.to),
       types,
-      codes,
-      same,
-      window: windowMs,
+      first: steps[0] as string,
+      lo,
     },
   );
-  const byLabel = new Map<string, Map<number, { users: number; median: number }>>();
-  for (const r of rows) {
-    const steps = byLabel.get(r.label) ?? new Map();
-    steps.set(Number(r.k), { users: Number(r.users), median: Number(r.median) });
-    byLabel.set(r.label, steps);
+  // Per breakdown value: users reaching each step, and the seconds each step took them.
+  const groups = new Map<string, { users: number[]; gaps: number[][] }>();
+  for (const row of found) {
+    const user = matchUser({ ...unpack(row.e, lo), ...(row.p ? { p: row.p } : {}) }, plan);
+    if (user === undefined) continue;
+    const label = breakdown.kind === "none" ? "" : (row.b?.[user.start] ?? NONE);
+    let group = groups.get(label);
+    if (group === undefined) {
+      group = { users: steps.map(() => 0), gaps: steps.map(() => []) };
+      groups.set(label, group);
+    }
+    for (let k = 0; k < user.reach; k++) {
+      group.users[k] = (group.users[k] as number) + 1;
+      if (k > 0 && user.times.length > k) {
+        group.gaps[k]?.push((user.times[k] as number) - (user.times[k - 1] as number));
+      }
+    }
   }
-  const answer = (label: string): FunnelStep[] => {
-    const reached = byLabel.get(label) ?? new Map();
-    const usersAt = (k: number) => reached.get(k)?.users ?? 0;
-    return steps.map((eventType, j) => {
-      const users = usersAt(j + 1);
-      const before = j === 0 ? users : usersAt(j);
+  const answer = (group: { users: number[]; gaps: number[][] } | undefined): FunnelStep[] =>
+    steps.map((eventType, k) => {
+      const users = group?.users[k] ?? 0;
+      const first = group?.users[0] ?? 0;
+      const before = k === 0 ? users : (group?.users[k - 1] ?? 0);
       return {
         eventType,
         users,
-        rate: usersAt(1) === 0 ? 0 : users / usersAt(1),
+        rate: first === 0 ? 0 : users / first,
         rateFromPrevious: before === 0 ? 0 : users / before,
         medianSecondsFromPrevious:
-          j === 0 || mode === "unordered" || users === 0
+          k === 0 || mode === "unordered" || users === 0
             ? undefined
-            : (reached.get(j + 1)?.median ?? 0) / 1000,
+            : median(group?.gaps[k] ?? []) / 1000,
       };
     });
-  };
-  if (breakdown.kind === "none") return { steps: answer("") };
-  const entered = (label: string) => byLabel.get(label)?.get(1)?.users ?? 0;
-  const named = [...byLabel.keys()]
-    .filter((l) => l !== OTHER && l !== NONE)
+  if (breakdown.kind === "none") return { steps: answer(groups.get("")) };
+  // The values with most users entering, ties by text; the rest add up in $other.
+  const entered = (label: string) => groups.get(label)?.users[0] ?? 0;
+  const named = [...groups.keys()]
+    .filter((l) => l !== NONE)
     .sort((a, b) => entered(b) - entered(a) || (a < b ? -1 : a > b ? 1 : 0));
-  const shown = [...named, ...[OTHER, NONE].filter((l) => byLabel.has(l))];
-  return { breakdowns: shown.map((value) => ({ value, steps: answer(value) })) };
+  const top = named.slice(0, TOP_VALUES);
+  const other = { users: steps.map(() => 0), gaps: steps.map((): number[] => []) };
+  for (const label of named.slice(TOP_VALUES)) {
+    const g = groups.get(label) as { users: number[]; gaps: number[][] };
+    g.users.forEach((u, k) => {
+      other.users[k] = (other.users[k] as number) + u;
+      other.gaps[k]?.push(...(g.gaps[k] ?? []));
+    });
+  }
+  const shown = top.map((v) => ({ value: v, steps: answer(groups.get(v)) }));
+  if (named.length > TOP_VALUES) shown.push({ value: OTHER, steps: answer(other) });
+  if (groups.has(NONE)) shown.push({ value: NONE, steps: answer(groups.get(NONE)) });
+  return { breakdowns: shown };
+}
+
+/** The middle value, or the mean of the two middle ones. */
+function median(xs: number[]): number {
+  const sorted = Float64Array.from(xs).sort();
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
