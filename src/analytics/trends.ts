@@ -243,7 +243,7 @@ function rollupRows(
   const inRange = "day BETWEEN toDate({from:String}) AND toDate({to:String})";
   // Rows of one type, or of every activity type ('' in user_days means any type, once per user).
   const types = `({type:String} = '' AND event_type != '' AND event_type NOT IN ${NOT_ACTIVITY_SQL}
-                  OR event_type = {type:String})`;
+                  OR {type:String} != '' AND event_type = {type:String})`;
   const byType = breakdown.kind === "event_type";
   if (breakdown.kind === "none" || byType) {
     const value = byType ? "toNullable(toString(event_type))" : "toNullable('')";

@@ -11,6 +11,9 @@ const SCOPE_OF: Record<string, Scope> = {
   // Watching events is reading them.
   "tally.v1.IngestService/TailEvents": "read",
   "tally.v1.AnalyticsService": "read",
+  "tally.v1.UsersService": "read",
+  // Deleting a person's data is not for a dashboard's key.
+  "tally.v1.UsersService/DeleteUser": "admin",
 };
 
 const digest = (key: string) => createHash("sha256").update(key).digest();

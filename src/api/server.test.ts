@@ -25,6 +25,12 @@ describe("createApiServer", () => {
         getFunnel: unused,
         getTrends: unused,
       },
+      users: {
+        getUser: unused,
+        listUserEvents: unused,
+        deleteUser: unused,
+        getDeletion: unused,
+      },
       dependencies: [],
       maxBodyBytes: 1024,
       maxFutureSkewMs: 86_400_000,

@@ -22,6 +22,7 @@ import type { Logger } from "pino";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { UsersService } from "../../gen/tally/v1/users_pb.js";
 import type { ApiKey } from "../config/config.ts";
 import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -48,6 +49,7 @@ const ACCEPT_ENCODING = ACCEPT_COMPRESSION.map((c) => c.name).join(",");
 export interface ApiServerOptions {
   ingest: ServiceImpl<typeof IngestService>;
   analytics: ServiceImpl<typeof AnalyticsService>;
+  users: ServiceImpl<typeof UsersService>;
   /** Checked by /readyz and grpc.health.v1. */
   dependencies: readonly Dependency[];
   /** Largest request body or message accepted, in bytes. */
@@ -93,7 +95,7 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  * first bytes of each connection tell HTTP/2's preface from HTTP/1.1.
  */
 export function createApiServer(options: ApiServerOptions): ApiServer {
-  const services: DescService[] = [IngestService, AnalyticsService, Health];
+  const services: DescService[] = [IngestService, AnalyticsService, UsersService, Health];
   // Observe first, so refused calls are counted and logged too.
   const interceptors: Interceptor[] = [
     createObserveInterceptor(options.metrics, options.log),
@@ -107,6 +109,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   });
   router.service(IngestService, options.ingest);
   router.service(AnalyticsService, options.analytics);
+  router.service(UsersService, options.users);
   const health = createHealthService(
     options.dependencies,
     services.map((s) => s.typeName),
@@ -123,6 +126,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     services: [
       ingestSpec,
       createServiceImplSpec<typeof AnalyticsService>(AnalyticsService, options.analytics),
+      createServiceImplSpec<typeof UsersService>(UsersService, options.users),
       createServiceImplSpec<typeof Health>(Health, health),
     ],
     interceptors,
@@ -130,7 +134,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   });
   const rpc = new Map(router.handlers.map((h) => [h.requestPath, reclassifyDecodeErrors(h)]));
   const rest = createTranscoder(
-    restRoutes([IngestService, AnalyticsService]),
+    restRoutes([IngestService, AnalyticsService, UsersService]),
     router.handlers,
     options.maxBodyBytes * 8,
   );

@@ -4,6 +4,7 @@ import { createAnalyticsService } from "../api/analytics-service.ts";
 import { createIngestService } from "../api/ingest-service.ts";
 import { LiveEvents } from "../api/live-events.ts";
 import { type ApiServer, createApiServer } from "../api/server.ts";
+import { createUsersService } from "../api/users-service.ts";
 import { type Config, ConfigError } from "../config/config.ts";
 import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consumer.ts";
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
@@ -27,6 +28,7 @@ import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
 import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { compactRollups } from "../warehouse/compact.ts";
+import { carryOutDeletions, type DeletionStep, loadTombstones } from "../warehouse/deletions.ts";
 import { migrate } from "../warehouse/migrations.ts";
 import { indexRollups } from "../warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
@@ -130,8 +132,33 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     { name: warehouse.kind, check: () => warehouse.check() },
   ];
   let consumer: BatchConsumer | undefined;
-  let compaction: NodeJS.Timeout | undefined;
+  const timers: NodeJS.Timeout[] = [];
   if (role !== "api") {
+    let tombstones = await loadTombstones(warehouse);
+    timers.push(
+      every(
+        TOMBSTONE_REFRESH_MS,
+        async () => {
+          tombstones = await loadTombstones(warehouse);
+        },
+        log,
+        "reloading the tombstones",
+      ),
+      every(
+        TOMBSTONE_REFRESH_MS,
+        async () => {
+          const done = await carryOutDeletions(warehouse, {
+            settleMs: config.deletionSettleMs,
+            stopAfter: stopOnPurpose(config.testDeletionStopAfter, log),
+          });
+          for (const d of done) {
+            log.info({ deletion: d.deletionId, events: d.eventsDeleted }, "deleted a user's data");
+          }
+        },
+        log,
+        "carrying out deletions",
+      ),
+    );
     consumer = createBatchConsumer({
       dedupe,
       warehouse,
@@ -145,12 +172,23 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       metrics,
       log: log.child({ role: "consumer" }),
       onDedupeError: errorsOf(config.redisUrl === undefined ? "dedupe" : "redis"),
+      tombstones: () => tombstones,
     });
     const stuck = consumer;
     // Ready again once an insert goes through; meanwhile a load balancer and an operator see why.
     dependencies.push({ name: "consumer", check: async () => stuck.checkStuck(CONSUMER_STUCK_MS) });
     await queue.consume(consumer.handle);
-    compaction = scheduleCompaction(warehouse, log.child({ role: "consumer" }));
+    timers.push(
+      every(
+        600_000,
+        async () => {
+          const merged = await compactRollups(warehouse);
+          if (merged.length > 0) log.info({ merged }, "compacted rollups");
+        },
+        log,
+        "compacting the rollups",
+      ),
+    );
   }
 
   let api: ApiServer | undefined;
@@ -196,6 +234,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         indexedProperties: config.indexedProperties,
         indexedTimeZones: config.indexedTimeZones,
       }),
+      users: createUsersService(warehouse),
       dependencies,
       maxBodyBytes: config.maxBodyBytes,
       maxFutureSkewMs: config.maxFutureSkewMs,
@@ -239,7 +278,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       await liveFeed?.close();
       await rateLimiter?.close();
       await ops?.close();
-      clearInterval(compaction);
+      for (const timer of timers) clearInterval(timer);
       await stopConsuming(queue, consumer);
       await dedupe.close();
       await warehouse.close();
@@ -247,16 +286,35 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   };
 }
 
-/** Compacts the rollups' closed months every ten minutes, for as long as the process consumes. */
-function scheduleCompaction(warehouse: Warehouse, log: Logger): NodeJS.Timeout {
+/** How often a consumer reloads the deleted users; deletions wait a few of these. */
+const TOMBSTONE_REFRESH_MS = 1000;
+
+/**
+ * Runs `work` every `ms` while the process lives, one run at a time (a
+ * slow run is not overlapped); a failure is logged and tried next time.
+ */
+function every(ms: number, work: () => Promise<void>, log: Logger, what: string): NodeJS.Timeout {
+  let running = false;
   const timer = setInterval(async () => {
+    if (running) return;
+    running = true;
     try {
-      const merged = await compactRollups(warehouse);
-      if (merged.length > 0) log.info({ merged }, "compacted rollups");
+      await work();
     } catch (err) {
-      log.warn({ err }, "compacting the rollups failed; will retry");
+      log.warn({ err }, `${what} failed; will retry`);
+    } finally {
+      running = false;
     }
-  }, 600_000);
+  }, ms);
   timer.unref();
   return timer;
+}
+
+/** Tests only (TALLY_TEST_DELETION_STOP_AFTER): a deletion hangs after this step, to be killed there. */
+function stopOnPurpose(step: DeletionStep | undefined, log: Logger) {
+  return async (reached: DeletionStep) => {
+    if (reached !== step) return;
+    log.warn({ step }, "deletion stopped on purpose (TALLY_TEST_DELETION_STOP_AFTER)");
+    await new Promise(() => {});
+  };
 }

@@ -1,8 +1,8 @@
 import { z } from "zod";
 
 /** What a key may do: send events, or read stats. */
-export type Scope = "ingest" | "read";
-export const SCOPES: readonly Scope[] = ["ingest", "read"];
+export type Scope = "ingest" | "read" | "admin";
+export const SCOPES: readonly Scope[] = ["ingest", "read", "admin"];
 
 /** An API key: `KEY` may do everything, `KEY:ingest` or `KEY:read` only that. */
 export interface ApiKey {
@@ -56,6 +56,15 @@ export interface Config {
   readonly indexedProperties: readonly string[];
   /** Time zones with rollups of their own, for fast stats in them. @default none */
   readonly indexedTimeZones: readonly string[];
+  /** Events older than this many days (by occurred_at) are neither kept nor taken; unset: forever. */
+  readonly retentionDays: number | undefined;
+  /**
+   * How long after a deletion is asked for it is carried out: every consumer
+   * reloads the tombstones each second, and must have seen it. @default 3000
+   */
+  readonly deletionSettleMs: number;
+  /** Tests only: a deletion stops (hangs) after this step, for a test to kill the process there. */
+  readonly testDeletionStopAfter: "captured" | "events" | "rollups" | undefined;
 }
 
 const MAX_INDEXED_PROPERTIES = 16;
@@ -141,7 +150,7 @@ const schema = z.object({
           if (!(SCOPES as readonly string[]).includes(scope)) {
             ctx.addIssue({
               code: "custom",
-              message: `unknown scope "${scope}" (expected KEY, KEY:ingest or KEY:read)`,
+              message: `unknown scope "${scope}" (expected KEY, KEY:ingest, KEY:read or KEY:admin)`,
             });
           }
           return { key: entry.slice(0, at), scopes: [scope as Scope] };
@@ -159,6 +168,9 @@ const schema = z.object({
   TALLY_TAIL_BUFFER_EVENTS: int(1, 1_000_000, 10_000),
   TALLY_RATE_LIMIT_RPS: int(0, 10_000_000, 0),
   TALLY_RATE_LIMIT_BURST: int(0, 100_000_000, 0),
+  TALLY_RETENTION_DAYS: int(0, 100_000, 0),
+  TALLY_DELETION_SETTLE_MS: int(1000, 600_000, 3000),
+  TALLY_TEST_DELETION_STOP_AFTER: z.enum(["captured", "events", "rollups"]).optional(),
   TALLY_INDEXED_PROPERTIES: indexList(MAX_INDEXED_PROPERTIES, "properties", (path) =>
     path.split(".").some((key) => key === "")
       ? `"${path}" is not a property path (expected KEY or KEY.NESTED, as in segment=properties.KEY:VALUE)`
@@ -216,5 +228,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitBurst: e.TALLY_RATE_LIMIT_BURST || 2 * e.TALLY_RATE_LIMIT_RPS,
     indexedProperties: Object.freeze(e.TALLY_INDEXED_PROPERTIES),
     indexedTimeZones: Object.freeze(e.TALLY_INDEXED_TIME_ZONES),
+    retentionDays: e.TALLY_RETENTION_DAYS === 0 ? undefined : e.TALLY_RETENTION_DAYS,
+    deletionSettleMs: e.TALLY_DELETION_SETTLE_MS,
+    testDeletionStopAfter: e.TALLY_TEST_DELETION_STOP_AFTER,
   });
 }

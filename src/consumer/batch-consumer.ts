@@ -28,6 +28,12 @@ export interface BatchConsumerOptions {
   insertAttempts?: number;
   /** Told when the dedupe store cannot answer (the warehouse is asked instead). */
   onDedupeError: (err: unknown, context?: string) => void;
+  /**
+   * The deleted users (warehouse/deletions.ts loadTombstones): user_id as
+   * escaped in a row, and the time (a row's text form) before which their
+   * events are dropped. Asked again before each insert attempt.
+   */
+  tombstones?: () => ReadonlyMap<string, string>;
   metrics: Metrics;
   /** Flushes (with the request ids they carry) and failures worked around. */
   log: Logger;
@@ -226,6 +232,25 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     }
   }
 
+  /** The group's rows as one body, less those of deleted users from before their deletion. */
+  function rowsToInsert(group: Survivors[]): { body: string; count: number; dropped: number } {
+    const deleted = options.tombstones?.();
+    let body = "";
+    let count = 0;
+    let dropped = 0;
+    for (const s of group) {
+      for (const row of s.rows) {
+        if (deleted !== undefined && deleted.size > 0 && isDeleted(row, deleted)) {
+          dropped++;
+          continue;
+        }
+        body += `${row}\n`;
+        count++;
+      }
+    }
+    return { body, count, dropped };
+  }
+
   /** Drops repeats within the flush and claims the rest, in one round trip. */
   async function claim(items: Pending[]): Promise<Claimed> {
     // First copy within the flush wins; only those are claimed.
@@ -300,14 +325,13 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
    * on trying (and `checkStuck` says so), since no batch is to blame.
    */
   async function insertWithRetry(group: Survivors[]) {
-    let body = "";
-    let count = 0;
-    for (const s of group) {
-      for (const row of s.rows) body += `${row}\n`;
-      count += s.rows.length;
-    }
-    if (count === 0) return;
     for (let attempt = 0; ; attempt++) {
+      // Again at each try: a user deleted meanwhile loses their rows from before it.
+      const { body, count, dropped } = rowsToInsert(group);
+      if (count === 0) {
+        metrics.eventsDroppedDeleted.inc(dropped);
+        return;
+      }
       try {
         await warehouse.insert("events", {
           format: "TabSeparated",
@@ -315,6 +339,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
           text: body,
         });
         metrics.eventsInserted.inc(count);
+        metrics.eventsDroppedDeleted.inc(dropped);
         stuck = undefined;
         metrics.consumerStuckSeconds.set(0);
         return;
@@ -376,4 +401,15 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       await inserting;
     },
   };
+}
+
+/** Where a row's fields start: event_id (36), a tab, occurred_at (23), a tab, then user_id. */
+const TIME_AT = 37;
+const USER_AT = TIME_AT + 24;
+
+/** Whether a row (row-format.ts) is a deleted user's, from before their deletion. */
+function isDeleted(row: string, deleted: ReadonlyMap<string, string>): boolean {
+  const end = row.indexOf("\t", USER_AT);
+  const before = deleted.get(row.slice(USER_AT, end));
+  return before !== undefined && row.slice(TIME_AT, TIME_AT + 23) < before;
 }

@@ -42,6 +42,11 @@ export function createMetrics(sources: { queueDepth?: () => Promise<number> } = 
       help: "Rows dropped by the consumer as repeats of an event already stored",
       ...r,
     }),
+    eventsDroppedDeleted: new Counter({
+      name: "tally_events_dropped_deleted_total",
+      help: "Rows dropped by the consumer because their user's data was deleted after they occurred",
+      ...r,
+    }),
     eventsInserted: new Counter({
       name: "tally_events_inserted_total",
       help: "Rows inserted into ClickHouse",

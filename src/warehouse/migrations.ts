@@ -250,7 +250,67 @@ export const MIGRATIONS: readonly Migration[] = [
       ];
     },
   },
+  {
+    version: 7,
+    name: "a person's data",
+    // A user's events by time (their timeline, and what a deletion finds),
+    // the deletions asked for (each also a tombstone: the user's events from
+    // before it are dropped when they arrive), and the events each deleted.
+    statements: (db) => {
+      const select = (from: string) =>
+        `SELECT user_id, occurred_at, event_id, event_type FROM ${from}`;
+      return [
+        `CREATE TABLE IF NOT EXISTS ${db}.user_events (
+          user_id String,
+          occurred_at DateTime64(3, 'UTC'),
+          event_id UUID,
+          event_type LowCardinality(String)
+        )
+        ENGINE = ReplacingMergeTree
+        ORDER BY (user_id, occurred_at, event_id)`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.user_events_mv TO ${db}.user_events AS ${select(`${db}.events`)}`,
+        `INSERT INTO ${db}.user_events ${select(`${db}.events FINAL`)}`,
+        `CREATE TABLE IF NOT EXISTS ${db}.deletions (
+          deletion_id UUID,
+          user_id String,
+          requested_at DateTime64(3, 'UTC'),
+          status LowCardinality(String),
+          events_deleted UInt64,
+          completed_at Nullable(DateTime64(3, 'UTC')),
+          updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+        )
+        ENGINE = ReplacingMergeTree(updated_at)
+        ORDER BY deletion_id`,
+        `CREATE TABLE IF NOT EXISTS ${db}.deleted_events (deletion_id UUID, event_id UUID)
+        ENGINE = ReplacingMergeTree
+        ORDER BY (deletion_id, event_id)`,
+      ];
+    },
+  },
 ];
+
+/** The views' SELECTs of the plain rollups as they stand (after migration 5), over `events`. */
+export function plainRollups(events: string): [table: string, columns: string, select: string][] {
+  const anyType = `ARRAY JOIN if(event_type IN ${NOT_ACTIVITY_SQL}, [event_type], [event_type, '']) AS type`;
+  return [
+    [
+      "user_days",
+      "event_type, day, user_id",
+      `SELECT type AS event_type, toDate(occurred_at) AS day, user_id FROM ${events} ${anyType}`,
+    ],
+    [
+      "day_events",
+      "day, event_type, event_id",
+      `SELECT toDate(occurred_at) AS day, event_type, event_id FROM ${events}`,
+    ],
+    [
+      "first_days",
+      "event_type, user_id, first_day",
+      `SELECT type AS event_type, user_id, min(toDate(occurred_at)) AS first_day
+       FROM ${events} ${anyType} GROUP BY type, user_id`,
+    ],
+  ];
+}
 
 /**
  * Creates the database and applies the migrations it has not seen, in order

@@ -147,3 +147,23 @@ function viewName(name: string): string {
 function sqlString(text: string): string {
   return `'${text.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
 }
+
+/**
+ * INSERTs that feed every recorded index's rollups from `events` (a table
+ * or a subquery), as its view does from new events: to rebuild a user's
+ * rows after a deletion.
+ */
+export async function indexedRollupInserts(
+  warehouse: Warehouse,
+  events: string,
+): Promise<string[]> {
+  const { db } = warehouse;
+  const recorded = await warehouse.query<{ kind: Kind; key: string }>(
+    `SELECT kind, key FROM ${db}.rollup_indexes FINAL ORDER BY kind, key`,
+    {},
+  );
+  return recorded.map(({ kind, key }) => {
+    const { prefix, rows } = KINDS[kind];
+    return `INSERT INTO ${db}.${prefix}_events ${rows(key, events)}`;
+  });
+}

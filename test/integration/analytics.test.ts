@@ -233,6 +233,29 @@ function funnelDraw(c: FunnelCase): Draw {
   };
 }
 
+/** Every measure by every kind of breakdown, with and without a type, from each kind of source. */
+const TREND_SWEEP = ["events", "users", "sum:properties.amount", "avg:properties.amount"].flatMap(
+  (measure) =>
+    ["", "event_type", "properties.country", "properties.plan"].flatMap((breakdown) =>
+      ["", "click"].flatMap((eventType) =>
+        ["UTC", "Europe/Kyiv", "Asia/Kolkata"].map((tz) => ({ measure, breakdown, eventType, tz })),
+      ),
+    ),
+);
+
+function trendDraw(c: (typeof TREND_SWEEP)[number]): Draw {
+  const [from, to] = [day(0), day(DAYS)];
+  const q = { from, to, interval: "week" as const, limit: 2, segment: [], ...c };
+  return {
+    kind: "trends",
+    path: `/stats/trends?from=${from}&to=${to}&event_type=${c.eventType}&interval=week&measure=${c.measure}&breakdown=${c.breakdown}&limit=2&tz=${c.tz}`,
+    tz: c.tz,
+    segment: c.eventType === "" ? [] : [`event_type:${c.eventType}`],
+    want: (e) => ({ series: refTrends(e, q) }),
+    run: (t, options) => trends(t.warehouse, q, options),
+  };
+}
+
 function draw(random: () => number): Draw {
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)] as T;
   const tz = pick(ZONES);
@@ -451,8 +474,9 @@ describe("analytics against a brute-force reference", () => {
     const sources = { "": 0, prop_: 0, zone_: 0, events: 0 };
     // Draws whose answer has substance (someone past a funnel's first step, a trend above zero), per kind.
     const substantial: Record<string, number> = {};
-    for (let i = 0; i < 400 + EDGES.length; i++) {
-      const q = i < EDGES.length ? funnelDraw(EDGES[i] as FunnelCase) : draw(random);
+    const fixed = [...EDGES.map(funnelDraw), ...TREND_SWEEP.map(trendDraw)];
+    for (let i = 0; i < 400 + fixed.length; i++) {
+      const q = fixed[i] ?? draw(random);
       const source = chooseSource(q.tz, q.segment, indexed);
       sources[source.kind === "rollups" ? source.prefix : "events"]++;
       const got = await rest(port, q.path);

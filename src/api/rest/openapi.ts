@@ -8,7 +8,7 @@ import {
 } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_behavior_pb.js";
-import { type RestRoute, restRoutes } from "./transcoder.ts";
+import { pathVariables, type RestRoute, restRoutes } from "./transcoder.ts";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -94,12 +94,18 @@ export function openApiDocument(services: readonly DescService[], options: OpenA
   function operation(route: RestRoute) {
     const { method } = route;
     const [summary = "", ...rest] = describe(method).split("\n\n");
-    const parameters = route.verb === "GET" ? method.input.fields.map(queryParameter) : [];
+    const inPath = new Set(pathVariables(route.path));
+    const parameters = [
+      ...method.input.fields.filter((f) => inPath.has(f.name)).map(pathParameter),
+      ...(route.verb === "GET"
+        ? method.input.fields.filter((f) => !inPath.has(f.name)).map(queryParameter)
+        : []),
+    ];
     const output =
       route.responseBody === ""
         ? messageSchema(method.output)
         : fieldSchema(method.output.fields.find((f) => f.name === route.responseBody) as DescField);
-    const ok = route.verb === "POST" ? "202" : "200";
+    const ok = route.verb === "GET" ? "200" : "202";
     return {
       operationId: method.name,
       tags: [method.parent.name],
@@ -113,7 +119,7 @@ export function openApiDocument(services: readonly DescService[], options: OpenA
       ...(route.body === "" ? {} : { requestBody: requestBody(route) }),
       responses: {
         [ok]: {
-          description: route.verb === "POST" ? "Accepted" : "OK",
+          description: route.verb === "GET" ? "OK" : "Accepted",
           content: { "application/json": { schema: output } },
         },
         "400": { $ref: "#/components/responses/InvalidArgument" },
@@ -123,6 +129,17 @@ export function openApiDocument(services: readonly DescService[], options: OpenA
         "429": { $ref: "#/components/responses/RateLimited" },
         "503": { $ref: "#/components/responses/Unavailable" },
       },
+    };
+  }
+
+  function pathParameter(field: DescField) {
+    const { description, ...schema } = fieldSchema(field, true);
+    return {
+      name: field.name,
+      in: "path",
+      required: true,
+      ...(description === undefined ? {} : { description }),
+      schema,
     };
   }
 

@@ -24,6 +24,7 @@ import { checkElement, restJson } from "./json-shape.ts";
 /** A REST route read from a `google.api.http` annotation. */
 export interface RestRoute {
   readonly verb: string;
+  /** The path as annotated; `{field}` segments are filled from the request's path. */
   readonly path: string;
   readonly method: DescMethod;
   /** The request field the body fills ("*" for all of it), or "" for none. */
@@ -60,8 +61,11 @@ export function restRoutes(services: readonly DescService[]): RestRoute[] {
       const rule = getOption(method, http);
       const { case: verb, value } = rule.pattern;
       if (verb === undefined || verb === "custom") continue;
-      if (value.includes("{"))
-        throw new Error(`${method.name}: path variables are not supported (${value})`);
+      for (const name of pathVariables(value)) {
+        if (method.input.fields.find((f) => f.name === name)?.fieldKind !== "scalar") {
+          throw new Error(`${method.name}: {${name}} in ${value} must name a scalar field`);
+        }
+      }
       routes.push({
         verb: verb.toUpperCase(),
         path: value,
@@ -72,6 +76,34 @@ export function restRoutes(services: readonly DescService[]): RestRoute[] {
     }
   }
   return routes;
+}
+
+/** The fields a path template names, as `{user_id}` segments; a segment is all or nothing. */
+export function pathVariables(template: string): string[] {
+  return template
+    .split("/")
+    .filter((segment) => segment.startsWith("{") && segment.endsWith("}"))
+    .map((segment) => segment.slice(1, -1));
+}
+
+/** The path's values for the template's variables, or undefined when it does not match. */
+function matchPath(template: string, path: string): Record<string, string> | undefined {
+  const want = template.split("/");
+  const got = path.split("/");
+  if (want.length !== got.length) return undefined;
+  const values: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const [w, g] = [want[i] as string, got[i] as string];
+    if (w.startsWith("{") && w.endsWith("}")) {
+      if (g === "") return undefined;
+      try {
+        values[w.slice(1, -1)] = decodeURIComponent(g);
+      } catch {
+        return undefined;
+      }
+    } else if (w !== g) return undefined;
+  }
+  return values;
 }
 
 /**
@@ -95,19 +127,30 @@ export function createTranscoder(
     if (handler !== undefined) table.set(`${route.verb} ${route.path}`, { route, handler });
   }
   const paths = new Set(routes.map((r) => r.path));
+  const templates = [...table.values()].filter((e) => e.route.path.includes("{"));
+  /** The routes at `path` (any verb), with the path's variables. */
+  const routesAt = (path: string) =>
+    paths.has(path)
+      ? [...table.values()]
+          .filter((e) => e.route.path === path)
+          .map((e) => ({ ...e, variables: {} }))
+      : templates.flatMap((e) => {
+          const variables = matchPath(e.route.path, path);
+          return variables === undefined ? [] : [{ ...e, variables }];
+        });
 
   return {
     /** Whether `path` is a REST route (with any verb). */
-    has: (path: string) => paths.has(path),
+    has: (path: string) => routesAt(path).length > 0,
 
     async handle(req: RestRequest): Promise<RestResponse> {
-      const entry = table.get(`${req.verb} ${req.path}`);
+      const entry = routesAt(req.path).find((e) => e.route.verb === req.verb);
       if (entry === undefined) {
         return error(405, "unimplemented", `${req.verb} is not allowed on ${req.path}`);
       }
       let input: ReturnType<typeof readInput>;
       try {
-        input = readInput(entry.route, req, maxInflated);
+        input = readInput(entry.route, req, maxInflated, entry.variables);
       } catch (err) {
         if (err instanceof ConnectError) return errorFrom(err);
         throw err;
@@ -210,15 +253,26 @@ function answerOf(
     }),
   ) as JsonObject;
   const body = route.responseBody === "" ? json : (json[route.responseBody] ?? null);
-  return { status: route.verb === "POST" ? 202 : 200, body, header };
+  // POST and DELETE are carried out later: accepted.
+  return { status: route.verb === "GET" ? 200 : 202, body, header };
 }
 
-function readInput(route: RestRoute, req: RestRequest, maxInflated: number) {
+function readInput(
+  route: RestRoute,
+  req: RestRequest,
+  maxInflated: number,
+  variables: Record<string, string> = {},
+) {
   const schema = route.method.input;
-  const json: JsonObject = {};
+  const json: JsonObject = { ...variables };
   for (const [key, value] of req.query) {
     const field = schema.fields.find((f) => f.name === key || f.jsonName === key);
-    if (field === undefined || field.fieldKind === "message" || field.fieldKind === "map") {
+    if (
+      field === undefined ||
+      field.fieldKind === "message" ||
+      field.fieldKind === "map" ||
+      field.name in variables
+    ) {
       throw invalid(`${key}: unknown query parameter`);
     }
     try {
