@@ -38,16 +38,19 @@ describe("loadConfig", () => {
     });
     expect(c.amqpUrl).toBe("amqp://guest:guest@127.0.0.1:5672");
     expect(c.apiKeys).toEqual([
-      { key: "a", scopes: ["ingest", "read"] },
-      { key: "b", scopes: ["ingest", "read"] },
-      { key: "c", scopes: ["ingest", "read"] },
+      { key: "a", scopes: ["ingest", "read", "admin"] },
+      { key: "b", scopes: ["ingest", "read", "admin"] },
+      { key: "c", scopes: ["ingest", "read", "admin"] },
     ]);
     expect(loadConfig({ TALLY_API_KEYS: "w:ingest,r:read" }).apiKeys).toEqual([
       { key: "w", scopes: ["ingest"] },
       { key: "r", scopes: ["read"] },
     ]);
-    expect(() => loadConfig({ TALLY_API_KEYS: "k:admin" })).toThrow(
-      /TALLY_API_KEYS: unknown scope "admin" \(expected KEY, KEY:ingest or KEY:read\)/,
+    expect(loadConfig({ TALLY_API_KEYS: "a:admin" }).apiKeys).toEqual([
+      { key: "a", scopes: ["admin"] },
+    ]);
+    expect(() => loadConfig({ TALLY_API_KEYS: "k:root" })).toThrow(
+      /TALLY_API_KEYS: unknown scope "root" \(expected KEY, KEY:ingest, KEY:read or KEY:admin\)/,
     );
   });
 

@@ -2,7 +2,15 @@ import { execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
-import { realServices, sameDayEvents, start, testConfig } from "../helpers.ts";
+import { rest } from "../clients.ts";
+import {
+  realServices,
+  sameDayEvents,
+  start,
+  testConfig,
+  waitFor,
+  warehouseCounts,
+} from "../helpers.ts";
 
 const BUF = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
 const PROTOCOLS = ["grpc", "grpcweb", "connect"] as const;
@@ -68,6 +76,13 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
   beforeAll(async () => {
     tally = await start(testConfig(realServices()));
     port = tally.port as number;
+    // A user to look up.
+    const [known] = sameDayEvents(1, 402, "buf_curl");
+    await rest(port, "/events", [{ ...known, user_id: "buf-curl-known" }]);
+    await waitFor(
+      () => warehouseCounts(tally),
+      (c) => c.ids === 1,
+    );
   });
   afterAll(() => tally?.close());
 
@@ -133,6 +148,21 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
       JSON.stringify({ ...range, measure: "users", breakdown: "event_type" }),
       (r) => expect(r).toBeTypeOf("object"),
     ],
+    [
+      "tally.v1.UsersService/ListUserEvents",
+      JSON.stringify({ userId: "u0", limit: 5 }),
+      (r) => expect(r).toBeTypeOf("object"),
+    ],
+    [
+      "tally.v1.UsersService/DeleteUser",
+      JSON.stringify({ userId: "buf-curl-forgotten" }),
+      (r) => expect(r).toMatchObject({ status: "pending" }),
+    ],
+    [
+      "tally.v1.UsersService/GetUser",
+      JSON.stringify({ userId: "buf-curl-known" }),
+      (r) => expect(r).toMatchObject({ userId: "buf-curl-known", events: "1" }),
+    ],
     ["grpc.health.v1.Health/Check", "{}", (r) => expect(r).toEqual({ status: "SERVING" })],
     [
       "grpc.health.v1.Health/List",
@@ -141,6 +171,8 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
     ],
   ];
   const streams = ["tally.v1.IngestService/TailEvents", "grpc.health.v1.Health/Watch"];
+  // Called below for its error: an unknown deletion is NOT_FOUND.
+  const refusing = ["tally.v1.UsersService/GetDeletion"];
 
   it("lists every method of the three services through reflection", async () => {
     const listed = await new Promise<string>((resolve, reject) =>
@@ -157,7 +189,9 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
         (err, out) => (err ? reject(err) : resolve(out)),
       ),
     );
-    expect(listed.trim().split("\n").sort()).toEqual([...unary.map(([m]) => m), ...streams].sort());
+    expect(listed.trim().split("\n").sort()).toEqual(
+      [...unary.map(([m]) => m), ...streams, ...refusing].sort(),
+    );
   });
 
   for (const protocol of PROTOCOLS) {
@@ -182,6 +216,16 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
       expect(JSON.parse(bad.err)).toEqual({
         code: "invalid_argument",
         message: "from: 2025-10-28 is after to (2025-10-01)",
+      });
+      const unknown = await bufCurl(
+        port,
+        protocol,
+        "tally.v1.UsersService/GetDeletion",
+        JSON.stringify({ deletionId: "00000000-0000-4000-8000-000000000000" }),
+      );
+      expect(JSON.parse(unknown.err)).toEqual({
+        code: "not_found",
+        message: 'no deletion "00000000-0000-4000-8000-000000000000"',
       });
     });
   }

@@ -6,13 +6,14 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { UsersService } from "../../gen/tally/v1/users_pb.js";
 import { restRoutes } from "../../src/api/rest/transcoder.ts";
 import type { Tally } from "../../src/app/tally.ts";
 import { rest } from "../clients.ts";
-import { realServices, sameDayEvents, start, testConfig } from "../helpers.ts";
+import { realServices, sameDayEvents, start, testConfig, waitFor } from "../helpers.ts";
 
 interface Operation {
-  parameters?: { name: string; required?: boolean }[];
+  parameters?: { name: string; in: string; required?: boolean }[];
   responses: Record<string, { content?: { "application/json": { schema: object } } }>;
 }
 type Document = { openapi: string; paths: Record<string, Record<string, Operation>> };
@@ -40,7 +41,7 @@ describe("API docs: OpenAPI generated from the protos, Swagger UI, proto downloa
   });
 
   it("lists exactly the routes the google.api.http annotations give, with their verbs", () => {
-    const annotated = restRoutes([IngestService, AnalyticsService])
+    const annotated = restRoutes([IngestService, AnalyticsService, UsersService])
       .map((r) => `${r.verb} ${r.path}`)
       .sort();
     const documented = Object.entries(doc.paths)
@@ -78,19 +79,38 @@ describe("API docs: OpenAPI generated from the protos, Swagger UI, proto downloa
       to: "2025-10-29",
       start_date: "2025-10-27",
     };
-    for (const [path, ops] of Object.entries(doc.paths)) {
+    // A user's data, and its deletion: path variables filled in.
+    const deleted = await rest(port, "/users/u1", undefined, { method: "DELETE", ...auth });
+    expect(deleted.status).toBe(202);
+    check("/users/{user_id}", "delete", 202, deleted.body);
+    const inPath: Record<string, string> = {
+      user_id: "u0",
+      deletion_id: (deleted.body as { deletion_id: string }).deletion_id,
+    };
+    await waitFor(
+      () => rest(port, "/users/u0", undefined, auth),
+      (r) => r.status === 200,
+    );
+    check(
+      "/users/{user_id}",
+      "get",
+      404,
+      (await rest(port, "/users/nobody", undefined, auth)).body,
+    );
+    for (const [template, ops] of Object.entries(doc.paths)) {
       const get = ops.get;
       if (get === undefined) continue;
+      const path = template.replace(/\{(\w+)\}/g, (_, name: string) => inPath[name] ?? "");
       const query = new URLSearchParams();
       for (const p of get.parameters ?? []) {
         // A funnel's steps repeat: two of them.
         if (p.name === "step")
           for (const step of ["signup", "purchase"]) query.append(p.name, step);
-        else if (p.required) query.set(p.name, values[p.name] ?? "");
+        else if (p.required && p.in === "query") query.set(p.name, values[p.name] ?? "");
       }
       const res = await rest(port, `${path}?${query}`, undefined, auth);
       expect(res.status, `${path}: ${JSON.stringify(res.body)}`).toBe(200);
-      check(path, "get", 200, res.body);
+      check(template, "get", 200, res.body);
     }
   });
 

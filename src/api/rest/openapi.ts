@@ -125,6 +125,7 @@ export function openApiDocument(services: readonly DescService[], options: OpenA
         "400": { $ref: "#/components/responses/InvalidArgument" },
         "401": { $ref: "#/components/responses/Unauthenticated" },
         "403": { $ref: "#/components/responses/PermissionDenied" },
+        ...(inPath.size === 0 ? {} : { "404": { $ref: "#/components/responses/NotFound" } }),
         ...(route.body === "" ? {} : { "413": { $ref: "#/components/responses/TooLarge" } }),
         "429": { $ref: "#/components/responses/RateLimited" },
         "503": { $ref: "#/components/responses/Unavailable" },
@@ -219,8 +220,9 @@ export function openApiDocument(services: readonly DescService[], options: OpenA
         InvalidArgument: errorResponse("A parameter or field is malformed; the message names it."),
         Unauthenticated: errorResponse("No API key, or an unknown one."),
         PermissionDenied: errorResponse(
-          "The key lacks the scope this route needs (ingest or read).",
+          "The key lacks the scope this route needs (ingest, read or admin).",
         ),
+        NotFound: errorResponse("Nothing is stored under that name."),
         TooLarge: errorResponse("The body, or the number of events, is over the limit."),
         RateLimited: errorResponse("Too many requests: retry after Retry-After seconds.", true),
         Unavailable: errorResponse("The queue or warehouse cannot answer now: retry later.", true),
