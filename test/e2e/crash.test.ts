@@ -11,10 +11,15 @@ import {
   AMQP_URL,
   closeRabbitConnections,
   freePort,
+  type JsonEvent,
   REDIS_URL,
+  rng,
+  spawnTally,
   uniqueNamespace,
+  uuidFrom,
   waitFor,
 } from "../helpers.ts";
+import { refDau, refRetention, refTopEvents } from "../reference.ts";
 
 const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
 const started = new Set<ChildProcess>();
@@ -169,4 +174,89 @@ describe("the service killed mid-import (RabbitMQ, Redis, chDB)", () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect(await counted(port, "amqpcut")).toBe(unique);
   });
+});
+
+describe("a deletion killed halfway (RabbitMQ, Redis, chDB)", () => {
+  it.each(["captured", "events", "rollups"])(
+    "finishes after a restart when killed after the step '%s', every stat as if the user's events were never sent",
+    async (step) => {
+      const port = await freePort();
+      const dataDir = mkdtempSync(join(tmpdir(), "tally-deletion-"));
+      const env = {
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        AMQP_URL,
+        REDIS_URL,
+        TALLY_DATA_DIR: dataDir,
+        TALLY_NAMESPACE: uniqueNamespace(),
+        TALLY_DEDUPE_TTL_SECONDS: "600",
+        TALLY_DELETION_SETTLE_MS: "1000",
+        TALLY_INDEXED_PROPERTIES: "country",
+        LOG_LEVEL: "warn",
+      };
+      const ready = () =>
+        waitFor(
+          () => rest(port, "/readyz").catch(() => ({ status: 0 })),
+          (r) => r.status === 200,
+        );
+      const first = spawnTally(["serve"], { ...env, TALLY_TEST_DELETION_STOP_AFTER: step });
+      started.add(first.child);
+      await ready();
+      const random = rng(500);
+      const events: JsonEvent[] = Array.from({ length: 400 }, (_, i) => ({
+        event_id: uuidFrom(random),
+        occurred_at: new Date(
+          Date.parse("2025-10-01") + Math.floor(random() * 10 * 86_400_000),
+        ).toISOString(),
+        user_id: `u${i % 7}`,
+        event_type: ["page_view", "click", "purchase"][i % 3] as string,
+        properties: { country: i % 2 === 0 ? "UA" : "PL" },
+      }));
+      expect((await rest(port, "/events", events)).status).toBe(202);
+      await waitFor(
+        () => rest(port, "/stats/top-events?from=2025-10-01&to=2025-10-11"),
+        (r) => (r.body as { count: number }[]).reduce((n, e) => n + e.count, 0) === events.length,
+      );
+      const receipt = (await rest(port, "/users/u3", undefined, { method: "DELETE" })).body as {
+        deletion_id: string;
+      };
+      await waitFor(
+        async () => first.stderr(),
+        (out) => out.includes("deletion stopped on purpose"),
+      );
+      first.child.kill("SIGKILL");
+      await first.exit;
+
+      const second = spawnTally(["serve"], env);
+      started.add(second.child);
+      await ready();
+      const done = await waitFor(
+        () => rest(port, `/deletions/${receipt.deletion_id}`),
+        (r) => (r.body as { status: string }).status === "done",
+        30_000,
+      );
+      const kept = events.filter((e) => e.user_id !== "u3");
+      expect((done.body as { events_deleted: number }).events_deleted).toBe(
+        events.length - kept.length,
+      );
+      for (const segment of ["", "&segment=properties.country:UA"]) {
+        const range = `from=2025-10-01&to=2025-10-11${segment}`;
+        const wanted = segment === "" ? [] : ["properties.country:UA"];
+        expect((await rest(port, `/stats/dau?${range}`)).body).toEqual(
+          refDau(kept, "2025-10-01", "2025-10-11", "UTC", wanted),
+        );
+        expect((await rest(port, `/stats/top-events?${range}`)).body).toEqual(
+          refTopEvents(kept, "2025-10-01", "2025-10-11", "UTC", 10, wanted),
+        );
+        expect(
+          (await rest(port, `/stats/retention?start_date=2025-10-01&end_date=2025-10-11${segment}`))
+            .body,
+        ).toEqual(refRetention(kept, "2025-10-01", "2025-10-11", 7, "UTC", "day", wanted));
+      }
+      expect((await rest(port, "/users/u3")).status).toBe(404);
+      second.child.kill("SIGTERM");
+      await second.exit;
+    },
+    90_000,
+  );
 });
