@@ -10,6 +10,7 @@ import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consu
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
 import { createMemoryDedupe } from "../dedupe/memory-dedupe.ts";
 import { createRedisDedupe } from "../dedupe/redis-dedupe.ts";
+import { firstKeptDay } from "../event/validate-event.ts";
 import { createErrorReporters } from "../observability/dependency-errors.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { startOpsServer } from "../observability/ops-server.ts";
@@ -30,6 +31,7 @@ import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { compactRollups } from "../warehouse/compact.ts";
 import { carryOutDeletions, type DeletionStep, loadTombstones } from "../warehouse/deletions.ts";
 import { migrate } from "../warehouse/migrations.ts";
+import { applyRetention } from "../warehouse/retention.ts";
 import { indexRollups } from "../warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
 
@@ -177,6 +179,16 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     const stuck = consumer;
     // Ready again once an insert goes through; meanwhile a load balancer and an operator see why.
     dependencies.push({ name: "consumer", check: async () => stuck.checkStuck(CONSUMER_STUCK_MS) });
+    const { retentionDays } = config;
+    if (retentionDays !== undefined) {
+      const forget = async () => {
+        const forgotten = await applyRetention(warehouse, firstKeptDay(retentionDays, Date.now()));
+        if (forgotten > 0) log.info({ forgotten, retentionDays }, "forgot events past retention");
+      };
+      // At start, before consuming, then every hour.
+      await forget();
+      timers.push(every(3_600_000, forget, log, "applying TALLY_RETENTION_DAYS"));
+    }
     await queue.consume(consumer.handle);
     timers.push(
       every(
@@ -225,7 +237,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         queue: coalescePublishes(
           shareAccepted(guardDepth(queue, { maxDepth: config.maxQueueDepth }), liveFeed),
         ),
-        rules: { maxFutureSkewMs: config.maxFutureSkewMs },
+        rules: { maxFutureSkewMs: config.maxFutureSkewMs, retentionDays: config.retentionDays },
         maxEvents: config.maxEventsPerRequest,
         metrics,
         live,
@@ -295,7 +307,7 @@ const TOMBSTONE_REFRESH_MS = 1000;
  */
 function every(ms: number, work: () => Promise<void>, log: Logger, what: string): NodeJS.Timeout {
   let running = false;
-  const timer = setInterval(async () => {
+  const run = async () => {
     if (running) return;
     running = true;
     try {
@@ -305,7 +317,8 @@ function every(ms: number, work: () => Promise<void>, log: Logger, what: string)
     } finally {
       running = false;
     }
-  }, ms);
+  };
+  const timer = setInterval(run, ms);
   timer.unref();
   return timer;
 }

@@ -4,6 +4,15 @@ import type { Event } from "../../gen/tally/v1/event_pb.js";
 export interface EventRules {
   /** How far in the future occurred_at may be, in ms. */
   readonly maxFutureSkewMs: number;
+  /** Whole UTC days kept before today (TALLY_RETENTION_DAYS); an event on an earlier day is refused. */
+  readonly retentionDays?: number | undefined;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The first UTC day (days since 1970) that `retentionDays` keeps at `nowMs`. */
+export function firstKeptDay(retentionDays: number, nowMs: number): number {
+  return Math.floor(nowMs / DAY_MS) - retentionDays;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -27,6 +36,12 @@ export function validateEvent(event: Event, rules: EventRules, nowMs: number): s
   if (!(ms >= MIN_TIME_MS)) return "occurred_at: must be after 1970-01-01T00:00:00Z";
   if (ms > nowMs + rules.maxFutureSkewMs) {
     return `occurred_at: more than ${rules.maxFutureSkewMs / 3_600_000} h in the future`;
+  }
+  if (
+    rules.retentionDays !== undefined &&
+    Math.floor(ms / DAY_MS) < firstKeptDay(rules.retentionDays, nowMs)
+  ) {
+    return `occurred_at: older than the ${rules.retentionDays} days kept (TALLY_RETENTION_DAYS)`;
   }
   const idReason = checkId(event.userId);
   if (idReason !== undefined) return `user_id: ${idReason}`;

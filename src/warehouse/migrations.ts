@@ -284,6 +284,11 @@ export const MIGRATIONS: readonly Migration[] = [
         `CREATE TABLE IF NOT EXISTS ${db}.deleted_events (deletion_id UUID, event_id UUID)
         ENGINE = ReplacingMergeTree
         ORDER BY (deletion_id, event_id)`,
+        // The users whose first day retention is moving (retention.ts), kept until it has moved.
+        ...["", "prop_", "zone_"].map(
+          (prefix) =>
+            `CREATE TABLE IF NOT EXISTS ${db}.${prefix}first_days_moving AS ${db}.${prefix}first_days`,
+        ),
       ];
     },
   },
