@@ -22,7 +22,17 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   consumer: ["event", "queue", "dedupe", "warehouse", "observability"],
   analytics: ["event", "warehouse"],
   api: ["event", "queue", "analytics", "ratelimit", "warehouse", "observability", "config"],
-  app: ["api", "config", "consumer", "dedupe", "observability", "queue", "ratelimit", "warehouse"],
+  app: [
+    "api",
+    "config",
+    "consumer",
+    "dedupe",
+    "event",
+    "observability",
+    "queue",
+    "ratelimit",
+    "warehouse",
+  ],
   cli: ["app", "config", "event", "queue"],
   web: [],
 };
