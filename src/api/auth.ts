@@ -14,6 +14,8 @@ const SCOPE_OF: Record<string, Scope> = {
   "tally.v1.UsersService": "read",
   // Deleting a person's data is not for a dashboard's key.
   "tally.v1.UsersService/DeleteUser": "admin",
+  // Everyone's events at once.
+  "tally.v1.ExportService": "admin",
 };
 
 const digest = (key: string) => createHash("sha256").update(key).digest();

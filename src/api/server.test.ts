@@ -31,6 +31,7 @@ describe("createApiServer", () => {
         deleteUser: unused,
         getDeletion: unused,
       },
+      export: { exportEvents: unused },
       dependencies: [],
       maxBodyBytes: 1024,
       maxFutureSkewMs: 86_400_000,

@@ -21,6 +21,7 @@ import { createServer } from "@httptoolkit/httpolyglot";
 import type { Logger } from "pino";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
+import { ExportService } from "../../gen/tally/v1/export_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
 import { UsersService } from "../../gen/tally/v1/users_pb.js";
 import type { ApiKey } from "../config/config.ts";
@@ -50,6 +51,7 @@ export interface ApiServerOptions {
   ingest: ServiceImpl<typeof IngestService>;
   analytics: ServiceImpl<typeof AnalyticsService>;
   users: ServiceImpl<typeof UsersService>;
+  export: ServiceImpl<typeof ExportService>;
   /** Checked by /readyz and grpc.health.v1. */
   dependencies: readonly Dependency[];
   /** Largest request body or message accepted, in bytes. */
@@ -95,7 +97,13 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  * first bytes of each connection tell HTTP/2's preface from HTTP/1.1.
  */
 export function createApiServer(options: ApiServerOptions): ApiServer {
-  const services: DescService[] = [IngestService, AnalyticsService, UsersService, Health];
+  const services: DescService[] = [
+    IngestService,
+    AnalyticsService,
+    UsersService,
+    ExportService,
+    Health,
+  ];
   // Observe first, so refused calls are counted and logged too.
   const interceptors: Interceptor[] = [
     createObserveInterceptor(options.metrics, options.log),
@@ -110,6 +118,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   router.service(IngestService, options.ingest);
   router.service(AnalyticsService, options.analytics);
   router.service(UsersService, options.users);
+  router.service(ExportService, options.export);
   const health = createHealthService(
     options.dependencies,
     services.map((s) => s.typeName),

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { createAnalyticsService } from "../api/analytics-service.ts";
-
+import { createExportService } from "../api/export-service.ts";
 import { createIngestService } from "../api/ingest-service.ts";
 import { LiveEvents } from "../api/live-events.ts";
 import { type ApiServer, createApiServer } from "../api/server.ts";
@@ -247,6 +247,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         indexedTimeZones: config.indexedTimeZones,
       }),
       users: createUsersService(warehouse),
+      export: createExportService(warehouse),
       dependencies,
       maxBodyBytes: config.maxBodyBytes,
       maxFutureSkewMs: config.maxFutureSkewMs,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from "../config/config.ts";
 import { DLQ_HELP, dlqCommand } from "./dlq-command.ts";
+import { EXPORT_HELP, exportCommand } from "./export-command.ts";
 import { GEN_HELP, genCommand } from "./gen-command.ts";
 import { IMPORT_HELP, importCommand } from "./import-command.ts";
 import { SERVE_HELP, serveCommand } from "./serve-command.ts";
@@ -12,6 +13,7 @@ const HELP = `tally: event ingest and product analytics
 Usage:
   tally serve [--role api|consumer|all]   run the service
   tally import FILE.csv [--url URL]       stream a CSV of events to the service
+  tally export --from D --to D [--out F]  write stored events as CSV, JSON lines or Parquet
   tally tail [--event-type T] [--user-id U]  print events live as they are accepted
   tally gen --rows N > FILE.csv           write synthetic events
   tally dlq list|replay                   batches the consumer could not store
@@ -29,6 +31,7 @@ const COMMANDS: Record<
 > = {
   serve: { run: serveCommand, help: SERVE_HELP },
   import: { run: importCommand, help: IMPORT_HELP },
+  export: { run: exportCommand, help: EXPORT_HELP },
   gen: { run: genCommand, help: GEN_HELP },
   tail: { run: tailCommand, help: TAIL_HELP },
   dlq: { run: dlqCommand, help: DLQ_HELP },

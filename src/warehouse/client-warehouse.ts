@@ -72,6 +72,18 @@ export function clientWarehouse(
             return result.json<T>();
           }),
         ),
+      queryBytes: (sql, params, format) =>
+        timed("query", () =>
+          capped(async () => {
+            const { stream } = await client.exec({
+              query: `${withSettings(sql, settings)}\nFORMAT ${format}`,
+              query_params: params,
+            });
+            const chunks: Buffer[] = [];
+            for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
+            return Buffer.concat(chunks);
+          }),
+        ),
       // No SETTINGS clause here: on CREATE TABLE it would name the table's settings.
       command: (sql, params = {}) =>
         client.command({ query: sql, query_params: params }).then(() => {}),

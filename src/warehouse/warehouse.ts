@@ -33,6 +33,9 @@ export class QueryMemoryError extends Error {
  * implementations live in `server-warehouse.ts` and `chdb-warehouse.ts`;
  * what only chDB needs stays in the latter.
  */
+/** The formats an export is written in, by ClickHouse itself. */
+export type RawFormat = "CSVWithNames" | "CSV" | "TabSeparatedRaw" | "Parquet";
+
 export interface Warehouse {
   /** "clickhouse" or "chdb", for health reports. */
   readonly kind: "clickhouse" | "chdb";
@@ -46,6 +49,8 @@ export interface Warehouse {
   query<T>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
   /** Runs a parameterised statement that answers no rows (DDL, INSERT … SELECT, OPTIMIZE). */
   command(sql: string, params?: Record<string, unknown>): Promise<void>;
+  /** Runs a parameterised query and returns its answer as ClickHouse writes it in `format` (exports). */
+  queryBytes(sql: string, params: Record<string, unknown>, format: RawFormat): Promise<Buffer>;
   /**
    * The same warehouse (and connection), each of whose queries fails alone
    * with {@link QueryMemoryError} past `bytes` of memory; 0 means no cap.

@@ -172,7 +172,7 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
   ];
   const streams = ["tally.v1.IngestService/TailEvents", "grpc.health.v1.Health/Watch"];
   // Called below for its error: an unknown deletion is NOT_FOUND.
-  const refusing = ["tally.v1.UsersService/GetDeletion"];
+  const refusing = ["tally.v1.UsersService/GetDeletion", "tally.v1.ExportService/ExportEvents"];
 
   it("lists every method of the three services through reflection", async () => {
     const listed = await new Promise<string>((resolve, reject) =>
@@ -226,6 +226,16 @@ describe("buf curl --reflect against Tally, over gRPC, gRPC-Web and Connect (Rab
       expect(JSON.parse(unknown.err)).toEqual({
         code: "not_found",
         message: 'no deletion "00000000-0000-4000-8000-000000000000"',
+      });
+      const badExport = await bufCurl(
+        port,
+        protocol,
+        "tally.v1.ExportService/ExportEvents",
+        JSON.stringify({ from: "2025-10-01", to: "2025-10-02", format: "xml" }),
+      );
+      expect(JSON.parse(badExport.err)).toEqual({
+        code: "invalid_argument",
+        message: 'format: expected one of csv, jsonl, parquet, got "xml"',
       });
     });
   }

@@ -74,6 +74,15 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
       { id: 1 },
       { id: 3 },
     ]);
+    // As ClickHouse writes a format itself: what exports send.
+    const csv = await warehouse.queryBytes(
+      `SELECT id, name FROM ${table} WHERE id >= {from:UInt32} ORDER BY id`,
+      { from: 1 },
+      "CSVWithNames",
+    );
+    expect(csv.toString("utf8")).toBe('"id","name"\n1,"one\ttab"\n3,"three"\n');
+    const parquet = await warehouse.queryBytes(`SELECT id FROM ${table}`, {}, "Parquet");
+    expect(parquet.subarray(0, 4).toString("latin1")).toBe("PAR1");
   });
 
   it("refuses rows it cannot read with an error the consumer calls bad data, and keeps the table as it was", async () => {

@@ -1,0 +1,27 @@
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ExportService } from "../../gen/tally/v1/export_pb.js";
+import { exportEvents } from "../analytics/export.ts";
+import { InvalidParameterError } from "../analytics/params.ts";
+import type { Warehouse } from "../warehouse/warehouse.ts";
+
+/** The stored events, out, a day at a time (see analytics/export.ts). */
+export function createExportService(warehouse: Warehouse): ServiceImpl<typeof ExportService> {
+  return {
+    async *exportEvents(req) {
+      try {
+        for await (const chunk of exportEvents(warehouse, req)) {
+          yield { data: chunk.data, events: BigInt(chunk.events), through: chunk.through };
+        }
+      } catch (err) {
+        if (err instanceof InvalidParameterError) {
+          throw new ConnectError(err.message, Code.InvalidArgument);
+        }
+        if (err instanceof ConnectError) throw err;
+        throw new ConnectError(
+          `the warehouse could not answer; retry later (${err instanceof Error ? err.message : String(err)})`,
+          Code.Unavailable,
+        );
+      }
+    },
+  };
+}
