@@ -2,6 +2,7 @@ import { type Client, createClient, type Interceptor } from "@connectrpc/connect
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { UsersService } from "../../gen/tally/v1/users_pb.js";
 
 const KEY = "tally.apiKey";
 
@@ -27,3 +28,4 @@ const transport = createConnectTransport({
 
 export const analytics: Client<typeof AnalyticsService> = createClient(AnalyticsService, transport);
 export const ingest: Client<typeof IngestService> = createClient(IngestService, transport);
+export const users: Client<typeof UsersService> = createClient(UsersService, transport);

@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { barChart, lineChart, type Series } from "./chart.ts";
-import { analytics, apiKey, ingest } from "./client.ts";
+import { analytics, apiKey, ingest, users } from "./client.ts";
 
 const $ = <T extends Element>(selector: string) => document.querySelector(selector) as T;
 const controls = $<HTMLFormElement>("#controls");
@@ -238,6 +238,44 @@ async function showStickiness(q: Query) {
   ]);
 }
 
+// The person panel: what is stored about one user, their events a page at a time.
+const personControls = $<HTMLFormElement>("#person-controls");
+let personNext: string | undefined;
+
+async function showPerson(more = false) {
+  const userId = value(personControls, "userId");
+  const summary = $<HTMLParagraphElement>("#person-summary");
+  const table = $<HTMLTableElement>("#person-events");
+  const older = $<HTMLButtonElement>("#person-older");
+  if (!more) {
+    personNext = undefined;
+    try {
+      const u = await users.getUser({ userId });
+      summary.textContent = `${u.userId}: ${Number(u.events).toLocaleString("en-US")} events on ${Number(u.activeDays).toLocaleString("en-US")} active days, first seen ${u.firstSeen}, last seen ${u.lastSeen}`;
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.NotFound) throw err;
+      summary.textContent = `Nothing is stored about "${userId}".`;
+      fill(table, []);
+      older.hidden = true;
+      return;
+    }
+    fill(table, [row(["Occurred at", "Event type", "Properties", "Event id"], true)]);
+  }
+  const page = await users.listUserEvents({ userId, limit: 50, before: personNext ?? "" });
+  for (const e of page.events) {
+    const tr = row([
+      e.occurredAt ? timestampDate(e.occurredAt).toISOString() : "",
+      e.eventType,
+      JSON.stringify(e.properties ?? {}),
+      e.eventId,
+    ]);
+    tr.dataset.eventId = e.eventId;
+    table.append(tr);
+  }
+  personNext = page.next;
+  older.hidden = page.next === undefined;
+}
+
 async function showTopEvents(q: Query) {
   const { events } = await analytics.getTopEvents({ ...q, limit: 10 });
   fill($<HTMLTableElement>("#top-events"), [
@@ -437,6 +475,12 @@ async function init() {
       form.addEventListener("change", redraw);
     }
   }
+  personControls.addEventListener("submit", (e) => {
+    e.preventDefault();
+    $<HTMLParagraphElement>("#error").hidden = true;
+    void showPerson().catch(showError);
+  });
+  $("#person-older").addEventListener("click", () => void showPerson(true).catch(showError));
   liveControls.addEventListener("submit", (e) => {
     e.preventDefault();
     const restart = (e.submitter as HTMLElement | null)?.id !== "live-toggle" || live === undefined;

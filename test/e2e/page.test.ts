@@ -6,6 +6,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { UsersService } from "../../gen/tally/v1/users_pb.js";
 import { restRoutes } from "../../src/api/rest/transcoder.ts";
 import { WEB_DIST } from "../../src/api/static-files.ts";
 import type { Tally } from "../../src/app/tally.ts";
@@ -293,6 +294,47 @@ describe("the analytics page in a real browser, against the real pipeline", () =
     await page.screenshot({ path: join(SCREENSHOTS, "page-funnel-trends.png"), fullPage: true });
   });
 
+  it("looks a person up: what is stored about them, and their events newest first, page by page", async () => {
+    const panel = page.getByRole("form", { name: "A person" });
+    await panel.getByLabel("User id").fill("user_9");
+    await panel.getByRole("button", { name: "Look up" }).click();
+    const person = await api<{ events: number; active_days: number; first_seen: string }>(
+      "/users/user_9",
+    );
+    await page.waitForFunction(
+      `document.querySelector("#person-summary")?.textContent?.startsWith("user_9:")`,
+    );
+    expect(await page.locator("#person-summary").textContent()).toBe(
+      `user_9: ${person.events.toLocaleString("en-US")} events on ${person.active_days} active days, first seen ${person.first_seen}, last seen ${(await api<{ last_seen: string }>("/users/user_9")).last_seen}`,
+    );
+    const shown = () =>
+      page.$$eval("#person-events tr[data-event-id]", (rows) =>
+        rows.map((r) => r.getAttribute("data-event-id")),
+      );
+    const first = await api<{ events: { event_id: string }[]; next: string }>(
+      "/users/user_9/events?limit=50",
+    );
+    await page.waitForFunction(
+      `document.querySelectorAll("#person-events tr[data-event-id]").length === 50`,
+    );
+    expect(await shown()).toEqual(first.events.map((e) => e.event_id));
+    await page.getByRole("button", { name: "Older events" }).click();
+    const second = await api<{ events: { event_id: string }[] }>(
+      `/users/user_9/events?limit=50&before=${first.next}`,
+    );
+    await page.waitForFunction(
+      `document.querySelectorAll("#person-events tr[data-event-id]").length === ${50 + second.events.length}`,
+    );
+    expect(await shown()).toEqual([...first.events, ...second.events].map((e) => e.event_id));
+    await page.screenshot({ path: join(SCREENSHOTS, "page-person.png"), fullPage: true });
+    await panel.getByLabel("User id").fill("nobody-at-all");
+    await panel.getByRole("button", { name: "Look up" }).click();
+    await page.waitForFunction(
+      `document.querySelector("#person-summary")?.textContent === 'Nothing is stored about "nobody-at-all".'`,
+    );
+    expect(await shown()).toEqual([]);
+  });
+
   it("shows a POST /events in the live panel within a second", async () => {
     await page.waitForFunction(
       `document.querySelector("#live-status")?.textContent?.startsWith("Live")`,
@@ -339,7 +381,7 @@ describe("the analytics page in a real browser, against the real pipeline", () =
           `${op.querySelector(".opblock-summary-method")?.textContent} ${op.querySelector(".opblock-summary-path")?.getAttribute("data-path")}`,
       ),
     );
-    const annotated = restRoutes([IngestService, AnalyticsService]).map(
+    const annotated = restRoutes([IngestService, AnalyticsService, UsersService]).map(
       (r) => `${r.verb} ${r.path}`,
     );
     expect(shown.sort()).toEqual(annotated.sort());
