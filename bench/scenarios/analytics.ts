@@ -13,6 +13,7 @@ import { trends } from "../../src/analytics/trends.ts";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { CSV_COLUMNS } from "../../src/cli/import/csv-events.ts";
 import { compactRollups } from "../../src/warehouse/compact.ts";
+import { carryOutDeletions, requestDeletion } from "../../src/warehouse/deletions.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { indexRollups } from "../../src/warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
@@ -173,6 +174,7 @@ export async function analytics(scale: number): Promise<Section[]> {
         rows.push([label, fast.p50, fast.p95, raw, `${(raw / fast.p50).toFixed(1)}x`]);
       }
     }
+    const deletion = await measureDeletion(warehouse, Math.max(1000, Math.round(10_000 * scale)));
     return [
       {
         title: `Stats latency on ${total.toLocaleString("en-US")} events (chDB, in process)`,
@@ -189,10 +191,95 @@ export async function analytics(scale: number): Promise<Section[]> {
           `Then \`country\` was indexed (TALLY_INDEXED_PROPERTIES=country): its rollups were backfilled from the events and compacted in ${indexSeconds[0]?.toFixed(1)} s; then Europe/Kyiv (TALLY_INDEXED_TIME_ZONES=Europe/Kyiv), in ${indexSeconds[1]?.toFixed(1)} s. A property or zone that is not indexed reads the raw events, as the last column does.`,
         ],
       },
+      {
+        title: `A person's deletion among ${total.toLocaleString("en-US")} events (chDB, in process)`,
+        columns: ["what", "figure"],
+        rows: [
+          ["the user's events", deletion.events],
+          ["deletion, request to done (s)", deletion.seconds.toFixed(1)],
+          ["inserts alone (events/s)", Math.round(deletion.alone)],
+          ["inserts while deleting (events/s)", Math.round(deletion.during)],
+          ["ratio while / alone", (deletion.during / deletion.alone).toFixed(2)],
+        ],
+        notes: [
+          "One user's events spread over the 400 days, deleted as DELETE /users/{id} does once settled (every step: capture, delete from the events and their copies, clear and rebuild the user's rollups, verify). Inserts: 20,000-row CSV inserts of other users' events back to back, as the consumer makes them, alone and then while the deletion runs.",
+        ],
+      },
     ];
   } finally {
     await warehouse.close();
   }
+}
+
+/**
+ * Stores `events` events of one user across the history, then deletes
+ * them while other events are inserted: how long the deletion takes, and
+ * the insert rate beside it against the rate alone.
+ */
+async function measureDeletion(warehouse: Warehouse, events: number) {
+  const start = Date.parse(FIRST_DAY);
+  const rows = Array.from({ length: events }, (_, i) => {
+    const at = new Date(start + Math.floor((i * DAYS * 86_400_000) / events)).toISOString();
+    return `${crypto.randomUUID()},${at},bench-person,page_view,"{""country"":""UA""}"\n`;
+  });
+  await warehouse.insert("events", {
+    format: "CSV",
+    columns: CSV_COLUMNS,
+    text: rows.join(""),
+    bestEffortTimes: true,
+  });
+  // Other users' events, in the consumer's insert size.
+  const chunks: string[] = [];
+  let body = "";
+  let header = true;
+  for (const chunk of generateCsv({
+    rows: 400_000,
+    users: 100_000,
+    fromMs: start,
+    days: DAYS,
+    eventTypes: 14,
+    dupRate: 0,
+    seed: 11,
+  })) {
+    body += header ? chunk.slice(chunk.indexOf("\n") + 1) : chunk;
+    header = false;
+  }
+  const lines = body.split("\n").filter((l) => l !== "");
+  for (let i = 0; i < lines.length; i += 20_000) {
+    chunks.push(`${lines.slice(i, i + 20_000).join("\n")}\n`);
+  }
+  const insertAll = async (part: string[]) => {
+    const t = performance.now();
+    for (const text of part) {
+      await warehouse.insert("events", {
+        format: "CSV",
+        columns: CSV_COLUMNS,
+        text,
+        bestEffortTimes: true,
+      });
+    }
+    return (part.length * 20_000) / ((performance.now() - t) / 1000);
+  };
+  const half = chunks.length / 2;
+  const alone = await insertAll(chunks.slice(0, half));
+  const requested = performance.now();
+  await requestDeletion(warehouse, "bench-person", Date.now());
+  let done = false;
+  const deleting = (async () => {
+    while ((await carryOutDeletions(warehouse, { settleMs: 0 })).length === 0);
+    done = true;
+    return (performance.now() - requested) / 1000;
+  })();
+  // Inserts for as long as the deletion runs (one at least).
+  let inserted = 0;
+  const t = performance.now();
+  for (let i = half; inserted === 0 || !done; i = i + 1 < chunks.length ? i + 1 : half) {
+    await insertAll([chunks[i] as string]);
+    inserted += 20_000;
+  }
+  const during = inserted / ((performance.now() - t) / 1000);
+  const seconds = await deleting;
+  return { events, seconds, alone, during };
 }
 
 /**

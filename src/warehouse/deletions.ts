@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { clickhouseTime, escapeTsv } from "../event/row-format.ts";
-import { plainRollups } from "./migrations.ts";
+import { DELETE_SETTINGS, plainRollups } from "./migrations.ts";
 import { indexedRollupInserts } from "./rollup-index.ts";
 import type { Warehouse } from "./warehouse.ts";
 
@@ -163,15 +163,19 @@ async function carryOut(
   await stopAfter("captured");
   // 2. The events, and the tables that copy them.
   for (const table of ["events", "events_by_time", "user_events"]) {
-    await run(`DELETE FROM ${db}.${table} WHERE ${before}`);
+    await run(`DELETE FROM ${db}.${table} WHERE ${before} ${DELETE_SETTINGS}`);
   }
   await stopAfter("events");
   // 3. The rollups: the user's rows, and the deleted events' rows.
   const taken = `event_id IN (SELECT event_id FROM ${db}.deleted_events WHERE deletion_id = toUUID({id:String}))`;
   for (const prefix of ["", "prop_", "zone_"]) {
-    await run(`DELETE FROM ${db}.${prefix}user_days WHERE user_id = {user:String}`);
-    await run(`DELETE FROM ${db}.${prefix}first_days WHERE user_id = {user:String}`);
-    await run(`DELETE FROM ${db}.${prefix}day_events WHERE ${taken}`);
+    await run(
+      `DELETE FROM ${db}.${prefix}user_days WHERE user_id = {user:String} ${DELETE_SETTINGS}`,
+    );
+    await run(
+      `DELETE FROM ${db}.${prefix}first_days WHERE user_id = {user:String} ${DELETE_SETTINGS}`,
+    );
+    await run(`DELETE FROM ${db}.${prefix}day_events WHERE ${taken} ${DELETE_SETTINGS}`);
   }
   await stopAfter("rollups");
   // 4. The user's rollup rows again, from their events left.

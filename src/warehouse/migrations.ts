@@ -292,7 +292,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ];
     },
   },
+  {
+    version: 8,
+    name: "deletes as patch parts",
+    // A DELETE of one user's rows marked every part of a table (a month
+    // each for the rollups) and took seconds a table; as a patch part it
+    // writes the rows it deletes and is applied on read (see DELETE_SETTINGS).
+    statements: (db) =>
+      DELETED_FROM.map(
+        (table) =>
+          `ALTER TABLE ${db}.${table} MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1`,
+      ),
+  },
 ];
+
+/** The tables deletions and retention delete rows from. */
+export const DELETED_FROM = [
+  "events",
+  "events_by_time",
+  "user_events",
+  ...["", "prop_", "zone_"].flatMap((p) => [`${p}user_days`, `${p}day_events`, `${p}first_days`]),
+];
+
+/** Settings of those DELETEs: patch parts (migration 8), else as before. */
+export const DELETE_SETTINGS = "SETTINGS lightweight_delete_mode = 'lightweight_update'";
 
 /** The views' SELECTs of the plain rollups as they stand (after migration 5), over `events`. */
 export function plainRollups(events: string): [table: string, columns: string, select: string][] {

@@ -1,3 +1,4 @@
+import { DELETE_SETTINGS } from "./migrations.ts";
 import { indexedRollupInserts } from "./rollup-index.ts";
 import type { Warehouse } from "./warehouse.ts";
 
@@ -28,16 +29,18 @@ export async function applyRetention(warehouse: Warehouse, firstDay: number): Pr
   const run = (sql: string) => warehouse.command(sql, params);
   // The events and their copies.
   for (const table of ["events", "events_by_time", "user_events"]) {
-    await run(`DELETE FROM ${db}.${table} WHERE occurred_at < toDateTime64(${cut}, 3, 'UTC')`);
+    await run(
+      `DELETE FROM ${db}.${table} WHERE occurred_at < toDateTime64(${cut}, 3, 'UTC') ${DELETE_SETTINGS}`,
+    );
   }
   // Days and events per day: UTC days, and indexed properties' (UTC too).
   for (const prefix of ["", "prop_"]) {
-    await run(`DELETE FROM ${db}.${prefix}user_days WHERE day < ${cut}`);
-    await run(`DELETE FROM ${db}.${prefix}day_events WHERE day < ${cut}`);
+    await run(`DELETE FROM ${db}.${prefix}user_days WHERE day < ${cut} ${DELETE_SETTINGS}`);
+    await run(`DELETE FROM ${db}.${prefix}day_events WHERE day < ${cut} ${DELETE_SETTINGS}`);
   }
   // An indexed zone's days: cut a day later, then refilled around the cut from the events left.
-  await run(`DELETE FROM ${db}.zone_user_days WHERE day <= ${cut}`);
-  await run(`DELETE FROM ${db}.zone_day_events WHERE day <= ${cut}`);
+  await run(`DELETE FROM ${db}.zone_user_days WHERE day <= ${cut} ${DELETE_SETTINGS}`);
+  await run(`DELETE FROM ${db}.zone_day_events WHERE day <= ${cut} ${DELETE_SETTINGS}`);
   const nearCut = `(SELECT * FROM ${db}.events FINAL
     WHERE occurred_at < toDateTime64(${cut} + 2, 3, 'UTC'))`;
   for (const insert of await indexedRollupInserts(warehouse, nearCut)) {
@@ -57,7 +60,7 @@ export async function applyRetention(warehouse: Warehouse, firstDay: number): Pr
        SELECT ${key}event_type, user_id, min(first_day) FROM ${db}.${prefix}first_days
        GROUP BY ${key}event_type, user_id HAVING min(first_day) <= ${cut}`,
     );
-    await run(`DELETE FROM ${db}.${prefix}first_days WHERE ${keys}`);
+    await run(`DELETE FROM ${db}.${prefix}first_days WHERE ${keys} ${DELETE_SETTINGS}`);
     await run(
       `INSERT INTO ${db}.${prefix}first_days (${key}event_type, user_id, first_day)
        SELECT ${key}event_type, user_id, min(day) FROM ${db}.${prefix}user_days
