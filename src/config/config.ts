@@ -18,7 +18,7 @@ export interface Config {
   readonly host: string;
   /** RabbitMQ; unset means the in-process queue. */
   readonly amqpUrl: string | undefined;
-  /** Redis; unset means the in-process dedupe store. */
+  /** Redis, or a Redis Cluster's seed nodes (comma-separated); unset means the in-process dedupe store. */
   readonly redisUrl: string | undefined;
   /** A ClickHouse server's HTTP URL; unset means embedded chDB in `dataDir`. */
   readonly clickhouseUrl: string | undefined;
@@ -113,6 +113,24 @@ const url = (scheme: RegExp, example: string) =>
       .optional(),
   );
 
+/** One URL, or several comma-separated (a cluster's nodes), each checked. */
+const urls = (scheme: RegExp, example: string) =>
+  z.preprocess(
+    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
+    z
+      .string()
+      .trim()
+      .refine(
+        (s) =>
+          s
+            .split(",")
+            .map((u) => u.trim())
+            .every((u) => URL.canParse(u) && scheme.test(new URL(u).protocol)),
+        `expected a URL like ${example}, or several separated by commas`,
+      )
+      .optional(),
+  );
+
 const int = (min: number, max: number, fallback: number) =>
   z.coerce
     .number({ error: "expected a whole number" })
@@ -125,7 +143,7 @@ const schema = z.object({
   PORT: int(0, 65535, 8080),
   HOST: z.string().min(1).default("0.0.0.0"),
   AMQP_URL: url(/^amqps?:$/, "amqp://guest:guest@127.0.0.1:5672"),
-  REDIS_URL: url(/^rediss?:$/, "redis://127.0.0.1:6379"),
+  REDIS_URL: urls(/^rediss?:$/, "redis://127.0.0.1:6379"),
   CLICKHOUSE_URL: url(/^https?:$/, "http://127.0.0.1:8123"),
   TALLY_DATA_DIR: z.string().min(1).default("./var"),
   TALLY_NAMESPACE: z

@@ -1,5 +1,5 @@
-import { Redis } from "ioredis";
 import type { ErrorReporter } from "../observability/dependency-errors.ts";
+import { connectRedis, type RedisClient } from "../redis/connect.ts";
 import type { RateLimiter, RateLimits } from "./rate-limiter.ts";
 
 /** One round trip: refill by elapsed time, take a token, or answer the wait in ms. */
@@ -29,14 +29,13 @@ export interface RedisRateLimiterOptions extends RateLimits {
 
 /** Buckets shared by every API process, in Redis. */
 export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLimiter {
-  const redis = new Redis(options.url, {
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    connectTimeout: 2000,
-  });
+  // One key a call: on a cluster, it goes to the node holding it.
+  const redis = connectRedis(options.url);
   redis.on("error", (err) => options.onError(err, "client"));
   redis.defineCommand("takeToken", { numberOfKeys: 1, lua: TAKE });
-  const take = redis as Redis & { takeToken(key: string, ...args: string[]): Promise<number> };
+  const take = redis as RedisClient & {
+    takeToken(key: string, ...args: string[]): Promise<number>;
+  };
   return {
     kind: "redis",
     async take(caller) {
