@@ -78,7 +78,12 @@ const BROKER_REPLICAS = 3;
 const lines: string[] = [];
 lines.push("# Capacity model", "");
 lines.push(
-  `Made by \`node bench/capacity.ts\` from \`bench/RESULTS.md\` (${text.match(/Made by `([^`]*)` on ([^,]*)/)?.slice(1).join(" on ") ?? "a bench run"}). Figures are ratios of measured stage rates, so they hold on a machine of another speed as the ratios do; every assumption is written beside its number.`,
+  `Made by \`node bench/capacity.ts\` from \`bench/RESULTS.md\` (${
+    text
+      .match(/Made by `([^`]*)` on ([^,]*)/)
+      ?.slice(1)
+      .join(" on ") ?? "a bench run"
+  }). Figures are ratios of measured stage rates, so they hold on a machine of another speed as the ratios do; every assumption is written beside its number.`,
   "",
 );
 lines.push(
