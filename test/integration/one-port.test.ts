@@ -129,6 +129,8 @@ describe("one port, every protocol", () => {
     expect(names).toEqual([
       "tally.v1.IngestService",
       "tally.v1.AnalyticsService",
+      "tally.v1.UsersService",
+      "tally.v1.ExportService",
       "grpc.health.v1.Health",
     ]);
     const files =
