@@ -54,6 +54,18 @@ describe("loadConfig", () => {
     );
   });
 
+  it("takes several nodes in AMQP_URL and REDIS_URL (a cluster's), each checked", () => {
+    const c = loadConfig({
+      AMQP_URL: "amqp://guest:guest@10.0.0.1:5672,amqp://guest:guest@10.0.0.2:5672",
+      REDIS_URL: "redis://10.0.0.1:6379, redis://10.0.0.2:6379",
+    });
+    expect(c.amqpUrl).toBe("amqp://guest:guest@10.0.0.1:5672,amqp://guest:guest@10.0.0.2:5672");
+    expect(c.redisUrl).toBe("redis://10.0.0.1:6379, redis://10.0.0.2:6379");
+    expect(() => loadConfig({ REDIS_URL: "redis://10.0.0.1:6379,http://10.0.0.2" })).toThrow(
+      /REDIS_URL: expected a URL like redis:\/\/127\.0\.0\.1:6379, or several separated by commas/,
+    );
+  });
+
   it("reads the indexed properties as dotted paths, each once", () => {
     expect(loadConfig({}).indexedProperties).toEqual([]);
     expect(

@@ -16,7 +16,7 @@ export interface Config {
   readonly port: number;
   /** @default "0.0.0.0" */
   readonly host: string;
-  /** RabbitMQ; unset means the in-process queue. */
+  /** RabbitMQ, or a cluster's nodes (comma-separated, tried in turn); unset means the in-process queue. */
   readonly amqpUrl: string | undefined;
   /** Redis, or a Redis Cluster's seed nodes (comma-separated); unset means the in-process dedupe store. */
   readonly redisUrl: string | undefined;
@@ -142,7 +142,7 @@ const int = (min: number, max: number, fallback: number) =>
 const schema = z.object({
   PORT: int(0, 65535, 8080),
   HOST: z.string().min(1).default("0.0.0.0"),
-  AMQP_URL: url(/^amqps?:$/, "amqp://guest:guest@127.0.0.1:5672"),
+  AMQP_URL: urls(/^amqps?:$/, "amqp://guest:guest@127.0.0.1:5672"),
   REDIS_URL: urls(/^rediss?:$/, "redis://127.0.0.1:6379"),
   CLICKHOUSE_URL: url(/^https?:$/, "http://127.0.0.1:8123"),
   TALLY_DATA_DIR: z.string().min(1).default("./var"),

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Connection } from "rabbitmq-client";
 import type { ErrorReporter } from "../observability/dependency-errors.ts";
+import { amqpOptions } from "./amqp-url.ts";
 import type { EventBatch } from "./event-batch.ts";
 import type { EventQueue } from "./queue.ts";
 
@@ -53,7 +54,7 @@ export function createRabbitLiveFeed(options: {
   const exchange = `${options.namespace}.live`;
   const declare = [{ exchange, type: "fanout" as const, durable: false }];
   const rabbit = new Connection({
-    url: options.url,
+    ...amqpOptions(options.url),
     connectionName: `tally-${options.namespace}-live`,
     noDelay: true, // as the queue's: small frames go out at once
   });

@@ -1,5 +1,6 @@
 import { Connection, ConsumerStatus, type Envelope } from "rabbitmq-client";
 import type { ErrorReporter } from "../observability/dependency-errors.ts";
+import { amqpOptions } from "./amqp-url.ts";
 import { BATCH_CONTENT_TYPE, type EventBatch } from "./event-batch.ts";
 import { type BatchHandler, type EventQueue, outcome, QueueUnavailableError } from "./queue.ts";
 
@@ -33,7 +34,7 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
   // subscribes) leaves the other's work in flight alone.
   const connect = (name: string) => {
     const connection = new Connection({
-      url: options.url,
+      ...amqpOptions(options.url),
       connectionName: name,
       acquireTimeout: options.publishTimeoutMs ?? 3000,
       retryHigh: 5000,
@@ -203,7 +204,7 @@ export interface DeadLetterOptions {
 
 /** Every batch in `<ns>.events.dead`, taking none away. */
 export async function listDeadLetters(o: DeadLetterOptions): Promise<DeadLetter[]> {
-  const rabbit = new Connection(o.url);
+  const rabbit = new Connection(amqpOptions(o.url));
   const ch = await rabbit.acquire();
   const found: DeadLetter[] = [];
   try {
@@ -232,7 +233,7 @@ export async function listDeadLetters(o: DeadLetterOptions): Promise<DeadLetter[
  * were there at the start, so a batch that fails again cannot loop.
  */
 export async function replayDeadLetters(o: DeadLetterOptions): Promise<number> {
-  const rabbit = new Connection(o.url);
+  const rabbit = new Connection(amqpOptions(o.url));
   const dead = `${o.namespace}.events.dead`;
   const ch = await rabbit.acquire();
   const publisher = rabbit.createPublisher({ confirm: true });
