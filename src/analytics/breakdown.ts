@@ -42,10 +42,23 @@ export function breakdownSql(
   if (breakdown.kind === "none") return { sql: "toNullable('')", params: {} };
   if (breakdown.kind === "event_type")
     return { sql: "toNullable(toString(event_type))", params: {} };
-  const params = Object.fromEntries(breakdown.path.map((k, i) => [`${prefix}${i}`, k]));
-  const raw = propertyRawSql(
-    "properties",
-    breakdown.path.map((_, i) => `{${prefix}${i}:String}`),
-  );
+  const { raw, params } = propertySql(breakdown.path, prefix);
   return { sql: `if(${raw} = '', NULL, ${propertyValueSql(raw)})`, params };
+}
+
+/**
+ * A property's JSON text in an event row ('' where it is missing), its
+ * keys as query parameters named `{prefix}N`: nothing is spliced.
+ */
+export function propertySql(
+  path: readonly string[],
+  prefix: string,
+): { raw: string; params: Record<string, string> } {
+  return {
+    raw: propertyRawSql(
+      "properties",
+      path.map((_, i) => `{${prefix}${i}:String}`),
+    ),
+    params: Object.fromEntries(path.map((k, i) => [`${prefix}${i}`, k])),
+  };
 }

@@ -1,14 +1,35 @@
 /** How a funnel's steps must follow each other (CONTRACT.md). */
 export type FunnelMode = "ordered" | "strict" | "unordered";
 
-/** What every user's events are matched against. */
+/** What every user's events are matched against: made once a query by {@link funnelPlan}. */
 export interface FunnelPlan {
   mode: FunnelMode;
-  /** Each step's type, as its index (1-based) among the funnel's distinct types. */
+  /** The steps' distinct types. */
+  types: readonly string[];
+  /** Each step's type, as its index (1-based) in `types`. */
   codes: readonly number[];
-  /** How many steps each distinct type (index - 1) has. */
+  /** How many steps each type (index - 1) has. */
   need: readonly number[];
+  /** Each step's latest earlier step of the same type (-1: none): the event it took is taken. */
+  same: readonly number[];
   windowMs: number;
+}
+
+export function funnelPlan(
+  mode: FunnelMode,
+  steps: readonly string[],
+  windowMs: number,
+): FunnelPlan {
+  const types = [...new Set(steps)];
+  const codes = steps.map((s) => types.indexOf(s) + 1);
+  return {
+    mode,
+    types,
+    codes,
+    need: types.map((type) => steps.filter((s) => s === type).length),
+    same: codes.map((k, j) => codes.lastIndexOf(k, j - 1)),
+    windowMs,
+  };
 }
 
 /** One user's events, sorted by time then event_id (as lowercase text). */
@@ -59,7 +80,7 @@ function lowerBound(xs: readonly number[], x: number): number {
  */
 export function matchUser(e: UserEvents, plan: FunnelPlan): UserFunnel | undefined {
   const { t, c, r } = e;
-  const { codes, windowMs, mode } = plan;
+  const { codes, same, windowMs, mode } = plan;
   const n = codes.length;
   // The positions (ordered) or times (unordered) of each type's events.
   const byType: number[][] = plan.need.map(() => []);
@@ -71,8 +92,6 @@ export function matchUser(e: UserEvents, plan: FunnelPlan): UserFunnel | undefin
   const firstAtTime = new Int32Array(t.length);
   for (let p = 1; p < t.length; p++)
     firstAtTime[p] = t[p] === t[p - 1] ? (firstAtTime[p - 1] as number) : p;
-  // The latest earlier step of the same type (-1: none): its event is taken.
-  const same = codes.map((k, j) => codes.lastIndexOf(k, j - 1));
   let best: UserFunnel | undefined;
   for (let i = 0; i < t.length && best?.reach !== n; i++) {
     if (r[i] === 0) continue;

@@ -1,6 +1,6 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { breakdownSql, NONE, OTHER, parseBreakdown } from "./breakdown.ts";
-import { type FunnelPlan, matchUser, type UserEvents } from "./funnel-match.ts";
+import { funnelPlan, matchUser, type UserEvents } from "./funnel-match.ts";
 import {
   formatDay,
   InvalidParameterError,
@@ -41,6 +41,9 @@ export type FunnelAnswer =
 const MAX_STEPS = 20;
 const MAX_WINDOW_MS = 365 * 86_400_000;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** Per step, the users who reached it and the ms each took from the step before. */
+type Reached = { users: number[]; gaps: number[][] };
+
 /** Breakdown values shown by name; the rest add up in $other. */
 const TOP_VALUES = 10;
 
@@ -112,13 +115,8 @@ export async function funnel(
   const mode = parseChoice("mode", q.mode, ["ordered", "strict", "unordered"] as const);
   const breakdown = parseBreakdown(q.breakdown);
   const tz = parseTimeZone(q.tz);
-  const types = [...new Set(steps)];
-  const plan: FunnelPlan = {
-    mode,
-    codes: steps.map((s) => types.indexOf(s) + 1),
-    need: types.map((type) => steps.filter((s) => s === type).length),
-    windowMs,
-  };
+  const plan = funnelPlan(mode, steps, windowMs);
+  const { types } = plan;
   const filter = eventsWhere(q.segment, types);
   const value = breakdownSql(breakdown, "bk");
   // Strict mode needs every event of the user (another type breaks a run); the others, the steps'.
@@ -160,7 +158,7 @@ export async function funnel(
     },
   );
   // Per breakdown value: users reaching each step, and the seconds each step took them.
-  const groups = new Map<string, { users: number[]; gaps: number[][] }>();
+  const groups = new Map<string, Reached>();
   for (const row of found) {
     const user = matchUser({ ...unpack(row.e, lo), ...(row.p ? { p: row.p } : {}) }, plan);
     if (user === undefined) continue;
@@ -177,7 +175,7 @@ export async function funnel(
       }
     }
   }
-  const answer = (group: { users: number[]; gaps: number[][] } | undefined): FunnelStep[] =>
+  const answer = (group: Reached | undefined): FunnelStep[] =>
     steps.map((eventType, k) => {
       const users = group?.users[k] ?? 0;
       const first = group?.users[0] ?? 0;
@@ -200,9 +198,9 @@ export async function funnel(
     .filter((l) => l !== NONE)
     .sort((a, b) => entered(b) - entered(a) || (a < b ? -1 : a > b ? 1 : 0));
   const top = named.slice(0, TOP_VALUES);
-  const other = { users: steps.map(() => 0), gaps: steps.map((): number[] => []) };
+  const other: Reached = { users: steps.map(() => 0), gaps: steps.map(() => []) };
   for (const label of named.slice(TOP_VALUES)) {
-    const g = groups.get(label) as { users: number[]; gaps: number[][] };
+    const g = groups.get(label) as Reached;
     g.users.forEach((u, k) => {
       other.users[k] = (other.users[k] as number) + u;
       other.gaps[k]?.push(...(g.gaps[k] ?? []));

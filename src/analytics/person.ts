@@ -1,5 +1,6 @@
 import { NOT_ACTIVITY_SQL } from "../event/activity.ts";
 import { clickhouseTime } from "../event/row-format.ts";
+import { userEventsSql } from "../warehouse/migrations.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { InvalidParameterError, parseBounded } from "./params.ts";
 
@@ -11,17 +12,6 @@ export interface Person {
   lastSeen: string;
   events: number;
   activeDays: number;
-}
-
-/**
- * The user's events are found through `user_events` (sorted by user), and
- * read from the events table by event_id, its sorting key: each event's
- * first copy, and only where that copy is the user's.
- */
-function theirs(db: string): string {
-  return `${db}.events FINAL
-    WHERE event_id IN (SELECT event_id FROM ${db}.user_events WHERE user_id = {user:String})
-      AND user_id = {user:String}`;
 }
 
 const iso = (ms: string | number) => new Date(Number(ms)).toISOString();
@@ -38,7 +28,7 @@ export async function person(warehouse: Warehouse, userId: string): Promise<Pers
             uniqExactIf(toDate(occurred_at), event_type NOT IN ${NOT_ACTIVITY_SQL}) AS days,
             toString(toUnixTimestamp64Milli(min(occurred_at))) AS first,
             toString(toUnixTimestamp64Milli(max(occurred_at))) AS last
-     FROM ${theirs(warehouse.db)}`,
+     FROM (${userEventsSql(warehouse.db)})`,
     { user: userId },
   );
   if (row === undefined || Number(row.events) === 0) return undefined;

@@ -1,5 +1,5 @@
 import { NOT_ACTIVITY_SQL } from "../event/activity.ts";
-import { propertyRawSql } from "../warehouse/rollup-index.ts";
+import { propertyValueSql } from "../warehouse/rollup-index.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import {
   type Breakdown,
@@ -8,6 +8,7 @@ import {
   OTHER,
   parseBreakdown,
   parsePropertyPath,
+  propertySql,
 } from "./breakdown.ts";
 import {
   formatDay,
@@ -204,17 +205,12 @@ function rowsSql(
   const filter = eventsWhere(segment);
   const value = breakdownSql(breakdown, "bk");
   let x = "NULL";
-  const params: Record<string, unknown> = { ...filter.params, ...value.params };
+  let params: Record<string, unknown> = { ...filter.params, ...value.params };
   if (measure.kind === "sum" || measure.kind === "avg") {
-    measure.path.forEach((k, i) => {
-      params[`mk${i}`] = k;
-    });
-    const raw = propertyRawSql(
-      "properties",
-      measure.path.map((_, i) => `{mk${i}:String}`),
-    );
-    const text = `if(startsWith(${raw} AS mraw, '"'), JSONExtractString(mraw), mraw)`;
-    x = `if(match(${text} AS mtext, '${NUMBER}'), toFloat64(mtext), NULL)`;
+    // A property's text as segments compare it, read as a number when it is one.
+    const property = propertySql(measure.path, "mk");
+    params = { ...params, ...property.params };
+    x = `if(match(${propertyValueSql(property.raw)} AS mtext, '${NUMBER}'), toFloat64(mtext), NULL)`;
   }
   return {
     sql: `SELECT ${value.sql} AS split, toDate(occurred_at, {tz:String}) AS day,

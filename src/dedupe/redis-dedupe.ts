@@ -67,9 +67,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     ? (id: string) => `{${options.namespace}:${id.slice(0, 2)}}:seen:${id}`
     : (id: string) => prefix + id;
   const ttl = String(options.ttlSeconds);
-  type Claimer = RedisClient & {
-    claimIds(numKeys: number, ...args: string[]): Promise<string>;
-  };
+  type Claimer = RedisClient & { claimIds(...args: string[]): Promise<string> };
 
   /** The script's arguments for ids `at` (their positions), grouped by owner. */
   function scriptArgs(ids: readonly string[], owners: readonly string[], at: readonly number[]) {
@@ -85,27 +83,26 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     return args;
   }
 
-  /** Claims the ids at positions `at` (one hash tag's), a script per chunk. */
-  async function claimGroup(
-    ids: readonly string[],
-    owners: readonly string[],
-    at: readonly number[],
-    keep: boolean[],
-  ) {
-    const calls: Promise<string>[] = [];
+  /** Positions split into script calls of at most CHUNK ids. */
+  function chunked(at: readonly number[]): number[][] {
     const chunks: number[][] = [];
-    for (let from = 0; from < at.length; from += CHUNK) {
-      const chunk = at.slice(from, from + CHUNK);
-      chunks.push(chunk);
-      calls.push((redis as Claimer).claimIds(chunk.length, ...scriptArgs(ids, owners, chunk)));
-    }
-    const answers = await Promise.all(calls);
-    answers.forEach((answer, c) => {
-      const chunk = chunks[c] as number[];
-      if (answer.length !== chunk.length) {
-        throw new Error(`Redis answered ${answer.length} claims for ${chunk.length} ids`);
-      }
-      for (let j = 0; j < chunk.length; j++) keep[chunk[j] as number] = answer.charCodeAt(j) === 49;
+    for (let from = 0; from < at.length; from += CHUNK) chunks.push(at.slice(from, from + CHUNK));
+    return chunks;
+  }
+
+  /**
+   * One answer per chunk: one Redis gets them in one pipeline; a cluster
+   * gets them all at once (back to back on each node's connection).
+   */
+  async function send(calls: string[][]): Promise<string[]> {
+    if (clustered) return Promise.all(calls.map((args) => (redis as Claimer).claimIds(...args)));
+    const pipeline = redis.pipeline() as ReturnType<RedisClient["pipeline"]> & {
+      claimIds(...args: string[]): unknown;
+    };
+    for (const args of calls) pipeline.claimIds(...args);
+    return ((await pipeline.exec()) ?? []).map(([err, out]) => {
+      if (err) throw err;
+      return out as string;
     });
   }
 
@@ -115,44 +112,27 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     async claim(ids, owners) {
       if (ids.length === 0) return [];
       await connected();
-      const keep = new Array<boolean>(ids.length);
-      if (!clustered) {
-        // Chunks keep each script short and its arguments within limits; the
-        // client's one pipeline sends them all in a single round trip.
-        const pipeline = redis.pipeline() as ReturnType<RedisClient["pipeline"]> & {
-          claimIds(numKeys: number, ...args: string[]): unknown;
-        };
-        const chunks: number[][] = [];
-        for (let from = 0; from < ids.length; from += CHUNK) {
-          const chunk = Array.from(
-            { length: Math.min(CHUNK, ids.length - from) },
-            (_, j) => from + j,
-          );
-          chunks.push(chunk);
-          pipeline.claimIds(chunk.length, ...scriptArgs(ids, owners, chunk));
-        }
-        const replies = (await pipeline.exec()) ?? [];
-        replies.forEach(([err, out], c) => {
-          if (err) throw err;
-          const answer = out as string;
-          const chunk = chunks[c] as number[];
-          if (answer.length !== chunk.length) {
-            throw new Error(`Redis answered ${answer.length} claims for ${chunk.length} ids`);
-          }
-          for (let j = 0; j < chunk.length; j++)
-            keep[chunk[j] as number] = answer.charCodeAt(j) === 49;
-        });
-        return keep;
-      }
-      // A cluster: one group per hash tag, all sent at once.
+      // A cluster: a group per hash tag (its keys share a slot); one Redis: one group.
       const groups = new Map<string, number[]>();
       for (let i = 0; i < ids.length; i++) {
-        const tag = (ids[i] as string).slice(0, 2);
+        const tag = clustered ? (ids[i] as string).slice(0, 2) : "";
         const group = groups.get(tag);
         if (group === undefined) groups.set(tag, [i]);
         else group.push(i);
       }
-      await Promise.all([...groups.values()].map((at) => claimGroup(ids, owners, at, keep)));
+      const chunks = [...groups.values()].flatMap(chunked);
+      const answers = await send(
+        chunks.map((chunk) => [String(chunk.length), ...scriptArgs(ids, owners, chunk)]),
+      );
+      const keep = new Array<boolean>(ids.length);
+      answers.forEach((answer, c) => {
+        const chunk = chunks[c] as number[];
+        if (answer.length !== chunk.length) {
+          throw new Error(`Redis answered ${answer.length} claims for ${chunk.length} ids`);
+        }
+        for (let j = 0; j < chunk.length; j++)
+          keep[chunk[j] as number] = answer.charCodeAt(j) === 49;
+      });
       return keep;
     },
     async check() {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { clickhouseTime, escapeTsv } from "../event/row-format.ts";
-import { DELETE_SETTINGS, plainRollups } from "./migrations.ts";
+import { DELETE_SETTINGS, plainRollups, userEventsSql } from "./migrations.ts";
 import { indexedRollupInserts } from "./rollup-index.ts";
 import type { Warehouse } from "./warehouse.ts";
 
@@ -179,9 +179,7 @@ async function carryOut(
   }
   await stopAfter("rollups");
   // 4. The user's rollup rows again, from their events left.
-  // Found by user in user_events, read by event_id (the events' sorting key): no full scan.
-  const theirs = `event_id IN (SELECT event_id FROM ${db}.user_events WHERE user_id = {user:String})`;
-  const left = `(SELECT * FROM ${db}.events FINAL WHERE ${theirs} AND user_id = {user:String})`;
+  const left = `(${userEventsSql(db)})`;
   for (const [table, columns, select] of plainRollups(left)) {
     await run(`INSERT INTO ${db}.${table} (${columns}) ${select}`);
   }

@@ -306,6 +306,18 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+/**
+ * The stored events of the user `{user:String}`, each event_id once (its
+ * first copy, and only where that copy is theirs): found by user in
+ * user_events (migration 7), read by event_id, the events' sorting key, so
+ * no full scan.
+ */
+export function userEventsSql(db: string): string {
+  return `SELECT * FROM ${db}.events FINAL
+    WHERE event_id IN (SELECT event_id FROM ${db}.user_events WHERE user_id = {user:String})
+      AND user_id = {user:String}`;
+}
+
 /** The tables deletions and retention delete rows from. */
 export const DELETED_FROM = [
   "events",

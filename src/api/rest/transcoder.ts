@@ -128,23 +128,24 @@ export function createTranscoder(
   }
   const paths = new Set(routes.map((r) => r.path));
   const templates = [...table.values()].filter((e) => e.route.path.includes("{"));
-  /** The routes at `path` (any verb), with the path's variables. */
-  const routesAt = (path: string) =>
-    paths.has(path)
-      ? [...table.values()]
-          .filter((e) => e.route.path === path)
-          .map((e) => ({ ...e, variables: {} }))
-      : templates.flatMap((e) => {
-          const variables = matchPath(e.route.path, path);
-          return variables === undefined ? [] : [{ ...e, variables }];
-        });
+  /** The route answering `verb path`, with the path's variables: a map lookup unless the path has some. */
+  const find = (verb: string, path: string) => {
+    const exact = table.get(`${verb} ${path}`);
+    if (exact !== undefined) return { ...exact, variables: {} };
+    for (const e of templates) {
+      const variables = e.route.verb === verb ? matchPath(e.route.path, path) : undefined;
+      if (variables !== undefined) return { ...e, variables };
+    }
+    return undefined;
+  };
 
   return {
     /** Whether `path` is a REST route (with any verb). */
-    has: (path: string) => routesAt(path).length > 0,
+    has: (path: string) =>
+      paths.has(path) || templates.some((e) => matchPath(e.route.path, path) !== undefined),
 
     async handle(req: RestRequest): Promise<RestResponse> {
-      const entry = routesAt(req.path).find((e) => e.route.verb === req.verb);
+      const entry = find(req.verb, req.path);
       if (entry === undefined) {
         return error(405, "unimplemented", `${req.verb} is not allowed on ${req.path}`);
       }
