@@ -134,7 +134,8 @@ describe.each(implementations)("the queue contract: $name", (impl) => {
       (n) => n >= 4,
     );
     await new Promise((r) => setTimeout(r, 300));
-    expect(most).toBeLessThanOrEqual(impl.redelivers ? 4 : 12);
+    // RabbitMQ lends its prefetch and no more; in-process, each waiting publisher's batch is held.
+    expect(most).toBe(impl.redelivers ? 4 : 12);
     opened = true;
     for (const r of release.splice(0)) r();
     await Promise.all(published);
