@@ -15,6 +15,7 @@ import { createErrorReporters } from "../observability/dependency-errors.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { startOpsServer } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
+import { claimOnAccept } from "../queue/claim-on-accept.ts";
 import { coalescePublishes } from "../queue/coalesce.ts";
 import { guardDepth } from "../queue/depth-guard.ts";
 import {
@@ -231,12 +232,15 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
             onError: errorsOf("live_feed"),
           });
     live = new LiveEvents(liveFeed, config.tailBufferEvents);
+    const guarded = guardDepth(queue, { maxDepth: config.maxQueueDepth });
+    // With a shared store, the copy accepted first is the one stored, whichever consumer sees which.
+    const accepting = dedupe.durable
+      ? claimOnAccept(guarded, (ids, owners) => dedupe.claim(ids, owners), errorsOf("redis"))
+      : guarded;
     api = createApiServer({
       // Many small requests share broker messages under load.
       ingest: createIngestService({
-        queue: coalescePublishes(
-          shareAccepted(guardDepth(queue, { maxDepth: config.maxQueueDepth }), liveFeed),
-        ),
+        queue: coalescePublishes(shareAccepted(accepting, liveFeed)),
         rules: { maxFutureSkewMs: config.maxFutureSkewMs, retentionDays: config.retentionDays },
         maxEvents: config.maxEventsPerRequest,
         metrics,

@@ -255,14 +255,17 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
   /** Drops repeats within the flush and claims the rest, in one round trip. */
   async function claim(items: Pending[]): Promise<Claimed> {
-    // First copy within the flush wins; only those are claimed.
-    const seen = new Set<string>();
+    // The first copy within each batch is claimed; between batches the
+    // store decides, not their order in the flush: the API claims a batch's
+    // ids once the broker has it (queue/claim-on-accept.ts), so a copy
+    // accepted first wins even when a later copy's batch comes first here.
     const ids: string[] = [];
     const owners: number[] = [];
     const batchIds: string[] = [];
     const rows: string[] = [];
     for (let b = 0; b < items.length; b++) {
       const item = items[b] as Pending;
+      const seen = new Set<string>();
       for (let i = 0; i < item.ids.length; i++) {
         const id = item.ids[i] as string;
         if (seen.has(id)) continue;
@@ -295,9 +298,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     const { ids, rows, owners } = claims;
     const keep = claims.askWarehouse ? await notStored(ids, claims.keep) : claims.keep;
     const survivors = items.map((item) => ({ item, rows: [] as string[] }));
+    // One row per id however the store answered (without it, each copy looks new).
+    const kept = new Set<string>();
     let count = 0;
     for (let i = 0; i < rows.length; i++) {
-      if (!keep[i]) continue;
+      if (!keep[i] || kept.has(ids[i] as string)) continue;
+      kept.add(ids[i] as string);
       survivors[owners[i] as number]?.rows.push(rows[i] as string);
       count++;
     }

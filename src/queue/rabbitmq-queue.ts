@@ -61,10 +61,33 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
   const publisher = rabbit.createPublisher({
     confirm: true,
     maxAttempts: 1,
-    exchanges: [{ exchange: deadExchange, type: "fanout", durable: true }],
-    queues: [queueOptions, { queue: deadQueue, durable: true }],
-    queueBindings: [{ exchange: deadExchange, queue: deadQueue }],
+    queues: [queueOptions],
   });
+  /**
+   * The dead-letter queue, replicated like the events queue: a classic one
+   * lives on one node, and while that node was down every declare of it
+   * failed, so (declared with the publisher) no batch could be published
+   * at all. Declared by the consumer, before it consumes: only redeliveries
+   * are dead-lettered. A classic one made by an earlier version stays in
+   * use (its type cannot change in place); one that cannot be declared
+   * now is reported, and does not stop consuming.
+   */
+  const declareDeadLetters = async (connection: Connection) => {
+    await connection.exchangeDeclare({ exchange: deadExchange, type: "fanout", durable: true });
+    try {
+      await connection.queueDeclare({
+        queue: deadQueue,
+        durable: true,
+        arguments: { "x-queue-type": "quorum" },
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code !== "PRECONDITION_FAILED") {
+        options.onError(err, `declaring ${deadQueue}`);
+        return;
+      }
+    }
+    await connection.queueBind({ exchange: deadExchange, queue: deadQueue });
+  };
   // The broker confirms a message it routed to no queue (the queue deleted
   // under us): only a mandatory message's return, which comes before the
   // confirm, says so. Such a publish fails rather than be acknowledged. The
@@ -118,6 +141,7 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
     },
     async consume(handler: BatchHandler) {
       consuming = connect(`tally-${options.namespace}-consumer`);
+      await declareDeadLetters(consuming);
       consumer = consuming.createConsumer(
         {
           queue,

@@ -132,4 +132,62 @@ describe("the dead-letter queue and tally dlq (RabbitMQ, Redis, chDB)", () => {
     await fresh.close();
     await rabbit.close();
   });
+
+  it("keeps the dead-letter queue replicated (quorum), and still uses a classic one an earlier version made", async () => {
+    const rabbit = new Connection(AMQP_URL);
+    const consumer = () =>
+      createBatchConsumer({
+        onDedupeError: reportErrors,
+        dedupe: parts.dedupe,
+        warehouse: parts.warehouse,
+        flushRows: 1000,
+        flushBatches: 8,
+        flushIntervalMs: 20,
+        metrics: createMetrics(),
+        log: silentLog,
+      });
+    const poison = (id: string) => ({
+      id,
+      body: Buffer.from("not a row\n"),
+      rows: 1,
+      acceptedAt: Date.now(),
+      requestIds: [],
+    });
+    try {
+      for (const [ns, classic] of [
+        [uniqueNamespace(), false],
+        [uniqueNamespace(), true],
+      ] as const) {
+        const dead = `${ns}.events.dead`;
+        if (classic) await rabbit.queueDeclare({ queue: dead, durable: true });
+        const queue = createRabbitQueue({
+          url: AMQP_URL,
+          namespace: ns,
+          prefetch: 16,
+          onError: reportErrors,
+        });
+        const c = consumer();
+        await queue.consume(c.handle);
+        await queue.publish(poison(`poison-${ns}`));
+        await waitFor(
+          async () => (await rabbit.queueDeclare({ queue: dead, passive: true })).messageCount,
+          (n) => n === 1,
+        );
+        await c.close();
+        await queue.close();
+        // Declaring it as a quorum queue succeeds only where it is one.
+        const asQuorum = await rabbit
+          .queueDeclare({ queue: dead, durable: true, arguments: { "x-queue-type": "quorum" } })
+          .then(
+            () => "quorum",
+            (err: { code?: string }) => err.code,
+          );
+        expect(asQuorum).toBe(classic ? "PRECONDITION_FAILED" : "quorum");
+        await rabbit.queueDelete({ queue: dead });
+        await rabbit.queueDelete({ queue: `${ns}.events` });
+      }
+    } finally {
+      await rabbit.close();
+    }
+  });
 });

@@ -1,0 +1,36 @@
+import { rowIds } from "../event/row-format.ts";
+import type { ErrorReporter } from "../observability/dependency-errors.ts";
+import type { EventBatch } from "./event-batch.ts";
+import type { EventQueue } from "./queue.ts";
+
+/** Claims `ids[i]` for `owners[i]` where no one has it yet (the dedupe store's claim). */
+export type Claim = (ids: readonly string[], owners: readonly string[]) => Promise<unknown>;
+
+/**
+ * Makes "first accepted" the copy that wins, with several APIs and
+ * consumers: once the broker has confirmed a batch, its event ids are
+ * claimed in the dedupe store in the batch's name, before the caller is
+ * answered. A consumer stores an id only for the batch that claimed it, so
+ * when two copies of an event reach two consumers, in either order, the one
+ * stored is the one accepted first, and the events table (whose version
+ * prefers the earliest accepted_at) agrees.
+ *
+ * After the confirm, not before: a claim always names a batch the broker
+ * holds, so a publish that fails leaves no claim behind to refuse the
+ * client's retry. If the store cannot answer, the batch is acknowledged
+ * anyway (it is safe on the broker) and consumers fall back to first consumed.
+ */
+export function claimOnAccept(queue: EventQueue, claim: Claim, onError: ErrorReporter): EventQueue {
+  return {
+    ...queue,
+    async publish(batch: EventBatch) {
+      await queue.publish(batch);
+      const { ids } = rowIds(batch.body);
+      try {
+        await claim(ids, new Array<string>(ids.length).fill(batch.id));
+      } catch (err) {
+        onError(err, "claiming accepted events; consumers will keep the first consumed copy");
+      }
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
+import { encodeRow } from "../../src/event/row-format.ts";
+import { createMetrics } from "../../src/observability/metrics.ts";
+import { claimOnAccept } from "../../src/queue/claim-on-accept.ts";
+import { type EventBatch, newBatchId } from "../../src/queue/event-batch.ts";
+import type { Warehouse } from "../../src/warehouse/warehouse.ts";
+import { toProto } from "../clients.ts";
+import { reportErrors, rng, silentLog, uuidFrom } from "../helpers.ts";
+import { closeAfterEach, realParts } from "../parts.ts";
+
+/** `n` events with ids from `seed`, all of type `eventType`, accepted at `acceptedAt`. */
+function copies(n: number, seed: number, eventType: string, acceptedAt: string): EventBatch {
+  const random = rng(seed);
+  let body = "";
+  for (let i = 0; i < n; i++) {
+    const event = toProto({
+      event_id: uuidFrom(random),
+      occurred_at: "2025-10-28T10:00:00Z",
+      user_id: `u${i % 7}`,
+      event_type: eventType,
+    });
+    body += encodeRow(event, "{}", acceptedAt);
+  }
+  return {
+    id: newBatchId(),
+    body: Buffer.from(body),
+    rows: n,
+    acceptedAt: Date.now(),
+    requestIds: [],
+  };
+}
+
+async function storedTypes(warehouse: Warehouse) {
+  return warehouse.query<{ event_type: string; rows: string }>(
+    `SELECT event_type, count() AS rows FROM ${warehouse.db}.events GROUP BY event_type ORDER BY event_type`,
+    {},
+  );
+}
+
+/**
+ * Two copies of the same events with different fields, accepted one after
+ * the other (by two APIs, say), reach the consumers in the other order: the
+ * copy accepted first must be the one stored.
+ */
+describe("the first accepted copy wins, in whatever order consumers see the copies (RabbitMQ, Redis, chDB)", () => {
+  const track = closeAfterEach();
+
+  async function setUp() {
+    const { queue, dedupe, warehouse } = await realParts();
+    track(warehouse);
+    track(dedupe);
+    track(queue);
+    const accepting = claimOnAccept(
+      queue,
+      (ids, owners) => dedupe.claim(ids, owners),
+      reportErrors,
+    );
+    const consumer = track(
+      createBatchConsumer({
+        onDedupeError: reportErrors,
+        dedupe,
+        warehouse,
+        metrics: createMetrics(),
+        log: silentLog,
+        flushRows: 10_000,
+        flushBatches: 8,
+        flushIntervalMs: 50,
+      }),
+    );
+    const first = copies(300, 5, "first_accepted", "2025-10-28 12:00:00.000000");
+    const second = copies(300, 5, "accepted_later", "2025-10-28 12:00:01.000000");
+    // Accepted in this order: each publish confirmed by RabbitMQ, then claimed.
+    await accepting.publish(first);
+    await accepting.publish(second);
+    return { consumer, warehouse, first, second };
+  }
+
+  it("when the later copy's batch is consumed, alone, before the first's", async () => {
+    const { consumer, warehouse, first, second } = await setUp();
+    expect(await consumer.handle(second)).toEqual({ action: "ack" });
+    expect(await consumer.handle(first)).toEqual({ action: "ack" });
+    expect(await storedTypes(warehouse)).toEqual([{ event_type: "first_accepted", rows: 300 }]);
+  });
+
+  it("when both batches are in one flush, the later copy's first", async () => {
+    const { consumer, warehouse, first, second } = await setUp();
+    const outcomes = await Promise.all([consumer.handle(second), consumer.handle(first)]);
+    expect(outcomes).toEqual([{ action: "ack" }, { action: "ack" }]);
+    expect(await storedTypes(warehouse)).toEqual([{ event_type: "first_accepted", rows: 300 }]);
+  });
+});
