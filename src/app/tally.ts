@@ -115,6 +115,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     url: config.clickhouseUrl,
     dataDir: config.dataDir,
     database: config.namespace,
+    cluster: config.clickhouseCluster,
     onCall: (operation, seconds) => metrics.clickhouseRoundTrip.observe({ operation }, seconds),
   });
   const applied = await migrate(warehouse);

@@ -66,6 +66,20 @@ describe("loadConfig", () => {
     );
   });
 
+  it("takes TALLY_CLICKHOUSE_CLUSTER only with a server to run it on", () => {
+    expect(
+      loadConfig({ CLICKHOUSE_URL: "http://ch1:8123", TALLY_CLICKHOUSE_CLUSTER: "tally" })
+        .clickhouseCluster,
+    ).toBe("tally");
+    expect(loadConfig({}).clickhouseCluster).toBeUndefined();
+    expect(() => loadConfig({ TALLY_CLICKHOUSE_CLUSTER: "tally" })).toThrow(
+      /TALLY_CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL/,
+    );
+    expect(() =>
+      loadConfig({ CLICKHOUSE_URL: "http://ch1:8123", TALLY_CLICKHOUSE_CLUSTER: "a'b" }),
+    ).toThrow(/TALLY_CLICKHOUSE_CLUSTER: expected a cluster's name/);
+  });
+
   it("reads the indexed properties as dotted paths, each once", () => {
     expect(loadConfig({}).indexedProperties).toEqual([]);
     expect(

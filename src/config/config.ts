@@ -22,6 +22,8 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** A ClickHouse server's HTTP URL; unset means embedded chDB in `dataDir`. */
   readonly clickhouseUrl: string | undefined;
+  /** TALLY_CLICKHOUSE_CLUSTER: the schema made ON CLUSTER, sharded and replicated (warehouse/cluster.ts). */
+  readonly clickhouseCluster: string | undefined;
   /** Where the embedded engine keeps its data. @default "./var" */
   readonly dataDir: string;
   /** Prefix of queues and Redis keys, and the ClickHouse database. @default "tally" */
@@ -145,6 +147,13 @@ const schema = z.object({
   AMQP_URL: urls(/^amqps?:$/, "amqp://guest:guest@127.0.0.1:5672"),
   REDIS_URL: urls(/^rediss?:$/, "redis://127.0.0.1:6379"),
   CLICKHOUSE_URL: url(/^https?:$/, "http://127.0.0.1:8123"),
+  TALLY_CLICKHOUSE_CLUSTER: z
+    .string()
+    .regex(
+      /^[A-Za-z_][A-Za-z0-9_.-]*$/,
+      "expected a cluster's name from the server's remote_servers",
+    )
+    .optional(),
   TALLY_DATA_DIR: z.string().min(1).default("./var"),
   TALLY_NAMESPACE: z
     .string()
@@ -223,12 +232,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;
+  if (e.TALLY_CLICKHOUSE_CLUSTER !== undefined && e.CLICKHOUSE_URL === undefined) {
+    throw new ConfigError(
+      "invalid configuration:\n  TALLY_CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (a node of that cluster); the embedded engine is one server",
+    );
+  }
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
     amqpUrl: e.AMQP_URL,
     redisUrl: e.REDIS_URL,
     clickhouseUrl: e.CLICKHOUSE_URL,
+    clickhouseCluster: e.TALLY_CLICKHOUSE_CLUSTER,
     dataDir: e.TALLY_DATA_DIR,
     namespace: e.TALLY_NAMESPACE,
     apiKeys: Object.freeze(e.TALLY_API_KEYS),

@@ -178,9 +178,12 @@ async function carryOut(
     await run(`DELETE FROM ${db}.${prefix}day_events WHERE ${taken} ${DELETE_SETTINGS}`);
   }
   await stopAfter("rollups");
-  // 4. The user's rollup rows again, from their events left.
+  // 4. The user's rollup rows again, from their events left. day_events
+  // lost only the deleted events' rows: the rest are still there (and on a
+  // cluster, only its views write it, beside each event: warehouse/cluster.ts).
   const left = `(${userEventsSql(db)})`;
   for (const [table, columns, select] of plainRollups(left)) {
+    if (table === "day_events") continue;
     await run(`INSERT INTO ${db}.${table} (${columns}) ${select}`);
   }
   for (const insert of await indexedRollupInserts(warehouse, left)) await run(insert);

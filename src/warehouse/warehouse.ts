@@ -1,4 +1,5 @@
 import { createChdbWarehouse } from "./chdb-warehouse.ts";
+import { clusterWarehouse } from "./cluster.ts";
 import { createServerWarehouse } from "./server-warehouse.ts";
 
 /** Options of {@link createWarehouse}. */
@@ -9,6 +10,8 @@ export interface WarehouseOptions {
   dataDir: string;
   /** The database every table lives in. */
   database: string;
+  /** A ClickHouse cluster (with `url`, one of its nodes): the schema is sharded and replicated over it. */
+  cluster?: string;
   /** Told how long each insert and query took. */
   onCall?: (operation: "insert" | "query", seconds: number) => void;
 }
@@ -63,7 +66,7 @@ export interface Warehouse {
 
 /** Connects to ClickHouse over HTTP when `url` is set, or opens chDB. */
 export function createWarehouse(options: WarehouseOptions): Warehouse {
-  return options.url === undefined
-    ? createChdbWarehouse(options)
-    : createServerWarehouse({ ...options, url: options.url });
+  if (options.url === undefined) return createChdbWarehouse(options);
+  const server = createServerWarehouse({ ...options, url: options.url });
+  return options.cluster === undefined ? server : clusterWarehouse(server, options.cluster);
 }

@@ -36,12 +36,21 @@ describe("the SDKs teams already run, unmodified, pointed at Tally (RabbitMQ, Re
   }
 
   /** The properties, parsed, of the first stored event of `userId` and `eventType` (by time, then id). */
-  async function propertiesOf(userId: string, eventType: string) {
+  /**
+   * The user's first event of the type, or the one whose property `key` is
+   * `value` (an SDK stamps events in a loop within one millisecond: "first" ties).
+   */
+  async function propertiesOf(
+    userId: string,
+    eventType: string,
+    [key, value]: [string?, unknown?] = [],
+  ) {
     const [row] = await tally.warehouse.query<{ properties: string; event_id: string }>(
       `SELECT properties, toString(event_id) AS event_id FROM ${tally.warehouse.db}.events FINAL
        WHERE user_id = {userId:String} AND event_type = {eventType:String}
+         AND ({key:String} = '' OR JSONExtractRaw(properties, {key:String}) = {raw:String})
        ORDER BY occurred_at, event_id LIMIT 1`,
-      { userId, eventType },
+      { userId, eventType, key: key ?? "", raw: JSON.stringify(value ?? null) },
     );
     return { ...row, properties: JSON.parse(row?.properties ?? "{}") as Record<string, unknown> };
   }
@@ -84,7 +93,7 @@ describe("the SDKs teams already run, unmodified, pointed at Tally (RabbitMQ, Re
       $create_alias: N,
     };
     expect(await expectStored("seg-", sent)).toEqual(sent);
-    const track = await propertiesOf("seg-0", "Order Completed");
+    const track = await propertiesOf("seg-0", "Order Completed", ["$source_id", "seg-track-0"]);
     expect(track.properties).toMatchObject({
       $source: "segment",
       total: 0,
@@ -169,7 +178,7 @@ describe("the SDKs teams already run, unmodified, pointed at Tally (RabbitMQ, Re
       (s) => s["Song Played"] === N && s["App Opened"] === N && s.$identify === N,
     );
     expect(byUser).toEqual({ "Song Played": N, "App Opened": N, $identify: N });
-    const played = await propertiesOf("amp-0", "Song Played");
+    const played = await propertiesOf("amp-0", "Song Played", ["song", 0]);
     expect(played.properties).toMatchObject({
       $source: "amplitude",
       song: 0,
