@@ -16,7 +16,7 @@ import { type EventRules, validateEvent, validateProperties } from "../event/val
 import { type Metrics, rejectedField } from "../observability/metrics.ts";
 import { QueueBusyError } from "../queue/depth-guard.ts";
 import { type EventBatch, newBatchId } from "../queue/event-batch.ts";
-import { BatchRefusedError, type EventQueue, QueueUnavailableError } from "../queue/queue.ts";
+import { type EventQueue, QueueUnavailableError } from "../queue/queue.ts";
 import type { LiveEvents } from "./live-events.ts";
 import { requestIdOf } from "./observe-rpc.ts";
 import { bodyErrorsKey } from "./rest/body-errors.ts";
@@ -63,9 +63,6 @@ export function createIngestService(
           Code.Unavailable,
           { "retry-after": String(retryAfter) },
         );
-      }
-      if (err instanceof BatchRefusedError) {
-        throw new ConnectError(`the events could not be stored (${err.message})`, Code.Internal);
       }
       throw err;
     }

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import type { Logger } from "pino";
 import { createAnalyticsService } from "../api/analytics-service.ts";
 import { createExportService } from "../api/export-service.ts";
@@ -18,13 +19,13 @@ import type { Dependency } from "../observability/readiness.ts";
 import { claimOnAccept } from "../queue/claim-on-accept.ts";
 import { coalescePublishes } from "../queue/coalesce.ts";
 import { guardDepth } from "../queue/depth-guard.ts";
+import { createJournalQueue } from "../queue/journal-queue.ts";
 import {
   createMemoryLiveFeed,
   createRabbitLiveFeed,
   type LiveFeed,
   shareAccepted,
 } from "../queue/live-feed.ts";
-import { createMemoryQueue } from "../queue/memory-queue.ts";
 import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
 import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-limiter.ts";
@@ -67,7 +68,7 @@ export async function stopConsuming(queue: EventQueue, consumer: BatchConsumer |
 
 /**
  * Throws when `role` cannot run alone in a process with `config`: the
- * in-process queue and the embedded chDB live inside one process, so the
+ * local log and the embedded chDB live inside one process, so the
  * API and the consumer can only be split over RabbitMQ and a ClickHouse
  * server (each process would otherwise have its own, and the API's stats
  * would never see what the consumer stored).
@@ -95,7 +96,13 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   const errorsOf = createErrorReporters({ log, metrics });
   const queue =
     config.amqpUrl === undefined
-      ? createMemoryQueue()
+      ? await createJournalQueue({
+          dir: join(config.dataDir, "journal", config.namespace),
+          prefetch: config.prefetch,
+          onError: errorsOf("queue"),
+          onRecover: (batches, rows) =>
+            log.info({ batches, rows }, "delivering again the batches kept in the local log"),
+        })
       : createRabbitQueue({
           url: config.amqpUrl,
           namespace: config.namespace,

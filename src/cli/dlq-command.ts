@@ -29,7 +29,7 @@ export async function dlqCommand(args: string[]): Promise<number> {
   const config = loadConfig();
   if (config.amqpUrl === undefined) {
     throw new ConfigError(
-      "tally dlq needs AMQP_URL: the in-process queue has no dead-letter queue",
+      "tally dlq needs AMQP_URL: embedded, batches set aside are in TALLY_DATA_DIR/journal/<namespace>/dead-letters.jsonl",
     );
   }
   const target = { url: config.amqpUrl, namespace: config.namespace };

@@ -13,8 +13,8 @@ Usage:
 Configured by environment variables (README.md has the table): PORT,
 AMQP_URL, REDIS_URL, CLICKHOUSE_URL, TALLY_DATA_DIR, TALLY_NAMESPACE,
 TALLY_API_KEYS, ... With none of AMQP_URL, REDIS_URL, CLICKHOUSE_URL set,
-everything runs in this process on embedded parts (in-process queue and
-dedupe, chDB on disk in TALLY_DATA_DIR).
+everything runs in this process on embedded parts (a local log for a queue,
+in-process dedupe, chDB on disk, all in TALLY_DATA_DIR).
 
 Examples:
   npm start

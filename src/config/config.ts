@@ -16,7 +16,7 @@ export interface Config {
   readonly port: number;
   /** @default "0.0.0.0" */
   readonly host: string;
-  /** RabbitMQ, or a cluster's nodes (comma-separated, tried in turn); unset means the in-process queue. */
+  /** RabbitMQ, or a cluster's nodes (comma-separated, tried in turn); unset means a local log in TALLY_DATA_DIR. */
   readonly amqpUrl: string | undefined;
   /** Redis, or a Redis Cluster's seed nodes (comma-separated); unset means the in-process dedupe store. */
   readonly redisUrl: string | undefined;

@@ -296,7 +296,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   /** Each batch's rows to insert: claimed, and, where the store cannot vouch, not yet stored. */
   async function survivingRows(items: Pending[], claims: Claimed): Promise<Survivors[]> {
     const { ids, rows, owners } = claims;
-    const keep = claims.askWarehouse ? await notStored(ids, claims.keep) : claims.keep;
+    const keep = claims.askWarehouse ? await notStored(ids, rows, claims.keep) : claims.keep;
     const survivors = items.map((item) => ({ item, rows: [] as string[] }));
     // One row per id however the store answered (without it, each copy looks new).
     const kept = new Set<string>();
@@ -312,18 +312,33 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     return survivors;
   }
 
-  /** `keep`, less the ids the events table already holds (asked in chunks that fit a URL). */
-  async function notStored(ids: readonly string[], keep: boolean[]): Promise<boolean[]> {
+  /**
+   * `keep`, less the ids the events table holds as another copy (asked in
+   * chunks that fit a URL). A stored copy with this row's accepted_at is
+   * this row itself, stored by an earlier delivery of its batch whose
+   * insert may have stopped part-way (the process killed while the views
+   * ran): it is stored again, which the events table and the rollups (sets)
+   * absorb, so no view is left without it.
+   */
+  async function notStored(ids: readonly string[], rows: readonly string[], keep: boolean[]) {
     const asked = ids.filter((_, i) => keep[i]);
-    const stored = new Set<string>();
+    const stored = new Map<string, Set<string>>();
     for (let i = 0; i < asked.length; i += 2000) {
-      const rows = await warehouse.query<{ id: string }>(
-        `SELECT DISTINCT toString(event_id) AS id FROM ${warehouse.db}.events WHERE event_id IN {ids:Array(UUID)}`,
+      const found = await warehouse.query<{ id: string; at: string }>(
+        `SELECT DISTINCT toString(event_id) AS id, toString(accepted_at) AS at
+         FROM ${warehouse.db}.events WHERE event_id IN {ids:Array(UUID)}`,
         { ids: asked.slice(i, i + 2000) },
       );
-      for (const r of rows) stored.add(r.id);
+      for (const r of found) {
+        const copies = stored.get(r.id) ?? new Set<string>();
+        copies.add(r.at);
+        stored.set(r.id, copies);
+      }
     }
-    return keep.map((k, i) => k && !stored.has(ids[i] as string));
+    return keep.map((k, i) => {
+      const copies = stored.get(ids[i] as string);
+      return k && (copies === undefined || copies.has(acceptedAtOf(rows[i] as string)));
+    });
   }
 
   /**
@@ -420,4 +435,9 @@ function isDeleted(row: string, deleted: ReadonlyMap<string, string>): boolean {
   const end = row.indexOf("\t", USER_AT);
   const before = deleted.get(row.slice(USER_AT, end));
   return before !== undefined && row.slice(TIME_AT, TIME_AT + 23) < before;
+}
+
+/** A row's accepted_at, as ClickHouse writes it back (its last field). */
+function acceptedAtOf(row: string): string {
+  return row.slice(row.lastIndexOf("\t") + 1);
 }

@@ -2,8 +2,7 @@ import { describe, expect, it } from "vitest";
 import { waitFor } from "../../test/helpers.ts";
 import { coalescePublishes } from "./coalesce.ts";
 import type { EventBatch } from "./event-batch.ts";
-import { createMemoryQueue } from "./memory-queue.ts";
-import { outcome } from "./queue.ts";
+import { type EventQueue, QueueUnavailableError } from "./queue.ts";
 
 const batch = (n: number): EventBatch => ({
   id: `b${n}`,
@@ -13,16 +12,31 @@ const batch = (n: number): EventBatch => ({
   requestIds: [`r${n}`],
 });
 
-describe("coalescePublishes", () => {
-  it("combines what is given in one turn, and what arrives while publishes are in flight", async () => {
-    const queue = createMemoryQueue();
-    const seen: EventBatch[] = [];
-    const release: (() => void)[] = [];
-    await queue.consume(async (b) => {
+/**
+ * A queue whose publishes stay in flight until released, recording what it
+ * was given (a broker awaiting its confirm); `refuse` fails every publish.
+ */
+function heldQueue(refuse = false) {
+  const seen: EventBatch[] = [];
+  const release: (() => void)[] = [];
+  const queue: EventQueue = {
+    kind: "held",
+    async publish(b) {
+      if (refuse) throw new QueueUnavailableError("refused");
       seen.push(b);
       await new Promise<void>((r) => release.push(r));
-      return outcome.ack;
-    });
+    },
+    consume: async () => {},
+    check: async () => {},
+    depth: async () => 0,
+    close: async () => {},
+  };
+  return { queue, seen, release };
+}
+
+describe("coalescePublishes", () => {
+  it("combines what is given in one turn, and what arrives while publishes are in flight", async () => {
+    const { queue, seen, release } = heldQueue();
     const q = coalescePublishes(queue, { inFlight: 1, maxRows: 3 });
     // Given in one turn (as requests read from one socket chunk): 1, 2 and 3 leave together (maxRows 3).
     const first = [1, 2, 3, 4, 5].map((n) => q.publish(batch(n)));
@@ -53,7 +67,7 @@ describe("coalescePublishes", () => {
   });
 
   it("fails every caller whose batch rode in a message that failed", async () => {
-    const queue = createMemoryQueue(); // no consumer: every publish fails
+    const { queue } = heldQueue(true);
     const q = coalescePublishes(queue, { inFlight: 1 });
     const results = await Promise.allSettled([1, 2, 3].map((n) => q.publish(batch(n))));
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);

@@ -23,11 +23,11 @@ export type BatchHandler = (batch: EventBatch) => Promise<BatchOutcome>;
 
 /** The seam between the API and the consumer. */
 export interface EventQueue {
-  /** Human name for health reports ("rabbitmq", "in-process"). */
+  /** Human name for health reports ("rabbitmq", "local log"). */
   readonly kind: string;
   /**
-   * Resolves once the batch is safe: confirmed by the broker (durable), or,
-   * for the in-process queue, stored by the consumer. Rejects with
+   * Resolves once the batch is safe: confirmed by the broker, or synced to
+   * the local log's file. Rejects with
    * {@link QueueUnavailableError} when it cannot be taken: then none of it was.
    */
   publish(batch: EventBatch): Promise<void>;
@@ -43,9 +43,4 @@ export interface EventQueue {
 /** The queue could not take a batch; the caller may retry it. */
 export class QueueUnavailableError extends Error {
   override name = "QueueUnavailableError";
-}
-
-/** The in-process queue's handler dead-lettered the batch: it can never be stored. */
-export class BatchRefusedError extends Error {
-  override name = "BatchRefusedError";
 }

@@ -62,9 +62,11 @@ describe("tally serve, as a process", () => {
         status: 202,
         body: { accepted: 1 },
       });
-      expect((await rest(port, "/stats/dau?from=2025-10-28&to=2025-10-28")).body).toEqual([
-        { date: "2025-10-28", unique_users: 1 },
-      ]);
+      // Acknowledged once in the local log; counted once the consumer has stored it.
+      await waitFor(
+        async () => (await rest(port, "/stats/dau?from=2025-10-28&to=2025-10-28")).body,
+        (body) => JSON.stringify(body) === '[{"date":"2025-10-28","unique_users":1}]',
+      );
       child.kill("SIGTERM");
       expect(await exit).toBe(0);
       proc = undefined;

@@ -7,6 +7,7 @@ import {
   start,
   testConfig,
   uuidFrom,
+  waitFor,
   warehouseCounts,
 } from "../helpers.ts";
 
@@ -20,8 +21,8 @@ function events(n: number, type: string): JsonEvent[] {
   }));
 }
 
-describe("the embedded default (in-process queue and dedupe, chDB on disk)", () => {
-  it("acknowledges only stored events, and keeps stats exact across a restart that forgets the dedupe store", async () => {
+describe("the embedded default (local log, in-process dedupe, chDB on disk)", () => {
+  it("acknowledges events once its local log has them, and keeps stats exact across a restart that forgets the dedupe store", async () => {
     const config = testConfig();
     expect(config).toMatchObject({
       amqpUrl: undefined,
@@ -29,12 +30,17 @@ describe("the embedded default (in-process queue and dedupe, chDB on disk)", () 
       clickhouseUrl: undefined,
     });
     const first = await start(config);
-    expect(first.queue.kind).toBe("in-process");
+    expect(first.queue.kind).toBe("local log");
     const sent = events(300, "page_view");
     const res = await rest(first.port as number, "/events", sent);
     expect(res).toMatchObject({ status: 202, body: { accepted: 300 } });
-    // In-process, an acknowledgement means the rows are already in chDB: no waiting.
-    expect(await warehouseCounts(first)).toEqual({ rows: 300, ids: 300 });
+    // Acknowledged once synced to the local log; in chDB a moment later.
+    expect(
+      await waitFor(
+        () => warehouseCounts(first),
+        (c) => c.ids === 300,
+      ),
+    ).toEqual({ rows: 300, ids: 300 });
     await first.close();
 
     // Same data, same namespace; the in-process dedupe store starts empty.
@@ -47,7 +53,10 @@ describe("the embedded default (in-process queue and dedupe, chDB on disk)", () 
     });
     // The forgetful dedupe store let the repeats through, and the warehouse stopped them:
     // the rollups would count a stored repeat under its other type.
-    expect(await counterValue(second.metrics.eventsDeduplicated)).toBe(100);
+    await waitFor(
+      () => counterValue(second.metrics.eventsDeduplicated),
+      (n) => n === 100,
+    );
     expect(await counterValue(second.metrics.eventsInserted)).toBe(0);
     const top = await rest(port, "/stats/top-events?from=2025-10-01&to=2025-10-31");
     expect(top.body).toEqual([{ event_type: "page_view", count: 300 }]);

@@ -1,9 +1,11 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventBatch } from "../../src/queue/event-batch.ts";
-import { createMemoryQueue } from "../../src/queue/memory-queue.ts";
+import { createJournalQueue, journalDeadLetters } from "../../src/queue/journal-queue.ts";
 import {
   type BatchOutcome,
-  BatchRefusedError,
   type EventQueue,
   outcome,
   QueueUnavailableError,
@@ -15,28 +17,32 @@ import { takeDeadLetters } from "../parts.ts";
 
 interface Implementation {
   name: string;
-  make(namespace: string): EventQueue;
-  /** What a publisher sees of its batch's outcome once the handler has answered. */
-  published: Record<BatchOutcome["action"], "resolves" | "rejects retryable" | "rejects refused">;
-  /** Whether a requeued batch comes back to the handler (a broker keeps it). */
-  redelivers: boolean;
+  make(namespace: string): Promise<EventQueue>;
+  /** The batches it set aside, as "id: reason". */
+  deadLetters(namespace: string): Promise<string[]>;
 }
 
+const JOURNALS = mkdtempSync(join(tmpdir(), "tally-journal-contract-"));
+
+// Both answer a publish once the batch is safe (the broker confirmed it; the
+// local log synced it): what the consumer does with it is theirs to keep.
 const implementations: Implementation[] = [
   {
-    name: "in-process",
-    make: () => createMemoryQueue(),
-    // Nothing is durable in-process: the publisher waits for the outcome.
-    published: { ack: "resolves", requeue: "rejects retryable", "dead-letter": "rejects refused" },
-    redelivers: false,
+    name: "local log",
+    make: (namespace) =>
+      createJournalQueue({
+        dir: join(JOURNALS, namespace),
+        prefetch: 4,
+        retryDelayMs: 20,
+        onError: reportErrors,
+      }),
+    deadLetters: async (namespace) => journalDeadLetters(join(JOURNALS, namespace)),
   },
   {
     name: "RabbitMQ",
-    make: (namespace) =>
+    make: async (namespace) =>
       createRabbitQueue({ url: AMQP_URL, namespace, prefetch: 4, onError: reportErrors }),
-    // The broker has the batch once it confirms: the outcome is the broker's business.
-    published: { ack: "resolves", requeue: "resolves", "dead-letter": "resolves" },
-    redelivers: true,
+    deadLetters: takeDeadLetters,
   },
 ];
 
@@ -45,8 +51,8 @@ describe.each(implementations)("the queue contract: $name", (impl) => {
   afterEach(async () => {
     for (const q of open.splice(0)) await q.close();
   });
-  const queueIn = (namespace = uniqueNamespace()) => {
-    const q = impl.make(namespace);
+  const queueIn = async (namespace = uniqueNamespace()) => {
+    const q = await impl.make(namespace);
     open.push(q);
     return { q, namespace };
   };
@@ -54,15 +60,11 @@ describe.each(implementations)("the queue contract: $name", (impl) => {
     p.then(
       () => "resolves",
       (err) =>
-        err instanceof BatchRefusedError
-          ? "rejects refused"
-          : err instanceof QueueUnavailableError
-            ? "rejects retryable"
-            : `rejects ${String(err)}`,
+        err instanceof QueueUnavailableError ? "rejects retryable" : `rejects ${String(err)}`,
     );
 
   it("delivers a batch whole to the handler, once it is acknowledged", async () => {
-    const { q } = queueIn();
+    const { q } = await queueIn();
     const seen: EventBatch[] = [];
     await q.consume(async (b) => {
       seen.push(b);
@@ -83,7 +85,7 @@ describe.each(implementations)("the queue contract: $name", (impl) => {
   });
 
   it("keeps a batch its handler hands back or throws on, and sets aside one it dead-letters, with the reason", async () => {
-    const { q, namespace } = queueIn();
+    const { q, namespace } = await queueIn();
     const deliveries = new Map<string, number>();
     await q.consume(async (b) => {
       const n = (deliveries.get(b.id) ?? 0) + 1;
@@ -96,27 +98,21 @@ describe.each(implementations)("the queue contract: $name", (impl) => {
     const requeued = await settle(q.publish({ ...batchOf(1, 2), id: "requeued" }));
     const thrown = await settle(q.publish({ ...batchOf(1, 3), id: "thrown" }));
     const poison = await settle(q.publish({ ...batchOf(1, 4), id: "poison" }));
-    expect([requeued, thrown, poison]).toEqual([
-      impl.published.requeue,
-      impl.published.requeue,
-      impl.published["dead-letter"],
-    ]);
-    if (impl.redelivers) {
+    expect([requeued, thrown, poison]).toEqual(["resolves", "resolves", "resolves"]);
+    await waitFor(
+      async () => [deliveries.get("requeued"), deliveries.get("thrown")],
+      ([a, b]) => a === 2 && b === 2,
+    );
+    expect(
       await waitFor(
-        async () => [deliveries.get("requeued"), deliveries.get("thrown")],
-        ([a, b]) => a === 2 && b === 2,
-      );
-      expect(
-        await waitFor(
-          () => takeDeadLetters(namespace),
-          (d) => d.length > 0,
-        ),
-      ).toEqual(["poison: it can never be stored"]);
-    }
+        () => impl.deadLetters(namespace),
+        (d) => d.length > 0,
+      ),
+    ).toEqual(["poison: it can never be stored"]);
   });
 
-  it("bounds what a consumer holds unanswered (RabbitMQ: its prefetch; in-process: the publishers waiting)", async () => {
-    const { q } = queueIn();
+  it("bounds what a consumer holds unanswered: its prefetch", async () => {
+    const { q } = await queueIn();
     let held = 0;
     let most = 0;
     let opened = false;
@@ -134,8 +130,7 @@ describe.each(implementations)("the queue contract: $name", (impl) => {
       (n) => n >= 4,
     );
     await new Promise((r) => setTimeout(r, 300));
-    // RabbitMQ lends its prefetch and no more; in-process, each waiting publisher's batch is held.
-    expect(most).toBe(impl.redelivers ? 4 : 12);
+    expect(most).toBe(4);
     opened = true;
     for (const r of release.splice(0)) r();
     await Promise.all(published);
@@ -143,10 +138,14 @@ describe.each(implementations)("the queue contract: $name", (impl) => {
 });
 
 describe("queue errors surface", () => {
-  it("in-process: a publish with no consumer is refused as retryable", async () => {
-    const q = createMemoryQueue();
-    await expect(q.publish(batchOf(1, 5))).rejects.toBeInstanceOf(QueueUnavailableError);
+  it("local log: a closed one refuses a publish as retryable", async () => {
+    const q = await createJournalQueue({
+      dir: join(JOURNALS, uniqueNamespace()),
+      prefetch: 4,
+      onError: reportErrors,
+    });
     await q.close();
+    await expect(q.publish(batchOf(1, 5))).rejects.toBeInstanceOf(QueueUnavailableError);
   });
 
   it("RabbitMQ away: publish and check fail promptly as retryable, and the reporter hears of it", async () => {
