@@ -9,6 +9,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { markdownTable, type Section, textTable } from "./lib/table.ts";
+import { ack } from "./scenarios/ack.ts";
 import { analytics } from "./scenarios/analytics.ts";
 import { importCsv } from "./scenarios/import.ts";
 import { sdk } from "./scenarios/sdk.ts";
@@ -23,6 +24,7 @@ const SCENARIOS = {
   import: (scale: number) => importCsv(scale, 18_703),
   analytics: (scale: number) => analytics(scale),
   sdk: (scale: number) => sdk(scale, 18_704),
+  ack: (scale: number) => ack(scale, 18_705),
 } as const;
 type Name = keyof typeof SCENARIOS;
 
