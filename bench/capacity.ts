@@ -68,6 +68,8 @@ const perCore = {
 };
 
 const targets = [100_000, 1_000_000, 10_000_000];
+/** Dedupe claims per event: the API's (queue/claim-on-accept.ts) and the consumer's. */
+const CLAIMS_PER_EVENT = 2;
 /** Headroom kept on every part: run at half of what it can do, for peaks and failures. */
 const HEADROOM = 0.5;
 /** Cores of one ClickHouse server, one broker node, and one API/consumer host in the sizing. */
@@ -103,7 +105,8 @@ const sizes = targets.map((target) => {
     Math.ceil(need / perCore.api.rate),
     Math.ceil(insertCores),
     `${Math.max(1, Math.ceil(insertCores / SERVER_CORES))} (x ${REPLICAS})`,
-    Math.max(1, Math.ceil(need / perCore.redis.rate)),
+    // Each id is claimed twice: by the API once the broker has it (first accepted wins), then by the consumer.
+    Math.max(1, Math.ceil((need * CLAIMS_PER_EVENT) / perCore.redis.rate)),
     Math.max(BROKER_REPLICAS, Math.ceil(brokerCores / SERVER_CORES)),
     // One queue is one Erlang process on its leader: a core's worth each, leaders spread over the nodes.
     Math.max(1, Math.ceil(brokerCores)),
@@ -132,7 +135,7 @@ lines.push(
   "- Events arrive in batches (SDKs, services and the CLI batch); one-event calls cost about a call's overhead each on the API (the unary rows of RESULTS.md give the CPU per call) and need more API cores than the table says.",
   "- The consumer's own CPU (reading messages, claiming, building inserts) is small beside ClickHouse's insert work, so the insert column is ClickHouse cores, on the shards; the consumer processes run beside the API ones.",
   "- ClickHouse insert work grows with the rollups kept: each indexed property or zone adds about a third (the stage table's indexed row).",
-  "- A Redis shard is one thread: ids/s per shard is the measured claim rate; replicas add no write capacity.",
+  "- A Redis shard is one thread: ids/s per shard is the measured claim rate; replicas add no write capacity. Each event is claimed twice (the API claims a batch's ids once the broker has it, so that the first accepted copy wins; the consumer claims them again, finding its own), so Redis does twice the stage's work per event.",
   "- A quorum queue is one process on its leader: the queue count spreads the broker work over cores. Tally uses one queue per namespace today, so past one broker core's worth (the first row) events must be spread over several namespaces, which Tally does not do by itself yet.",
   "- Reads (stats) are not in the table: they run on the replicas' spare cores, and the analytics bench gives their latency at 10M events.",
 );
