@@ -217,7 +217,8 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
     // At most every 100 ms: a checkpoint a little behind only means more redelivered after a crash.
     checkpointTimer = setTimeout(() => {
       checkpointTimer = undefined;
-      saveCheckpoint();
+      // Closed: close saved it; a batch answered since is delivered again, and stored once.
+      if (!closed) saveCheckpoint();
     }, 100);
   }
 
