@@ -1,35 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
-import { encodeRow } from "../../src/event/row-format.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
 import { claimOnAccept } from "../../src/queue/claim-on-accept.ts";
-import { type EventBatch, newBatchId } from "../../src/queue/event-batch.ts";
 import type { Warehouse } from "../../src/warehouse/warehouse.ts";
-import { toProto } from "../clients.ts";
-import { reportErrors, rng, silentLog, uuidFrom } from "../helpers.ts";
+import { batchOf } from "../batches.ts";
+import { reportErrors, silentLog } from "../helpers.ts";
 import { closeAfterEach, realParts } from "../parts.ts";
-
-/** `n` events with ids from `seed`, all of type `eventType`, accepted at `acceptedAt`. */
-function copies(n: number, seed: number, eventType: string, acceptedAt: string): EventBatch {
-  const random = rng(seed);
-  let body = "";
-  for (let i = 0; i < n; i++) {
-    const event = toProto({
-      event_id: uuidFrom(random),
-      occurred_at: "2025-10-28T10:00:00Z",
-      user_id: `u${i % 7}`,
-      event_type: eventType,
-    });
-    body += encodeRow(event, "{}", acceptedAt);
-  }
-  return {
-    id: newBatchId(),
-    body: Buffer.from(body),
-    rows: n,
-    acceptedAt: Date.now(),
-    requestIds: [],
-  };
-}
 
 async function storedTypes(warehouse: Warehouse) {
   return warehouse.query<{ event_type: string; rows: string }>(
@@ -68,8 +44,8 @@ describe("the first accepted copy wins, in whatever order consumers see the copi
         flushIntervalMs: 50,
       }),
     );
-    const first = copies(300, 5, "first_accepted", "2025-10-28 12:00:00.000000");
-    const second = copies(300, 5, "accepted_later", "2025-10-28 12:00:01.000000");
+    const first = batchOf(300, 5, "2025-10-28 12:00:00.000000", "first_accepted");
+    const second = batchOf(300, 5, "2025-10-28 12:00:01.000000", "accepted_later");
     // Accepted in this order: each publish confirmed by RabbitMQ, then claimed.
     await accepting.publish(first);
     await accepting.publish(second);
