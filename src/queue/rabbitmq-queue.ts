@@ -20,6 +20,9 @@ export interface RabbitQueueOptions {
   onError: ErrorReporter;
 }
 
+/** Sends of one message the broker may nack before its publish fails. */
+const NACK_ATTEMPTS = 4;
+
 /**
  * Batches on a durable quorum queue `<ns>.events`, published with confirms.
  * Messages the consumer rejects, or that were delivered `deliveryLimit`
@@ -99,7 +102,19 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
       returned.set(msg.messageId, `${msg.replyCode} ${msg.replyText}`);
   });
   const send = async (envelope: Envelope & { messageId: string }, body: Buffer) => {
-    await publisher.send({ ...envelope, mandatory: true }, body);
+    // A new quorum queue declared by two connections at once (the publisher
+    // and the consumer, at start) nacks what reaches it meanwhile: 7 first
+    // publishes in 40 here, none with one declare. A nack means the broker
+    // did not take the message, so it is sent again, a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await publisher.send({ ...envelope, mandatory: true }, body);
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== "NACK" || attempt >= NACK_ATTEMPTS) throw err;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
     await new Promise(setImmediate);
     const reason = returned.get(envelope.messageId);
     if (reason !== undefined) {
