@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { ratios } from "./lib/ratios.ts";
 import { markdownTable, type Section, textTable } from "./lib/table.ts";
 import { ack } from "./scenarios/ack.ts";
 import { analytics } from "./scenarios/analytics.ts";
@@ -79,6 +80,10 @@ for (const name of names) {
     sections.push(s);
     process.stdout.write(`${textTable(s)}\n`);
   }
+}
+for (const s of ratios(sections)) {
+  sections.push(s);
+  process.stdout.write(`${textTable(s)}\n`);
 }
 const command = `npm run bench -- --scale ${values.scale}${values.only ? ` --only ${values.only}` : ""}`;
 const header = [
