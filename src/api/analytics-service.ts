@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import {
   type AnalyticsService,
   GetActiveUsersResponseSchema,
@@ -17,13 +17,13 @@ import { dataRange } from "../analytics/data-range.ts";
 import { dau } from "../analytics/dau.ts";
 import { type FunnelStep, funnel } from "../analytics/funnel.ts";
 import { lifecycle } from "../analytics/lifecycle.ts";
-import { InvalidParameterError } from "../analytics/params.ts";
 import { retention } from "../analytics/retention.ts";
 import type { ReadOptions } from "../analytics/source.ts";
 import { stickiness } from "../analytics/stickiness.ts";
 import { topEvents } from "../analytics/top-events.ts";
 import { trends } from "../analytics/trends.ts";
-import { QueryMemoryError, type Warehouse } from "../warehouse/warehouse.ts";
+import type { Warehouse } from "../warehouse/warehouse.ts";
+import { answer } from "./warehouse-errors.ts";
 
 /** Answers stats from the warehouse; `options` says which rollups it holds. */
 export function createAnalyticsService(
@@ -104,25 +104,4 @@ export function createAnalyticsService(
         create(GetTrendsResponseSchema, { series: await trends(warehouse, req, options) }),
       ),
   };
-}
-
-/** Maps analytics failures to RPC codes. */
-async function answer<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof InvalidParameterError)
-      throw new ConnectError(err.message, Code.InvalidArgument);
-    if (err instanceof ConnectError) throw err;
-    if (err instanceof QueryMemoryError) {
-      throw new ConnectError(
-        `${err.message} (TALLY_MAX_QUERY_MEMORY_BYTES): ask for fewer days or fewer windows, or raise the cap`,
-        Code.ResourceExhausted,
-      );
-    }
-    throw new ConnectError(
-      `the warehouse could not answer; retry later (${err instanceof Error ? err.message : String(err)})`,
-      Code.Unavailable,
-    );
-  }
 }

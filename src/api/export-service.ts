@@ -1,8 +1,8 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { ExportService } from "../../gen/tally/v1/export_pb.js";
 import { exportEvents } from "../analytics/export.ts";
-import { InvalidParameterError } from "../analytics/params.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
+import { rpcErrorOf } from "./warehouse-errors.ts";
 
 /** The stored events, out, a day at a time (see analytics/export.ts). */
 export function createExportService(warehouse: Warehouse): ServiceImpl<typeof ExportService> {
@@ -13,14 +13,7 @@ export function createExportService(warehouse: Warehouse): ServiceImpl<typeof Ex
           yield { data: chunk.data, events: BigInt(chunk.events), through: chunk.through };
         }
       } catch (err) {
-        if (err instanceof InvalidParameterError) {
-          throw new ConnectError(err.message, Code.InvalidArgument);
-        }
-        if (err instanceof ConnectError) throw err;
-        throw new ConnectError(
-          `the warehouse could not answer; retry later (${err instanceof Error ? err.message : String(err)})`,
-          Code.Unavailable,
-        );
+        throw rpcErrorOf(err);
       }
     },
   };

@@ -13,6 +13,7 @@ import { InvalidParameterError } from "../analytics/params.ts";
 import { person, personEvents } from "../analytics/person.ts";
 import { type Deletion, getDeletion, requestDeletion } from "../warehouse/deletions.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
+import { answer } from "./warehouse-errors.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -77,19 +78,4 @@ export function createUsersService(warehouse: Warehouse): ServiceImpl<typeof Use
         return deletionMessage(d);
       }),
   };
-}
-
-/** Maps failures to RPC codes, as the analytics service does. */
-async function answer<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof InvalidParameterError)
-      throw new ConnectError(err.message, Code.InvalidArgument);
-    if (err instanceof ConnectError) throw err;
-    throw new ConnectError(
-      `the warehouse could not answer; retry later (${err instanceof Error ? err.message : String(err)})`,
-      Code.Unavailable,
-    );
-  }
 }

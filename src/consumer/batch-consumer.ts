@@ -298,12 +298,16 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     const { ids, rows, owners } = claims;
     const keep = claims.askWarehouse ? await notStored(ids, rows, claims.keep) : claims.keep;
     const survivors = items.map((item) => ({ item, rows: [] as string[] }));
-    // One row per id however the store answered (without it, each copy looks new).
-    const kept = new Set<string>();
+    // The store says yes to one batch's copy of an id; without it (the
+    // warehouse asked), each batch's copy looks new: keep the first only.
+    const kept = claims.askWarehouse ? new Set<string>() : undefined;
     let count = 0;
     for (let i = 0; i < rows.length; i++) {
-      if (!keep[i] || kept.has(ids[i] as string)) continue;
-      kept.add(ids[i] as string);
+      if (!keep[i]) continue;
+      if (kept !== undefined) {
+        if (kept.has(ids[i] as string)) continue;
+        kept.add(ids[i] as string);
+      }
       survivors[owners[i] as number]?.rows.push(rows[i] as string);
       count++;
     }

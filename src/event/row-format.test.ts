@@ -2,7 +2,14 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/tally/v1/event_pb.js";
-import { clickhouseTime, decodeRows, encodeRow, escapeTsv, rowIds } from "./row-format.ts";
+import {
+  batchIds,
+  clickhouseTime,
+  decodeRows,
+  encodeRow,
+  escapeTsv,
+  rowIds,
+} from "./row-format.ts";
 
 describe("event batch rows", () => {
   it("escapes TabSeparated specials", () => {
@@ -52,6 +59,19 @@ describe("event batch rows", () => {
       "8f14e45f-ceea-467f-a0e6-1d8f1e6b0b2a",
     ]);
     expect(rows).toHaveLength(2);
+    // The ids alone, as the API's claim reads them, are the same.
+    const other = encodeRow(
+      create(EventSchema, {
+        eventId: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        userId: "é",
+        eventType: "x",
+      }),
+      "{}",
+      "2025-10-28 12:00:01.000000",
+    );
+    const body = Buffer.from(row + other + row);
+    expect(batchIds(body)).toEqual(rowIds(body).ids);
+    expect(batchIds(Buffer.alloc(0))).toEqual([]);
   });
 
   it("refuses a body whose rows do not start with an id", () => {

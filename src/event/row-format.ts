@@ -80,6 +80,21 @@ export function rowIds(body: Buffer): { ids: string[]; rows: string[] } {
   return { ids, rows };
 }
 
+/**
+ * The event_id of each row of a batch body, without making the rows: read
+ * where each line starts (the API's claim, on the ingest path).
+ */
+export function batchIds(body: Buffer): string[] {
+  const ids: string[] = [];
+  for (let at = 0; at < body.length; ) {
+    ids.push(body.toString("latin1", at, at + ID_LENGTH));
+    const end = body.indexOf(10, at);
+    if (end < 0) break;
+    at = end + 1;
+  }
+  return ids;
+}
+
 /** A TabSeparated field's text. */
 function unescapeTsv(field: string): string {
   if (!field.includes("\\")) return field;

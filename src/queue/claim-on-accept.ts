@@ -1,4 +1,4 @@
-import { rowIds } from "../event/row-format.ts";
+import { batchIds } from "../event/row-format.ts";
 import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import type { EventBatch } from "./event-batch.ts";
 import type { EventQueue } from "./queue.ts";
@@ -25,7 +25,7 @@ export function claimOnAccept(queue: EventQueue, claim: Claim, onError: ErrorRep
     ...queue,
     async publish(batch: EventBatch) {
       await queue.publish(batch);
-      const { ids } = rowIds(batch.body);
+      const ids = batchIds(batch.body);
       try {
         await claim(ids, new Array<string>(ids.length).fill(batch.id));
       } catch (err) {

@@ -278,14 +278,13 @@ function encodeRecord(batch: EventBatch): Buffer {
       requestIds: batch.requestIds.slice(0, 20),
     }),
   );
-  const payload = Buffer.allocUnsafe(4 + meta.length + batch.body.length);
-  payload.writeUInt32LE(meta.length, 0);
-  meta.copy(payload, 4);
-  batch.body.copy(payload, 4 + meta.length);
-  const header = Buffer.allocUnsafe(HEADER);
-  header.writeUInt32LE(payload.length, 0);
-  header.writeUInt32LE(crc32(payload), 4);
-  return Buffer.concat([header, payload]);
+  const record = Buffer.allocUnsafe(HEADER + 4 + meta.length + batch.body.length);
+  record.writeUInt32LE(record.length - HEADER, 0);
+  record.writeUInt32LE(meta.length, HEADER);
+  meta.copy(record, HEADER + 4);
+  batch.body.copy(record, HEADER + 4 + meta.length);
+  record.writeUInt32LE(crc32(record.subarray(HEADER)), 4);
+  return record;
 }
 
 /** The whole records in `data` from `from`, and where the last one ends. */
