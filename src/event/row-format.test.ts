@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
@@ -72,6 +74,30 @@ describe("event batch rows", () => {
     const body = Buffer.from(row + other + row);
     expect(batchIds(body)).toEqual(rowIds(body).ids);
     expect(batchIds(Buffer.alloc(0))).toEqual([]);
+  });
+
+  it("gives ids that do not keep their batch's text alive (the dedupe keeps them for long)", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const props = JSON.stringify({ pad: "x".repeat(10_000) });
+    const body = () =>
+      Buffer.from(
+        Array.from({ length: 50 }, () =>
+          encodeRow(
+            create(EventSchema, { eventId: crypto.randomUUID(), userId: "u", eventType: "t" }),
+            props,
+            "2025-10-28 12:00:01.000000",
+          ),
+        ).join(""),
+      );
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    // 200 batches of about 500 KB: 100 MB of text if each id held its batch's.
+    const kept = Array.from({ length: 200 }, () => rowIds(body()).ids);
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(kept.flat()).toHaveLength(10_000);
+    expect(grown).toBeLessThan(20e6);
   });
 
   it("refuses a body whose rows do not start with an id", () => {

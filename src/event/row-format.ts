@@ -64,18 +64,19 @@ export function encodeRow(event: Event, propertiesJson: string, acceptedAt: stri
   return `${event.eventId.toLowerCase()}\t${clickhouseTime(ms)}\t${escapeTsv(event.userId)}\t${escapeTsv(event.eventType)}\t${escapeTsv(propertiesJson)}\t${acceptedAt}\n`;
 }
 
-/** The event_id of each row of a batch body, in order. */
+/**
+ * The event_id of each row of a batch body, in order, and the rows. The ids
+ * are strings of their own, read from the bytes: a slice of the body's text
+ * would keep the whole text alive for as long as the dedupe keeps the id.
+ */
 export function rowIds(body: Buffer): { ids: string[]; rows: string[] } {
-  const text = body.toString("utf8");
-  const rows = text.split("\n");
+  const rows = body.toString("utf8").split("\n");
   if (rows.at(-1) === "") rows.pop();
-  const ids = new Array<string>(rows.length);
+  const ids = batchIds(body);
   for (let i = 0; i < rows.length; i++) {
-    const row = rows[i] as string;
-    if (row.charCodeAt(ID_LENGTH) !== 9 /* \t */) {
+    if ((rows[i] as string).charCodeAt(ID_LENGTH) !== 9 /* \t */ || ids[i]?.length !== ID_LENGTH) {
       throw new Error(`row ${i} does not start with an event_id`);
     }
-    ids[i] = row.slice(0, ID_LENGTH);
   }
   return { ids, rows };
 }

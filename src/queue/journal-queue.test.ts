@@ -16,11 +16,12 @@ const batch = (n: number, bytes = 10): EventBatch => ({
 });
 
 const errors: string[] = [];
-const open = (dir: string, segmentBytes?: number) =>
+const open = (dir: string, segmentBytes?: number, maxHeldBytes?: number) =>
   createJournalQueue({
     dir,
     prefetch: 8,
     segmentBytes,
+    maxHeldBytes,
     retryDelayMs: 10,
     onError: (err, context) => errors.push(`${context}: ${String(err)}`),
   });
@@ -155,5 +156,38 @@ describe("the local log (the embedded queue)", () => {
       (n) => n === 1,
     );
     await q.close();
+  });
+
+  it("keeps past its memory budget only on disk, and reads each batch back whole when its turn comes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "journal-"));
+    // No memory budget, and small segments: every batch is read back, from several segments.
+    const q = await open(dir, 1000, 0);
+    const published = Array.from({ length: 8 }, (_, i) => batch(i + 1, 300));
+    for (const b of published) await q.publish(b);
+    // The publishers' buffers are theirs again once acknowledged: the log kept no reference.
+    for (const b of published) b.body.fill("z");
+    const got: EventBatch[] = [];
+    const tries = new Map<string, number>();
+    await q.consume(async (b) => {
+      const n = (tries.get(b.id) ?? 0) + 1;
+      tries.set(b.id, n);
+      if (b.id === "b3" && n === 1) return outcome.requeue("not yet");
+      if (b.id === "b5") return outcome.deadLetter("never");
+      got.push(b);
+      return outcome.ack;
+    });
+    await waitFor(
+      async () => got.length,
+      (n) => n === 7,
+    );
+    got.sort((a, b) => a.acceptedAt - b.acceptedAt);
+    expect(got.map((b) => b.id)).toEqual(["b1", "b2", "b3", "b4", "b6", "b7", "b8"]);
+    for (const b of got) {
+      const n = Number(b.id.slice(1));
+      expect(b).toMatchObject({ rows: 1, acceptedAt: 1000 + n, requestIds: [`r${n}`] });
+      expect(b.body.toString()).toBe(`${String(n).padEnd(300, "x")}\n`);
+    }
+    await q.close();
+    expect(journalDeadLetters(dir)).toEqual(["b5: never"]);
   });
 });

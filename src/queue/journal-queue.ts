@@ -1,8 +1,11 @@
 import {
   appendFileSync,
+  closeSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -23,6 +26,12 @@ export interface JournalQueueOptions {
   segmentBytes?: number;
   /** Bytes of batches kept, not yet stored, before publishes are refused (503). @default 256 MiB */
   maxPendingBytes?: number;
+  /**
+   * Bytes of those batches also held in memory, so that a consumer keeping
+   * up never reads them back; the rest are read from their segment when
+   * their turn comes. @default 16 MiB
+   */
+  maxHeldBytes?: number;
   /** Before a batch handed back (requeue) is delivered again (ms). @default 200 */
   retryDelayMs?: number;
   /** Told of what was found damaged at start, and of failed writes. */
@@ -35,7 +44,9 @@ export interface JournalQueueOptions {
 const HEADER = 8;
 
 interface Entry {
-  batch: EventBatch;
+  /** The batch, while held in memory; otherwise it is read back from its record. */
+  batch: EventBatch | undefined;
+  rows: number;
   bytes: number;
   segment: number;
   /** Where its record starts in its segment. */
@@ -65,6 +76,7 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
   const { dir, prefetch } = options;
   const segmentBytes = options.segmentBytes ?? 64 << 20;
   const maxPendingBytes = options.maxPendingBytes ?? 256 << 20;
+  const maxHeldBytes = options.maxHeldBytes ?? 16 << 20;
   const retryDelayMs = options.retryDelayMs ?? 200;
   mkdirSync(dir, { recursive: true });
   const checkpointFile = join(dir, "checkpoint");
@@ -74,6 +86,7 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
   /** Batches to hand to the consumer. */
   const ready: Entry[] = [];
   let pendingBytes = 0;
+  let heldBytes = 0;
   let inFlight = 0;
   let handler: BatchHandler | undefined;
   let closed = false;
@@ -100,6 +113,7 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
       );
       writeFileSync(path, data.subarray(0, end));
     }
+    // Not held: each is read back when delivered, since the backlog may be more than memory should hold.
     for (const e of entries) {
       kept.push(e);
       ready.push(e);
@@ -110,7 +124,7 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
   if (kept.length > 0) {
     options.onRecover?.(
       kept.length,
-      kept.reduce((n, e) => n + e.batch.rows, 0),
+      kept.reduce((n, e) => n + e.rows, 0),
     );
   }
   let segment = segments.at(-1) ?? checkpoint.segment;
@@ -155,6 +169,8 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
         kept.push(g.entry);
         ready.push(g.entry);
         pendingBytes += g.entry.bytes;
+        if (heldBytes + g.entry.bytes <= maxHeldBytes) heldBytes += g.entry.bytes;
+        else g.entry.batch = undefined;
         g.resolve();
       }
       deliver();
@@ -173,8 +189,19 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
     while (handler !== undefined && !closed && inFlight < prefetch && ready.length > 0) {
       const entry = ready.shift() as Entry;
       inFlight++;
-      const handle = handler;
-      void handle(entry.batch)
+      let batch: EventBatch;
+      try {
+        batch = load(entry);
+      } catch (err) {
+        options.onError(err, "journal: reading a batch back");
+        inFlight--;
+        setTimeout(() => {
+          ready.unshift(entry);
+          deliver();
+        }, retryDelayMs).unref();
+        return;
+      }
+      void handler(batch)
         .catch((err: unknown) => outcome.requeue(String(err)))
         .then((result) => {
           inFlight--;
@@ -185,13 +212,34 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
             }, retryDelayMs).unref();
             return;
           }
-          if (result.action === "dead-letter") setAside(entry.batch, result.reason);
+          if (result.action === "dead-letter") setAside(batch, result.reason);
           entry.done = true;
           pendingBytes -= entry.bytes;
+          if (entry.batch) heldBytes -= entry.bytes;
+          entry.batch = undefined;
           advance();
           deliver();
         });
     }
+  }
+
+  /** Segments read back from (file descriptors by number); closed once the checkpoint passes them. */
+  const readers = new Map<number, number>();
+  /**
+   * The batch, from memory or read back from its record. Read at once (from
+   * the page cache, tens of µs): batches go to the consumer in log order,
+   * as they were accepted.
+   */
+  function load(entry: Entry): EventBatch {
+    if (entry.batch) return entry.batch;
+    let fd = readers.get(entry.segment);
+    if (fd === undefined) {
+      fd = openSync(join(dir, segmentName(entry.segment)), "r");
+      readers.set(entry.segment, fd);
+    }
+    const record = Buffer.allocUnsafe(entry.bytes);
+    readSync(fd, record, 0, entry.bytes, entry.offset);
+    return decodeRecord(record);
   }
 
   function setAside(batch: EventBatch, reason: string) {
@@ -230,6 +278,11 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
     for (const n of readdirSync(dir)) {
       if (/^\d{10}\.log$/.test(n) && Number(n.slice(0, 10)) < at.segment) rmSync(join(dir, n));
     }
+    for (const [n, fd] of readers) {
+      if (n >= at.segment) continue;
+      readers.delete(n);
+      closeSync(fd);
+    }
   }
 
   return {
@@ -242,7 +295,14 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
         );
       }
       const record = encodeRecord(batch);
-      const entry: Entry = { batch, bytes: record.length, segment: 0, offset: 0, done: false };
+      const entry: Entry = {
+        batch,
+        rows: batch.rows,
+        bytes: record.length,
+        segment: 0,
+        offset: 0,
+        done: false,
+      };
       await new Promise<void>((resolve, reject) => {
         waiting.push({ record, entry, resolve, reject });
         startWriting();
@@ -265,6 +325,8 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
       checkpointTimer = undefined;
       saveCheckpoint();
       await file.close();
+      for (const fd of readers.values()) closeSync(fd);
+      readers.clear();
     },
   };
 }
@@ -287,7 +349,19 @@ function encodeRecord(batch: EventBatch): Buffer {
   return record;
 }
 
-/** The whole records in `data` from `from`, and where the last one ends. */
+/** The batch in a whole record, as {@link encodeRecord} made it. */
+function decodeRecord(record: Buffer): EventBatch {
+  const metaLength = record.readUInt32LE(HEADER);
+  const meta = JSON.parse(record.toString("utf8", HEADER + 4, HEADER + 4 + metaLength)) as {
+    id: string;
+    rows: number;
+    acceptedAt: number;
+    requestIds: string[];
+  };
+  return { ...meta, body: record.subarray(HEADER + 4 + metaLength) };
+}
+
+/** The whole records in `data` from `from` (checked, not decoded), and where the last one ends. */
 function readRecords(data: Buffer, segment: number, from: number) {
   const entries: Entry[] = [];
   let at = from;
@@ -295,17 +369,10 @@ function readRecords(data: Buffer, segment: number, from: number) {
     const length = data.readUInt32LE(at);
     const end = at + HEADER + length;
     if (end > data.length) break;
-    const payload = data.subarray(at + HEADER, end);
-    if (crc32(payload) !== data.readUInt32LE(at + 4)) break;
-    const metaLength = payload.readUInt32LE(0);
-    const meta = JSON.parse(payload.toString("utf8", 4, 4 + metaLength)) as {
-      id: string;
-      rows: number;
-      acceptedAt: number;
-      requestIds: string[];
-    };
+    if (crc32(data.subarray(at + HEADER, end)) !== data.readUInt32LE(at + 4)) break;
     entries.push({
-      batch: { ...meta, body: Buffer.from(payload.subarray(4 + metaLength)) },
+      batch: undefined,
+      rows: decodeRecord(data.subarray(at, end)).rows,
       bytes: end - at,
       segment,
       offset: at,
