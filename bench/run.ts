@@ -13,6 +13,7 @@ import { markdownTable, type Section, textTable } from "./lib/table.ts";
 import { ack } from "./scenarios/ack.ts";
 import { analytics } from "./scenarios/analytics.ts";
 import { importCsv } from "./scenarios/import.ts";
+import { memory } from "./scenarios/memory.ts";
 import { sdk } from "./scenarios/sdk.ts";
 import { stages } from "./scenarios/stages.ts";
 import { throughput } from "./scenarios/throughput.ts";
@@ -26,6 +27,7 @@ const SCENARIOS = {
   analytics: (scale: number) => analytics(scale),
   sdk: (scale: number) => sdk(scale, 18_704),
   ack: (scale: number) => ack(scale, 18_705),
+  memory: (scale: number) => memory(scale, 18_706),
 } as const;
 type Name = keyof typeof SCENARIOS;
 

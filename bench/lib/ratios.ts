@@ -61,6 +61,12 @@ export function ratios(sections: readonly Section[]): Section[] {
     cell(sections, "Acknowledging one event", "floor", "p50 ms"),
     " ms",
   );
+  add(
+    "embedded peak RSS / the goal (MiB)",
+    "<= 1",
+    cell(sections, "Memory of the embedded service", "peak RSS", "figure"),
+    cell(sections, "Memory of the embedded service", "goal", "figure"),
+  );
   for (const [label, name] of [
     ["DAU over 365 days", "DAU"],
     ["top events over 90 days", "top events"],

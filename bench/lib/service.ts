@@ -4,6 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dropNamespaces } from "../../test/cleanup.ts";
 
+/** The Node.js flags `npm start` gives the service (package.json's start script), so the bench runs it as users do. */
+export const SERVICE_NODE_FLAGS: readonly string[] = (
+  JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8")) as {
+    scripts: { start: string };
+  }
+).scripts.start
+  .split(" ")
+  .filter((word) => word.startsWith("--"));
+
 /** A `tally serve` child process on the real services, in a fresh namespace. */
 export interface BenchService {
   readonly port: number;
@@ -16,13 +25,20 @@ export interface BenchService {
 export async function startService(
   port: number,
   env: Record<string, string> = {},
+  options: { role?: "api" | "consumer" | "all"; namespace?: string } = {},
 ): Promise<BenchService> {
-  const namespace = `bench_${Date.now()}`;
+  const namespace = options.namespace ?? `bench_${Date.now()}`;
   const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const child = spawn(
     process.execPath,
-    [join(import.meta.dirname, "../../src/cli/main.ts"), "serve"],
+    [
+      ...SERVICE_NODE_FLAGS,
+      join(import.meta.dirname, "../../src/cli/main.ts"),
+      "serve",
+      "--role",
+      options.role ?? "all",
+    ],
     {
       env: {
         ...process.env,

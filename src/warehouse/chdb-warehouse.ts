@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { type ClickHouseClientConfigOptions, createClient } from "@clickhouse/client";
+import { Session } from "chdb";
 import { createChdbConnection } from "chdb/connection";
 import { clientWarehouse } from "./client-warehouse.ts";
 import type { Warehouse, WarehouseOptions } from "./warehouse.ts";
@@ -17,11 +18,14 @@ import type { Warehouse, WarehouseOptions } from "./warehouse.ts";
 export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
   const path = resolve(options.dataDir, "chdb");
   mkdirSync(path, { recursive: true });
+  // The engine starts with the first session at `path`, configured by it;
+  // the client's connection below joins that engine.
+  const engine = new Session(path, { connectionArgs: CHDB_SERVER_ARGS });
   // chdb types its connection against its own copy of client-common.
   const connection = createChdbConnection({
     path,
   }) as unknown as ClickHouseClientConfigOptions["connection"];
-  return clientWarehouse(createClient({ connection }), {
+  const warehouse = clientWarehouse(createClient({ connection }), {
     kind: "chdb",
     database: options.database,
     onCall: options.onCall,
@@ -29,7 +33,28 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
     // The insert's priority stays on chDB's session; stats run at the normal one.
     querySettings: { os_thread_priority: 0 },
   });
+  return {
+    ...warehouse,
+    async close() {
+      await warehouse.close();
+      engine.close();
+    },
+  };
 }
+
+/**
+ * chDB's server settings, for an engine that shares a process with the
+ * service: ClickHouse sizes its caches for a server of its own (5 GiB of
+ * marks, 5 GiB of primary index, 5 GiB of skip-index marks), which would
+ * let an embedded service grow by gigabytes as its data is read. A million
+ * events' tables hold 24 KiB of marks and 153 KiB of primary index, so
+ * these bounds are far above what a service of that size reads.
+ */
+const CHDB_SERVER_ARGS = [
+  `--mark_cache_size=${128 << 20}`,
+  `--primary_index_cache_size=${128 << 20}`,
+  `--index_mark_cache_size=${64 << 20}`,
+];
 
 /**
  * The OS priority (nice) of an insert's threads in chDB, which shares the

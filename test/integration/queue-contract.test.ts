@@ -4,12 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventBatch } from "../../src/queue/event-batch.ts";
 import { createJournalQueue, journalDeadLetters } from "../../src/queue/journal-queue.ts";
-import {
-  type BatchOutcome,
-  type EventQueue,
-  outcome,
-  QueueUnavailableError,
-} from "../../src/queue/queue.ts";
+import { type EventQueue, outcome, QueueUnavailableError } from "../../src/queue/queue.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { batchOf } from "../batches.ts";
 import { AMQP_URL, freePort, reportErrors, uniqueNamespace, waitFor } from "../helpers.ts";

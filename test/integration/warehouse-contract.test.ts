@@ -115,6 +115,22 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
     );
     expect(Number(all?.n)).toBe(10_000_000);
   });
+
+  it.runIf(url === undefined)(
+    "runs chDB with caches sized for a shared process, not a server's 5 GiB each",
+    async () => {
+      const settings = await warehouse.query<{ name: string; value: string }>(
+        `SELECT name, value FROM system.server_settings
+         WHERE name IN ('mark_cache_size', 'primary_index_cache_size', 'index_mark_cache_size')
+         ORDER BY name`,
+      );
+      expect(settings).toEqual([
+        { name: "index_mark_cache_size", value: String(64 << 20) },
+        { name: "mark_cache_size", value: String(128 << 20) },
+        { name: "primary_index_cache_size", value: String(128 << 20) },
+      ]);
+    },
+  );
 });
 
 describe("a ClickHouse server that does not answer", () => {

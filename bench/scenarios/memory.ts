@@ -1,0 +1,86 @@
+import { readFileSync } from "node:fs";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { makeBatches, STATS_RANGE } from "../lib/events.ts";
+import { startService } from "../lib/service.ts";
+import type { Section } from "../lib/table.ts";
+
+/**
+ * The embedded service's memory (no AMQP_URL, REDIS_URL or CLICKHOUSE_URL:
+ * local log, in-process dedupe, chDB) while it takes in 3,000,000 events
+ * over 4 gRPC streams and stores them: its peak RSS (the kernel's VmHWM)
+ * and its RSS idle at the start and once every event is counted. The
+ * events are made as they are sent, in this process, out of the service's
+ * figures.
+ */
+export async function memory(scale: number, port: number): Promise<Section[]> {
+  const total = Math.max(30_000, Math.round(3_000_000 * scale));
+  const service = await startService(port, { AMQP_URL: "", REDIS_URL: "" });
+  const pid = service.process.pid as number;
+  const mib = (field: string) =>
+    Number(
+      new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1],
+    ) / 1024;
+  const idle = mib("VmRSS");
+  let seconds: number;
+  let stored: number;
+  let peak: number;
+  let files: number;
+  let heap: number;
+  try {
+    const client = createClient(
+      IngestService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }),
+    );
+    const started = performance.now();
+    let sent = 0;
+    async function* mine() {
+      while (sent < total) {
+        const [events = []] = makeBatches(Math.min(500, total - sent), 500);
+        sent += events.length;
+        yield { events };
+      }
+    }
+    await Promise.all(Array.from({ length: 4 }, () => client.ingestStream(mine())));
+    for (;;) {
+      const res = await fetch(
+        `http://127.0.0.1:${port}/stats/top-events?${STATS_RANGE}&limit=1000`,
+      );
+      const counted = ((await res.json()) as { count: number }[]).reduce((n, r) => n + r.count, 0);
+      if (counted >= total) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    seconds = (performance.now() - started) / 1000;
+    stored = mib("VmRSS");
+    peak = mib("VmHWM");
+    files = mib("RssFile");
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    heap = Number(/^nodejs_heap_size_total_bytes (\d+)/m.exec(metrics)?.[1]) / 2 ** 20;
+  } finally {
+    await service.stop();
+  }
+  return [
+    {
+      title: `Memory of the embedded service (${total.toLocaleString("en-US")} events)`,
+      columns: ["what", "figure"],
+      rows: [
+        ["RSS idle, at the start (MiB)", Math.round(idle)],
+        ["peak RSS while taking in and storing them (MiB)", Math.round(peak)],
+        ["RSS once every event is counted (MiB)", Math.round(stored)],
+        ["  of which files mapped (chDB's library, mostly) (MiB)", Math.round(files)],
+        ["  of which V8's heap (MiB)", Math.round(heap)],
+        [
+          "  of which the rest: chDB's and Node's native memory (MiB)",
+          Math.round(stored - files - heap),
+        ],
+        ["events/s, until the stats show all", Math.round(total / seconds)],
+        ["goal for the peak (issue 24, at 3,000,000 events) (MiB)", 512],
+      ],
+      notes: [
+        "`tally serve` with no AMQP_URL, REDIS_URL or CLICKHOUSE_URL, as `npm start` runs it (its Node.js flags too); 4 gRPC streams of 500-event batches.",
+        "Peak RSS is the kernel's high-water mark (VmHWM). At the start, about two thirds of the RSS are chDB's library pages (file-backed, shared with any other process using it).",
+      ],
+    },
+  ];
+}
