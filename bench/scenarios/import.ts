@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
+import { cpuSeconds } from "../lib/resources.ts";
 import { startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 
@@ -39,7 +40,19 @@ export async function importCsv(scale: number, port: number): Promise<Section[]>
         stdio: "ignore",
       },
     );
+    // CPU of each side while the import runs: the CLI's, sampled until it exits.
+    const serviceCpu0 = service.cpuSeconds();
+    let cliCpu = 0;
+    const sampler = setInterval(() => {
+      try {
+        cliCpu = cpuSeconds(cli.pid as number);
+      } catch {
+        // it exited
+      }
+    }, 50);
     const code = await new Promise((r) => cli.once("exit", r));
+    clearInterval(sampler);
+    const serviceCpu = service.cpuSeconds() - serviceCpu0;
     if (code !== 0) throw new Error(`tally import exited ${code}`);
     const acked = performance.now();
     for (;;) {
@@ -64,6 +77,9 @@ export async function importCsv(scale: number, port: number): Promise<Section[]>
             (done - started) / 1000,
             Math.round(rows / ((done - started) / 1000)),
           ],
+        ],
+        notes: [
+          `CPU while importing: the CLI ${cliCpu.toFixed(1)} s (${((cliCpu * 1e6) / rows).toFixed(1)} µs a row), the service ${serviceCpu.toFixed(1)} s (${((serviceCpu * 1e6) / rows).toFixed(1)} µs a row), over ${((acked - started) / 1000).toFixed(1)} s on ${availableParallelism()} cores shared with RabbitMQ and Redis.`,
         ],
       },
     ];

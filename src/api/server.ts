@@ -17,7 +17,6 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import { createServer } from "@httptoolkit/httpolyglot";
 import type { Logger } from "pino";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { AnalyticsService } from "../../gen/tally/v1/analytics_pb.js";
@@ -36,6 +35,7 @@ import { reclassifyDecodeErrors } from "./decode-errors.ts";
 import { createGrpcUnaryHandlers, createUnaryInvoker, headerPairs } from "./grpc-unary.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
+import { createOnePortServer } from "./one-port.ts";
 import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
@@ -238,7 +238,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     });
   }
 
-  const server = createServer({ http2: HTTP2_LIMITS }, (req, res) => {
+  const server = createOnePortServer(HTTP2_LIMITS, (req, res) => {
     inFlight++;
     res.once("close", () => inFlight--);
     handle(req, res).catch((err: unknown) => {

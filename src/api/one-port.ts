@@ -1,0 +1,52 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+
+/** What an HTTP/2 client without TLS (h2c, prior knowledge) sends first. */
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+type Handler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/**
+ * HTTP/1.1 and HTTP/2 without TLS on one port: a connection whose first
+ * bytes are HTTP/2's preface goes to an HTTP/2 server, any other to an
+ * HTTP/1.1 server, both answering with `handler`. The returned server
+ * emits "connection" for each socket and "session" for each HTTP/2 one.
+ *
+ * Written here instead of with httpolyglot, which does the same but marks
+ * each HTTP/2 socket as not a native stream (a workaround for HTTP/2 over
+ * HTTP/2 proxying, which Tally does not do): Node then relayed every byte of
+ * every gRPC connection through a JavaScript stream wrapper, 13% of the
+ * service's CPU at 40k events/s. Node reads what the sniffing put back
+ * itself (Http2Session takes a socket's buffered bytes).
+ */
+export function createOnePortServer(http2Options: http2.ServerOptions, handler: Handler) {
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer(http2Options, handler);
+  const server = net.createServer((socket) => route(socket, Buffer.alloc(0)));
+  h2.on("session", (session) => server.emit("session", session));
+
+  const dropOnError = (socket: net.Socket) => () => socket.destroy();
+  function route(socket: net.Socket, seen: Buffer) {
+    const onError = dropOnError(socket);
+    socket.once("error", onError);
+    const chunk = socket.read() as Buffer | null;
+    const data = chunk === null ? seen : Buffer.concat([seen, chunk]);
+    const n = Math.min(data.length, PREFACE.length);
+    const maybeHttp2 = data.subarray(0, n).equals(PREFACE.subarray(0, n));
+    if (data.length === 0 || (maybeHttp2 && data.length < PREFACE.length)) {
+      socket.once("readable", () => {
+        socket.off("error", onError);
+        route(socket, data);
+      });
+      return;
+    }
+    socket.off("error", onError);
+    socket.unshift(data);
+    (maybeHttp2 ? h2 : h1).emit("connection", socket);
+  }
+  return server;
+}
