@@ -49,15 +49,26 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
       for (const rate of rates) {
         const windows = windowsAt(rate);
         let cpu0 = 0;
+        let steps0: Promise<Steps> | undefined;
         const outcome = await runGenerator(
           generator,
           { call, port: server.port, rate, seconds, warmupSeconds: warmupAt(rate), windows },
           () => {
             cpu0 = server.cpuSeconds();
+            if (server === service) steps0 = acceptSteps(service.port);
           },
         );
         const calls = rate * seconds * windows;
         const cpu = server.cpuSeconds() - cpu0;
+        const before = await steps0;
+        const after = before && (await acceptSteps(service.port));
+        // Mean ms per message of each step, over the measured windows (and the calls still
+        // in flight when they began or ended).
+        const meanMs = (step: keyof Steps) =>
+          before && after
+            ? ((after[step].sum - before[step].sum) * 1000) /
+              (after[step].count - before[step].count)
+            : "";
         const errors = Object.values(outcome.errors).reduce((n, e) => n + e, 0);
         for (const [kind, n] of Object.entries(outcome.errors))
           errorKinds.push(`Errors: ${n} x ${name} at ${rate}/s: ${kind}`);
@@ -72,6 +83,8 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
           latencies.at(-1) ?? Number.NaN,
           errors,
           (cpu * 1000) / calls,
+          meanMs("queue"),
+          meanMs("claim"),
         ]);
       }
     }
@@ -93,17 +106,37 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
         "max ms",
         "errors",
         "server CPU ms/call",
+        "broker confirm ms/msg (mean)",
+        "Redis claim ms/msg (mean)",
       ],
       rows,
       notes: [
         `Each rate runs ${warmupSeconds} s unmeasured first (${windowedWarmupSeconds} s at ${windowedRate.toLocaleString("en-US")}/s), at the same rate: the figures are the steady state, not the service and the generator settling to a new rate.`,
         `At ${windowedRate.toLocaleString("en-US")}/s, ${windowsAt(windowedRate)} windows of ${seconds} s run back to back: p99 is over all their calls, and each window's p99 is given with their median (one window's worst 1% is ${(windowedRate * seconds) / 100} calls, and one stall of the shared machine can make it).`,
         "The load generator (@grpc/grpc-js for gRPC, node:http with 256 keep-alive connections for REST) is a process of its own and shares the 2 cores with the service, RabbitMQ and Redis.",
+        "Each call waits, after its message is published, for the broker's confirm (a quorum queue confirms once its log is synced), then for its ids to be claimed in Redis: both means are from the service's tally_accept_step_seconds over the measured windows, per message (calls given in one turn of the event loop, or while others await their confirm, share one).",
         "The floor is the same gRPC generator against a bare HTTP/2 server (its own process, answering OK at once): what the generator and the machine cost before Tally does anything; its server CPU is the bare server's.",
         ...errorKinds,
       ],
     },
   ];
+}
+
+type Steps = Record<"queue" | "claim", { sum: number; count: number }>;
+
+/** The service's tally_accept_step_seconds so far: sum and count per step. */
+async function acceptSteps(port: number): Promise<Steps> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const read = (step: string, what: "sum" | "count") =>
+    Number(
+      new RegExp(`^tally_accept_step_seconds_${what}\\{step="${step}"\\} (\\S+)`, "m").exec(
+        text,
+      )?.[1] ?? 0,
+    );
+  return {
+    queue: { sum: read("queue", "sum"), count: read("queue", "count") },
+    claim: { sum: read("claim", "sum"), count: read("claim", "count") },
+  };
 }
 
 /** Each window's p99, then their median: "12.1, 30.4, 14.0 (14.0)". */

@@ -16,7 +16,7 @@ import { createErrorReporters } from "../observability/dependency-errors.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { startOpsServer } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
-import { claimOnAccept } from "../queue/claim-on-accept.ts";
+import { claimOnAccept, timePublishes } from "../queue/claim-on-accept.ts";
 import { coalescePublishes } from "../queue/coalesce.ts";
 import { guardDepth } from "../queue/depth-guard.ts";
 import { createJournalQueue } from "../queue/journal-queue.ts";
@@ -240,10 +240,17 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
             onError: errorsOf("live_feed"),
           });
     live = new LiveEvents(liveFeed, config.tailBufferEvents);
-    const guarded = guardDepth(queue, { maxDepth: config.maxQueueDepth });
+    const guarded = timePublishes(guardDepth(queue, { maxDepth: config.maxQueueDepth }), (s) =>
+      metrics.acceptSteps.observe({ step: "queue" }, s),
+    );
     // With a shared store, the copy accepted first is the one stored, whichever consumer sees which.
     const accepting = dedupe.durable
-      ? claimOnAccept(guarded, (ids, owners) => dedupe.claim(ids, owners), errorsOf("redis"))
+      ? claimOnAccept(
+          guarded,
+          (ids, owners) => dedupe.claim(ids, owners),
+          errorsOf("redis"),
+          (s) => metrics.acceptSteps.observe({ step: "claim" }, s),
+        )
       : guarded;
     api = createApiServer({
       // Many small requests share broker messages under load.

@@ -104,6 +104,13 @@ export function createMetrics(sources: { queueDepth?: () => Promise<number> } = 
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       ...r,
     }),
+    acceptSteps: new Histogram({
+      name: "tally_accept_step_seconds",
+      help: "Time of each step of acknowledging one queue message (several coalesced requests): queue (the broker's confirm, or the local log's sync), claim (its ids claimed in Redis after it)",
+      labelNames: ["step"] as const,
+      buckets: LATENCY_BUCKETS,
+      ...r,
+    }),
     redisRoundTrip: new Histogram({
       name: "tally_redis_roundtrip_seconds",
       help: "Time of one dedupe round trip to Redis",

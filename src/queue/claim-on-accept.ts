@@ -20,17 +20,36 @@ export type Claim = (ids: readonly string[], owners: readonly string[]) => Promi
  * client's retry. If the store cannot answer, the batch is acknowledged
  * anyway (it is safe on the broker) and consumers fall back to first consumed.
  */
-export function claimOnAccept(queue: EventQueue, claim: Claim, onError: ErrorReporter): EventQueue {
+export function claimOnAccept(
+  queue: EventQueue,
+  claim: Claim,
+  onError: ErrorReporter,
+  onClaimed: (seconds: number) => void = () => {},
+): EventQueue {
   return {
     ...queue,
     async publish(batch: EventBatch) {
       await queue.publish(batch);
       const ids = batchIds(batch.body);
+      const started = performance.now();
       try {
         await claim(ids, new Array<string>(ids.length).fill(batch.id));
+        onClaimed((performance.now() - started) / 1000);
       } catch (err) {
         onError(err, "claiming accepted events; consumers will keep the first consumed copy");
       }
+    },
+  };
+}
+
+/** `queue`, telling `observe` how long each publish took to be taken (confirmed or synced). */
+export function timePublishes(queue: EventQueue, observe: (seconds: number) => void): EventQueue {
+  return {
+    ...queue,
+    async publish(batch: EventBatch) {
+      const started = performance.now();
+      await queue.publish(batch);
+      observe((performance.now() - started) / 1000);
     },
   };
 }

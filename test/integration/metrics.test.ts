@@ -77,6 +77,10 @@ describe("/metrics after ingest traffic (RabbitMQ, Redis, chDB)", () => {
     expect(sumOf(m, "tally_accepted_to_queryable_seconds_count")).toBe(3);
     expect(sumOf(m, "tally_flush_rows_sum")).toBe(400);
     expect(sumOf(m, "tally_redis_roundtrip_seconds_count")).toBeGreaterThanOrEqual(1);
+    // Each message the broker confirmed had its ids claimed after it, each step timed.
+    const published = sumOf(m, "tally_accept_step_seconds_count", { step: "queue" });
+    expect(published).toBeGreaterThanOrEqual(1);
+    expect(sumOf(m, "tally_accept_step_seconds_count", { step: "claim" })).toBe(published);
     expect(
       sumOf(m, "tally_clickhouse_roundtrip_seconds_count", { operation: "insert" }),
     ).toBeGreaterThanOrEqual(1);
