@@ -12,6 +12,7 @@ Usage:
 Options:
 ${SERVICE_HELP}
   --batch-size N       events per stream message (default 1000)
+  --streams N          streams in flight at once (default 4)
   --dry-run            parse and validate only; send nothing, report what would be rejected
   --rejects PATH       where rejected lines go (default FILE.rejects.csv beside the input)
   --restart            ignore a checkpoint left by an interrupted import
@@ -41,6 +42,7 @@ export async function importCommand(args: string[]): Promise<number> {
       ...SERVICE_OPTIONS,
       "batch-size": { type: "string", default: "1000" },
       "segment-rows": { type: "string", default: "20000" },
+      streams: { type: "string", default: "4" },
       "dry-run": { type: "boolean", default: false },
       rejects: { type: "string" },
       restart: { type: "boolean", default: false },
@@ -56,6 +58,10 @@ export async function importCommand(args: string[]): Promise<number> {
     throw new UsageError("import takes one FILE (or - for standard input)", IMPORT_HELP);
   const batchSize = Number(values["batch-size"]);
   const segmentRows = Number(values["segment-rows"]);
+  const streams = Number(values.streams);
+  if (!Number.isInteger(streams) || streams < 1 || streams > 64) {
+    throw new UsageError("--streams: expected a whole number from 1 to 64", IMPORT_HELP);
+  }
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
     throw new UsageError("--batch-size: expected a whole number from 1 to 100000", IMPORT_HELP);
   }
@@ -90,6 +96,7 @@ export async function importCommand(args: string[]): Promise<number> {
         apiKey: values["api-key"],
         batchSize,
         segmentRows,
+        streams,
         dryRun: values["dry-run"],
         rejectsPath: values.rejects,
         restart: values.restart,

@@ -29,6 +29,8 @@ export interface ImportOptions {
   batchSize: number;
   /** Rows per stream, and so per checkpoint. @default 20000 */
   segmentRows: number;
+  /** Streams in flight at once; the checkpoint still moves in line order. @default 4 */
+  streams?: number;
   /** Parse and validate only; send nothing. */
   dryRun: boolean;
   /** Where rejected lines go. @default "<input>.rejects.csv" */
@@ -204,8 +206,7 @@ export async function runImport(
   }
 
   /** Once the server has answered a segment: count it, write its rejects, move the checkpoint. */
-  async function commit(segment: Segment) {
-    const answer = await send(segment);
+  async function commit(segment: Segment, answer: { accepted: number; rejected: Rejected[] }) {
     const found = [...segment.rejected, ...answer.rejected];
     writeRejects(found);
     for (const r of found) o.onReject?.(r.line, r.reason);
@@ -223,12 +224,24 @@ export async function runImport(
     }
   }
 
-  // One segment in flight while the next is read: commits stay in line order.
-  let inFlight: Promise<void> = Promise.resolve();
+  // Up to `streams` segments are sent at once while the next is read (the
+  // server's work on one overlaps the sending of another); each is committed
+  // only after the one before it, so the checkpoint never passes a line
+  // the server has not answered for.
+  const streams = o.streams ?? 4;
+  const sending: Promise<void>[] = [];
   const flush = async (segment: Segment) => {
-    await inFlight;
-    inFlight = commit(segment);
-    inFlight.catch(() => {}); // awaited by the next flush or at the end
+    if (sending.length >= streams) await sending.shift();
+    const answer = send(segment);
+    answer.catch(() => {}); // awaited by its commit
+    const previous = sending.at(-1) ?? Promise.resolve();
+    const committed = previous.then(() => answer).then((a) => commit(segment, a));
+    committed.catch(() => {}); // awaited by a later flush or at the end
+    sending.push(committed);
+  };
+  /** Every segment sent and committed; the first failure, if any. */
+  const drain = async () => {
+    await sending.at(-1);
   };
 
   let header: Header | undefined;
@@ -276,9 +289,9 @@ export async function runImport(
       }
     }
     if (!interrupted) await flush(segment);
-    await inFlight;
+    await drain();
   } catch (err) {
-    await inFlight.catch(() => {});
+    await Promise.allSettled(sending);
     if (o.signal?.aborted) interrupted = true;
     else throw err;
   } finally {
