@@ -61,6 +61,19 @@ export function ratios(sections: readonly Section[]): Section[] {
     cell(sections, "Acknowledging one event", "floor", "p50 ms"),
     " ms",
   );
+  for (const [label, name] of [
+    ["DAU over 30 days", "DAU"],
+    ["top events over 30 days", "top events"],
+    ["retention, daily cohorts", "retention"],
+  ] as const) {
+    add(
+      `${name} p50 at 100k events, over 30 days / the fixed cost (SELECT 1)`,
+      "p50 <= 5 ms",
+      cell(sections, "Stats latency on small data", label, "p50 ms"),
+      cell(sections, "Stats latency on small data", "the floor", "p50 ms"),
+      " ms",
+    );
+  }
   add(
     "embedded peak RSS / the goal (MiB)",
     "<= 1",

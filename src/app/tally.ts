@@ -34,6 +34,7 @@ import { compactRollups } from "../warehouse/compact.ts";
 import { carryOutDeletions, type DeletionStep, loadTombstones } from "../warehouse/deletions.ts";
 import { migrate } from "../warehouse/migrations.ts";
 import { applyRetention } from "../warehouse/retention.ts";
+import { reuseAnswers } from "../warehouse/reuse-answers.ts";
 import { indexRollups } from "../warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../warehouse/warehouse.ts";
 
@@ -261,10 +262,14 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         metrics,
         live,
       }),
-      analytics: createAnalyticsService(warehouse.withQueryMemoryCap(config.maxQueryMemoryBytes), {
-        indexedProperties: config.indexedProperties,
-        indexedTimeZones: config.indexedTimeZones,
-      }),
+      // A dashboard's repeated questions, answered again from memory until the next write (chDB).
+      analytics: createAnalyticsService(
+        reuseAnswers(warehouse.withQueryMemoryCap(config.maxQueryMemoryBytes)),
+        {
+          indexedProperties: config.indexedProperties,
+          indexedTimeZones: config.indexedTimeZones,
+        },
+      ),
       users: createUsersService(warehouse),
       export: createExportService(warehouse),
       dependencies,

@@ -26,6 +26,9 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
     path,
   }) as unknown as ClickHouseClientConfigOptions["connection"];
   const warehouse = clientWarehouse(createClient({ connection }), {
+    // chDB's data is this process's alone: every write to it is counted here.
+    onWrite: () => writesAt.set(path, (writesAt.get(path) ?? 0) + 1),
+    writes: () => writesAt.get(path) ?? 0,
     kind: "chdb",
     database: options.database,
     onCall: options.onCall,
@@ -41,6 +44,9 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
     },
   };
 }
+
+/** Writes to each chDB data directory, by every warehouse of this process opened on it. */
+const writesAt = new Map<string, number>();
 
 /**
  * chDB's server settings, for an engine that shares a process with the

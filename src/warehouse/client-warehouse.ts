@@ -14,6 +14,9 @@ export interface ClientWarehouseOptions {
    * clause rather than sent as settings (see chdb-warehouse.ts for why).
    */
   querySettings?: Record<string, number>;
+  /** Told when an insert or statement has ended, done or not: see {@link Warehouse.writes}. */
+  onWrite?: () => void;
+  writes?: () => number;
 }
 
 /** A {@link Warehouse} over an @clickhouse/client, whatever its connection. */
@@ -28,6 +31,8 @@ export function clientWarehouse(
     options.onCall?.(operation, (performance.now() - started) / 1000);
     return result;
   };
+  const written = <T>(run: () => Promise<T>): Promise<T> =>
+    options.onWrite ? run().finally(options.onWrite) : run();
   const withCap = (cap: number): Warehouse => {
     const settings = { ...(cap > 0 ? { max_memory_usage: cap } : {}), ...options.querySettings };
     const capped = async <T>(run: () => Promise<T>): Promise<T> => {
@@ -48,18 +53,20 @@ export function clientWarehouse(
       database: options.database,
       insert: (table, rows) =>
         timed("insert", () =>
-          client
-            .insert({
-              table: `${db}.${table}`,
-              ...insertBody(rows),
-              clickhouse_settings: {
-                // The rollup views run side by side, not one after another.
-                parallel_view_processing: 1,
-                ...(rows.bestEffortTimes ? { date_time_input_format: "best_effort" } : {}),
-                ...options.insertSettings?.("text" in rows ? rows.text.length : undefined),
-              },
-            })
-            .then(() => {}),
+          written(() =>
+            client
+              .insert({
+                table: `${db}.${table}`,
+                ...insertBody(rows),
+                clickhouse_settings: {
+                  // The rollup views run side by side, not one after another.
+                  parallel_view_processing: 1,
+                  ...(rows.bestEffortTimes ? { date_time_input_format: "best_effort" } : {}),
+                  ...options.insertSettings?.("text" in rows ? rows.text.length : undefined),
+                },
+              })
+              .then(() => {}),
+          ),
         ),
       query: <T>(sql: string, params: Record<string, unknown> = {}) =>
         timed("query", () =>
@@ -86,8 +93,9 @@ export function clientWarehouse(
         ),
       // No SETTINGS clause here: on CREATE TABLE it would name the table's settings.
       command: (sql, params = {}) =>
-        client.command({ query: sql, query_params: params }).then(() => {}),
+        written(() => client.command({ query: sql, query_params: params }).then(() => {})),
       withQueryMemoryCap: withCap,
+      ...(options.writes ? { writes: options.writes } : {}),
       async check() {
         const ping = await client.ping();
         if (!ping.success) throw ping.error;

@@ -59,6 +59,13 @@ export interface Warehouse {
    * with {@link QueryMemoryError} past `bytes` of memory; 0 means no cap.
    */
   withQueryMemoryCap(bytes: number): Warehouse;
+  /**
+   * How many writes (inserts and statements) this process has made to the
+   * data so far; there only where this process is the data's one writer
+   * (chDB), so an answer read after the count's last change holds until it
+   * changes again ({@link reuseAnswers}).
+   */
+  readonly writes?: () => number;
   /** Throws when ClickHouse does not answer. */
   check(): Promise<void>;
   close(): Promise<void>;

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { insertErrorKind } from "../../src/consumer/insert-errors.ts";
+import { reuseAnswers } from "../../src/warehouse/reuse-answers.ts";
 import { createServerWarehouse } from "../../src/warehouse/server-warehouse.ts";
 import {
   createWarehouse,
@@ -115,6 +116,42 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
     );
     expect(Number(all?.n)).toBe(10_000_000);
   });
+
+  it.runIf(url === undefined)(
+    "counts every write to chDB's data, from any warehouse of the process on it, so answers are reused only until one",
+    async () => {
+      await warehouse.command(`CREATE DATABASE IF NOT EXISTS ${warehouse.db}`);
+      await warehouse.command(
+        `CREATE TABLE IF NOT EXISTS ${warehouse.db}.reuse (id UInt32) ENGINE = MergeTree ORDER BY id`,
+      );
+      let asked = 0;
+      const reader = reuseAnswers(
+        createWarehouse({
+          url,
+          dataDir: DATA_DIR,
+          database: warehouse.database,
+          onCall: (operation) => {
+            if (operation === "query") asked++;
+          },
+        }),
+      );
+      const count = async () =>
+        Number(
+          (await reader.query<{ n: string }>(`SELECT count() AS n FROM ${warehouse.db}.reuse`))[0]
+            ?.n,
+        );
+      expect(await count()).toBe(0);
+      expect(await count()).toBe(0);
+      expect(asked).toBe(1);
+      // Written through another warehouse (as the consumer writes, beside the API's reads).
+      await warehouse.insert("reuse", { format: "TabSeparated", columns: ["id"], text: "1\n" });
+      expect(await count()).toBe(1);
+      await warehouse.command(`INSERT INTO ${warehouse.db}.reuse SELECT 2`);
+      expect(await count()).toBe(2);
+      expect(asked).toBe(3);
+      await reader.close();
+    },
+  );
 
   it.runIf(url === undefined)(
     "runs chDB with caches sized for a shared process, not a server's 5 GiB each",
