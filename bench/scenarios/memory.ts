@@ -1,8 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
-import { makeBatches, STATS_RANGE } from "../lib/events.ts";
+import { makeBatches, streamBatches, untilCounted } from "../lib/events.ts";
 import { startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 
@@ -29,28 +26,16 @@ export async function memory(scale: number, port: number): Promise<Section[]> {
   let files: number;
   let heap: number;
   try {
-    const client = createClient(
-      IngestService,
-      createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }),
-    );
     const started = performance.now();
     let sent = 0;
-    async function* mine() {
-      while (sent < total) {
-        const [events = []] = makeBatches(Math.min(500, total - sent), 500);
-        sent += events.length;
-        yield { events };
-      }
-    }
-    await Promise.all(Array.from({ length: 4 }, () => client.ingestStream(mine())));
-    for (;;) {
-      const res = await fetch(
-        `http://127.0.0.1:${port}/stats/top-events?${STATS_RANGE}&limit=1000`,
-      );
-      const counted = ((await res.json()) as { count: number }[]).reduce((n, r) => n + r.count, 0);
-      if (counted >= total) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    // Made as they are sent: 3M events made beforehand would be a gigabyte in this process.
+    await streamBatches(port, () => {
+      if (sent >= total) return undefined;
+      const [events = []] = makeBatches(Math.min(500, total - sent), 500);
+      sent += events.length;
+      return events;
+    });
+    await untilCounted(port, total, 200);
     seconds = (performance.now() - started) / 1000;
     stored = mib("VmRSS");
     peak = mib("VmHWM");

@@ -1,13 +1,10 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
 import { encodeRow, ROW_COLUMNS } from "../../src/event/row-format.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { createWarehouse } from "../../src/warehouse/warehouse.ts";
-import { makeBatches, STATS_RANGE } from "../lib/events.ts";
+import { makeBatches, streamBatches, untilCounted } from "../lib/events.ts";
 import { findPid, sampleResources } from "../lib/resources.ts";
 import { startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
@@ -32,25 +29,11 @@ export async function throughput(scale: number, port: number): Promise<Section[]
   let resources: ReturnType<typeof sampler.stop> = [];
   let ackSeconds: number;
   try {
-    const client = createClient(
-      IngestService,
-      createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }),
-    );
     const started = performance.now();
     let next = 0;
-    async function* mine() {
-      while (next < batches.length) yield { events: batches[next++] };
-    }
-    await Promise.all(Array.from({ length: 4 }, () => client.ingestStream(mine())));
+    await streamBatches(port, () => batches[next++]);
     ackSeconds = (performance.now() - started) / 1000;
-    for (;;) {
-      const res = await fetch(
-        `http://127.0.0.1:${port}/stats/top-events?${STATS_RANGE}&limit=1000`,
-      );
-      const counted = ((await res.json()) as { count: number }[]).reduce((n, r) => n + r.count, 0);
-      if (counted >= total) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilCounted(port, total, 50);
     pipelineSeconds = (performance.now() - started) / 1000;
   } finally {
     resources = sampler.stop();
