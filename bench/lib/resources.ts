@@ -7,10 +7,15 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks at 100 Hz
 }
 
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+/** A size field of /proc/PID/status (VmRSS, VmHWM, RssFile, ...), in bytes. */
+export function statusBytes(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
+    readFileSync(`/proc/${pid}/status`, "utf8"),
+  );
   return Number(m?.[1] ?? 0) * 1024;
 }
+
+const rssBytes = (pid: number) => statusBytes(pid, "VmRSS");
 
 /** The pid of the oldest process whose command line matches, if any (RabbitMQ's beam, redis-server). */
 export function findPid(pattern: string): number | undefined {

@@ -25,20 +25,13 @@ export interface BenchService {
 export async function startService(
   port: number,
   env: Record<string, string> = {},
-  options: { role?: "api" | "consumer" | "all"; namespace?: string } = {},
 ): Promise<BenchService> {
-  const namespace = options.namespace ?? `bench_${Date.now()}`;
+  const namespace = `bench_${Date.now()}`;
   const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const child = spawn(
     process.execPath,
-    [
-      ...SERVICE_NODE_FLAGS,
-      join(import.meta.dirname, "../../src/cli/main.ts"),
-      "serve",
-      "--role",
-      options.role ?? "all",
-    ],
+    [...SERVICE_NODE_FLAGS, join(import.meta.dirname, "../../src/cli/main.ts"), "serve"],
     {
       env: {
         ...process.env,

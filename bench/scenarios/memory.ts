@@ -1,5 +1,6 @@
-import { readFileSync } from "node:fs";
+import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
 import { makeBatches, streamBatches, untilCounted } from "../lib/events.ts";
+import { statusBytes } from "../lib/resources.ts";
 import { startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 
@@ -15,10 +16,7 @@ export async function memory(scale: number, port: number): Promise<Section[]> {
   const total = Math.max(30_000, Math.round(3_000_000 * scale));
   const service = await startService(port, { AMQP_URL: "", REDIS_URL: "" });
   const pid = service.process.pid as number;
-  const mib = (field: string) =>
-    Number(
-      new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1],
-    ) / 1024;
+  const mib = (field: string) => statusBytes(pid, field) / 2 ** 20;
   const idle = mib("VmRSS");
   let seconds: number;
   let stored: number;
@@ -40,8 +38,8 @@ export async function memory(scale: number, port: number): Promise<Section[]> {
     stored = mib("VmRSS");
     peak = mib("VmHWM");
     files = mib("RssFile");
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    heap = Number(/^nodejs_heap_size_total_bytes (\d+)/m.exec(metrics)?.[1]) / 2 ** 20;
+    const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    heap = sumOf(metrics, "nodejs_heap_size_total_bytes") / 2 ** 20;
   } finally {
     await service.stop();
   }

@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { join } from "node:path";
+import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
 import { quantile } from "../lib/quantile.ts";
 import { cpuSeconds } from "../lib/resources.ts";
 import { startService } from "../lib/service.ts";
@@ -126,17 +127,12 @@ type Steps = Record<"queue" | "claim", { sum: number; count: number }>;
 
 /** The service's tally_accept_step_seconds so far: sum and count per step. */
 async function acceptSteps(port: number): Promise<Steps> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const read = (step: string, what: "sum" | "count") =>
-    Number(
-      new RegExp(`^tally_accept_step_seconds_${what}\\{step="${step}"\\} (\\S+)`, "m").exec(
-        text,
-      )?.[1] ?? 0,
-    );
-  return {
-    queue: { sum: read("queue", "sum"), count: read("queue", "count") },
-    claim: { sum: read("claim", "sum"), count: read("claim", "count") },
-  };
+  const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+  const of = (step: string) => ({
+    sum: sumOf(metrics, "tally_accept_step_seconds_sum", { step }),
+    count: sumOf(metrics, "tally_accept_step_seconds_count", { step }),
+  });
+  return { queue: of("queue"), claim: of("claim") };
 }
 
 /** Each window's p99, then their median: "12.1, 30.4, 14.0 (14.0)". */

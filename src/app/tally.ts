@@ -16,7 +16,7 @@ import { createErrorReporters } from "../observability/dependency-errors.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { startOpsServer } from "../observability/ops-server.ts";
 import type { Dependency } from "../observability/readiness.ts";
-import { claimOnAccept, timePublishes } from "../queue/claim-on-accept.ts";
+import { claimOnAccept } from "../queue/claim-on-accept.ts";
 import { coalescePublishes } from "../queue/coalesce.ts";
 import { guardDepth } from "../queue/depth-guard.ts";
 import { createJournalQueue } from "../queue/journal-queue.ts";
@@ -28,6 +28,7 @@ import {
 } from "../queue/live-feed.ts";
 import type { EventQueue } from "../queue/queue.ts";
 import { createRabbitQueue } from "../queue/rabbitmq-queue.ts";
+import { timePublishes } from "../queue/time-publishes.ts";
 import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { compactRollups } from "../warehouse/compact.ts";

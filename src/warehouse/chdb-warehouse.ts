@@ -27,8 +27,7 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
   }) as unknown as ClickHouseClientConfigOptions["connection"];
   const warehouse = clientWarehouse(createClient({ connection }), {
     // chDB's data is this process's alone: every write to it is counted here.
-    onWrite: () => writesAt.set(path, (writesAt.get(path) ?? 0) + 1),
-    writes: () => writesAt.get(path) ?? 0,
+    writeCount: writeCountOf(path),
     kind: "chdb",
     database: options.database,
     onCall: options.onCall,
@@ -46,7 +45,15 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
 }
 
 /** Writes to each chDB data directory, by every warehouse of this process opened on it. */
-const writesAt = new Map<string, number>();
+const writeCounts = new Map<string, { value: number }>();
+function writeCountOf(path: string) {
+  let count = writeCounts.get(path);
+  if (count === undefined) {
+    count = { value: 0 };
+    writeCounts.set(path, count);
+  }
+  return count;
+}
 
 /**
  * chDB's server settings, for an engine that shares a process with the

@@ -14,9 +14,12 @@ export interface ClientWarehouseOptions {
    * clause rather than sent as settings (see chdb-warehouse.ts for why).
    */
   querySettings?: Record<string, number>;
-  /** Told when an insert or statement has ended, done or not: see {@link Warehouse.writes}. */
-  onWrite?: () => void;
-  writes?: () => number;
+  /**
+   * Counts each insert and statement as it ends, done or not, and so gives
+   * the warehouse its {@link Warehouse.writes}: only where this process is
+   * the data's one writer.
+   */
+  writeCount?: { value: number };
 }
 
 /** A {@link Warehouse} over an @clickhouse/client, whatever its connection. */
@@ -31,8 +34,13 @@ export function clientWarehouse(
     options.onCall?.(operation, (performance.now() - started) / 1000);
     return result;
   };
+  const counter = options.writeCount;
   const written = <T>(run: () => Promise<T>): Promise<T> =>
-    options.onWrite ? run().finally(options.onWrite) : run();
+    counter
+      ? run().finally(() => {
+          counter.value++;
+        })
+      : run();
   const withCap = (cap: number): Warehouse => {
     const settings = { ...(cap > 0 ? { max_memory_usage: cap } : {}), ...options.querySettings };
     const capped = async <T>(run: () => Promise<T>): Promise<T> => {
@@ -95,7 +103,7 @@ export function clientWarehouse(
       command: (sql, params = {}) =>
         written(() => client.command({ query: sql, query_params: params }).then(() => {})),
       withQueryMemoryCap: withCap,
-      ...(options.writes ? { writes: options.writes } : {}),
+      ...(counter ? { writes: () => counter.value } : {}),
       async check() {
         const ping = await client.ping();
         if (!ping.success) throw ping.error;

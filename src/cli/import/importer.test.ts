@@ -7,6 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IngestResponseSchema, IngestService } from "../../../gen/tally/v1/ingest_pb.js";
+import { waitFor } from "../../../test/helpers.ts";
 import { generateCsv } from "../gen/generate.ts";
 import { checkpointPath } from "./checkpoint.ts";
 import { runImport } from "./importer.ts";
@@ -76,7 +77,10 @@ describe("tally import with several streams in flight", () => {
       { bytesRead: 0, totalBytes: undefined, rowsRead: 0, rowsDone: 0 },
     );
     // The other three segments are answered while the first is held.
-    while (answered.length < 3) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(
+      async () => answered.length,
+      (n) => n === 3,
+    );
     await new Promise((r) => setTimeout(r, 50));
     expect(existsSync(checkpointPath(file))).toBe(false);
     stop.abort();

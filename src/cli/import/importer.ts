@@ -239,10 +239,6 @@ export async function runImport(
     committed.catch(() => {}); // awaited by a later flush or at the end
     sending.push(committed);
   };
-  /** Every segment sent and committed; the first failure, if any. */
-  const drain = async () => {
-    await sending.at(-1);
-  };
 
   let header: Header | undefined;
   let segment = newSegment();
@@ -289,7 +285,8 @@ export async function runImport(
       }
     }
     if (!interrupted) await flush(segment);
-    await drain();
+    // The last commit follows every other one: it settles once all are in, or with the first failure.
+    await sending.at(-1);
   } catch (err) {
     await Promise.allSettled(sending);
     if (o.signal?.aborted) interrupted = true;
