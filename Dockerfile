@@ -18,5 +18,5 @@ COPY gen ./gen
 COPY proto ./proto
 COPY src ./src
 EXPOSE 8080
-ENTRYPOINT ["node", "--max-semi-space-size=8", "src/cli/main.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--heap-growing-percent=50", "src/cli/main.ts"]
 CMD ["serve", "--role", "all"]

@@ -1,3 +1,4 @@
+import { setTimeout } from "node:timers/promises";
 import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
 import { makeBatches, streamBatches, untilCounted } from "../lib/events.ts";
 import { statusBytes } from "../lib/resources.ts";
@@ -23,7 +24,10 @@ export async function memory(scale: number, port: number): Promise<Section[]> {
   let peak: number;
   let files: number;
   let heap: number;
+  let cpu: number;
+  let settled: number;
   try {
+    const cpuAtStart = service.cpuSeconds();
     const started = performance.now();
     let sent = 0;
     // Made as they are sent: 3M events made beforehand would be a gigabyte in this process.
@@ -35,11 +39,14 @@ export async function memory(scale: number, port: number): Promise<Section[]> {
     });
     await untilCounted(port, total, 200);
     seconds = (performance.now() - started) / 1000;
+    cpu = service.cpuSeconds() - cpuAtStart;
     stored = mib("VmRSS");
     peak = mib("VmHWM");
     files = mib("RssFile");
     const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
     heap = sumOf(metrics, "nodejs_heap_size_total_bytes") / 2 ** 20;
+    await setTimeout(3000);
+    settled = mib("VmRSS");
   } finally {
     await service.stop();
   }
@@ -57,7 +64,12 @@ export async function memory(scale: number, port: number): Promise<Section[]> {
           "  of which the rest: chDB's and Node's native memory (MiB)",
           Math.round(stored - files - heap),
         ],
+        ["RSS 3 s later (MiB)", Math.round(settled)],
         ["events/s, until the stats show all", Math.round(total / seconds)],
+        [
+          "the service's CPU per event, start to all counted (µs)",
+          Number(((cpu / total) * 1e6).toFixed(1)),
+        ],
         ["goal for the peak (issue 24, at 3,000,000 events) (MiB)", 512],
       ],
       notes: [

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8
+#!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=50
 import { ConfigError } from "../config/config.ts";
 import { DLQ_HELP, dlqCommand } from "./dlq-command.ts";
 import { EXPORT_HELP, exportCommand } from "./export-command.ts";
