@@ -8,7 +8,8 @@ import { pino } from "pino";
 import { type Role, startTally, type Tally } from "../src/app/tally.ts";
 import { type Config, loadConfig } from "../src/config/config.ts";
 import type { ErrorReporter } from "../src/observability/dependency-errors.ts";
-import { createWarehouse, type Warehouse } from "../src/warehouse/warehouse.ts";
+import { createChdbWarehouse } from "../src/warehouse/chdb-warehouse.ts";
+import type { Warehouse } from "../src/warehouse/warehouse.ts";
 
 export const AMQP_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -106,7 +107,7 @@ export interface JsonEvent {
 
 /** The embedded warehouse alone (no service around it), in a database of its own. */
 export function testWarehouse(): Warehouse {
-  return createWarehouse({ url: undefined, dataDir: DATA_DIR, database: uniqueNamespace() });
+  return createChdbWarehouse({ url: undefined, dataDir: DATA_DIR, database: uniqueNamespace() });
 }
 
 /** Stores events straight in the events table, as a flush would, past the pipeline. */

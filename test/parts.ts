@@ -2,8 +2,8 @@ import { Connection } from "rabbitmq-client";
 import { afterEach } from "vitest";
 import { createRedisDedupe } from "../src/dedupe/redis-dedupe.ts";
 import { createRabbitQueue } from "../src/queue/rabbitmq-queue.ts";
+import { createChdbWarehouse } from "../src/warehouse/chdb-warehouse.ts";
 import { migrate } from "../src/warehouse/migrations.ts";
-import { createWarehouse } from "../src/warehouse/warehouse.ts";
 import { AMQP_URL, DATA_DIR, REDIS_URL, reportErrors, uniqueNamespace } from "./helpers.ts";
 
 /** The consumer's parts on the real services (RabbitMQ, Redis, chDB, migrated), in a namespace of their own. */
@@ -21,7 +21,7 @@ export async function realParts(options: { prefetch?: number; namespace?: string
     ttlSeconds: 600,
     onError: reportErrors,
   });
-  const warehouse = createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
+  const warehouse = createChdbWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace });
   await migrate(warehouse);
   return { namespace, queue, dedupe, warehouse };
 }

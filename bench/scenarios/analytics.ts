@@ -37,7 +37,7 @@ type Filter = { tz: string; segment: string[] };
 export async function analytics(scale: number): Promise<Section[]> {
   const small = await smallData();
   const total = Math.max(50_000, Math.round(10_000_000 * scale));
-  const warehouse = createWarehouse({
+  const warehouse = await createWarehouse({
     url: undefined,
     dataDir: mkdtempSync(join(tmpdir(), "tally-analytics-")),
     database: "bench_analytics",
@@ -246,7 +246,7 @@ export async function analytics(scale: number): Promise<Section[]> {
  */
 async function smallData(): Promise<Section> {
   const events = 100_000;
-  const warehouse = createWarehouse({
+  const warehouse = await createWarehouse({
     url: undefined,
     dataDir: mkdtempSync(join(tmpdir(), "tally-analytics-")),
     database: "bench_small",

@@ -113,7 +113,7 @@ export async function stages(scale: number): Promise<Section[]> {
   await dedupe.close();
 
   // Warehouse: TabSeparated inserts of 20,000 rows into chDB.
-  const warehouse = createWarehouse({
+  const warehouse = await createWarehouse({
     url: undefined,
     dataDir: mkdtempSync(join(tmpdir(), "tally-stage-")),
     database: "bench_stage",

@@ -41,7 +41,7 @@ export async function throughput(scale: number, port: number): Promise<Section[]
   }
 
   // The limit: the warehouse's own speed, with nothing else running.
-  const warehouse = createWarehouse({
+  const warehouse = await createWarehouse({
     url: undefined,
     dataDir: mkdtempSync(join(tmpdir(), "tally-limit-")),
     database: "bench_limit",

@@ -120,7 +120,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
           ttlSeconds: config.dedupeTtlSeconds,
           onError: errorsOf("redis"),
         });
-  const warehouse = createWarehouse({
+  const warehouse = await createWarehouse({
     url: config.clickhouseUrl,
     dataDir: config.dataDir,
     database: config.namespace,

@@ -1,4 +1,3 @@
-import { createChdbWarehouse } from "./chdb-warehouse.ts";
 import { clusterWarehouse } from "./cluster.ts";
 import { createServerWarehouse } from "./server-warehouse.ts";
 
@@ -71,9 +70,16 @@ export interface Warehouse {
   close(): Promise<void>;
 }
 
-/** Connects to ClickHouse over HTTP when `url` is set, or opens chDB. */
-export function createWarehouse(options: WarehouseOptions): Warehouse {
-  if (options.url === undefined) return createChdbWarehouse(options);
+/**
+ * Connects to ClickHouse over HTTP when `url` is set, or opens chDB. chDB is
+ * loaded only then: its library adds 150 MiB to the RSS of any process that
+ * loads it, used or not.
+ */
+export async function createWarehouse(options: WarehouseOptions): Promise<Warehouse> {
+  if (options.url === undefined) {
+    const { createChdbWarehouse } = await import("./chdb-warehouse.ts");
+    return createChdbWarehouse(options);
+  }
   const server = createServerWarehouse({ ...options, url: options.url });
   return options.cluster === undefined ? server : clusterWarehouse(server, options.cluster);
 }

@@ -5,8 +5,9 @@ import type { DedupeStore } from "../../src/dedupe/dedupe-store.ts";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
+import { createChdbWarehouse } from "../../src/warehouse/chdb-warehouse.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
-import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
+import type { Warehouse } from "../../src/warehouse/warehouse.ts";
 import { batchOf } from "../batches.ts";
 import {
   AMQP_URL,
@@ -177,7 +178,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
       createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600, onError: reportErrors }),
     );
     const warehouse = track(
-      createWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace }),
+      createChdbWarehouse({ url: undefined, dataDir: DATA_DIR, database: namespace }),
     );
     await migrate(warehouse);
     const consumer = track(

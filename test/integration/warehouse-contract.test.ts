@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { insertErrorKind } from "../../src/consumer/insert-errors.ts";
 import { reuseAnswers } from "../../src/warehouse/reuse-answers.ts";
 import { createServerWarehouse } from "../../src/warehouse/server-warehouse.ts";
@@ -22,12 +22,12 @@ const implementations: [name: string, url: string | undefined][] = [
 ];
 
 describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
-  const warehouse: Warehouse = createWarehouse({
-    url,
-    dataDir: DATA_DIR,
-    database: uniqueNamespace(),
+  const database = uniqueNamespace();
+  const table = `\`${database}\`.contract`;
+  let warehouse: Warehouse;
+  beforeAll(async () => {
+    warehouse = await createWarehouse({ url, dataDir: DATA_DIR, database });
   });
-  const table = `${warehouse.db}.contract`;
   afterAll(async () => {
     await warehouse.command(`DROP DATABASE IF EXISTS ${warehouse.db}`);
     await warehouse.close();
@@ -126,7 +126,7 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
       );
       let asked = 0;
       const reader = reuseAnswers(
-        createWarehouse({
+        await createWarehouse({
           url,
           dataDir: DATA_DIR,
           database: warehouse.database,
