@@ -25,13 +25,19 @@ export interface BenchService {
 export async function startService(
   port: number,
   env: Record<string, string> = {},
+  serveArgs: readonly string[] = [],
 ): Promise<BenchService> {
   const namespace = `bench_${Date.now()}`;
   const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const child = spawn(
     process.execPath,
-    [...SERVICE_NODE_FLAGS, join(import.meta.dirname, "../../src/cli/main.ts"), "serve"],
+    [
+      ...SERVICE_NODE_FLAGS,
+      join(import.meta.dirname, "../../src/cli/main.ts"),
+      "serve",
+      ...serveArgs,
+    ],
     {
       env: {
         ...process.env,

@@ -1,9 +1,29 @@
 import { setTimeout } from "node:timers/promises";
 import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
+import { startChdbHttp } from "../lib/chdb-http.ts";
 import { makeBatches, streamBatches, untilCounted } from "../lib/events.ts";
+import { quantile } from "../lib/quantile.ts";
 import { statusBytes } from "../lib/resources.ts";
-import { startService } from "../lib/service.ts";
+import { type BenchService, startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
+import { forkGenerator, runGenerator } from "../lib/unary-load.ts";
+
+/**
+ * Peak RSS of the service as users run it: embedded, taking in 3,000,000
+ * events ({@link embedded}), and an API-only process on RabbitMQ at 2,000
+ * calls/s ({@link apiAlone}).
+ */
+export async function memory(scale: number, port: number): Promise<Section[]> {
+  return [await embedded(scale, port), await apiAlone(scale, port + 1)];
+}
+
+/** The heap V8 has now (MiB), from the service's metrics. */
+async function heapMiB(service: BenchService): Promise<number> {
+  const metrics = parseMetrics(
+    await (await fetch(`http://127.0.0.1:${service.port}/metrics`)).text(),
+  );
+  return sumOf(metrics, "nodejs_heap_size_total_bytes") / 2 ** 20;
+}
 
 /**
  * The embedded service's memory (no AMQP_URL, REDIS_URL or CLICKHOUSE_URL:
@@ -13,7 +33,7 @@ import type { Section } from "../lib/table.ts";
  * events are made as they are sent, in this process, out of the service's
  * figures.
  */
-export async function memory(scale: number, port: number): Promise<Section[]> {
+async function embedded(scale: number, port: number): Promise<Section> {
   const total = Math.max(30_000, Math.round(3_000_000 * scale));
   const service = await startService(port, { AMQP_URL: "", REDIS_URL: "" });
   const pid = service.process.pid as number;
@@ -43,39 +63,88 @@ export async function memory(scale: number, port: number): Promise<Section[]> {
     stored = mib("VmRSS");
     peak = mib("VmHWM");
     files = mib("RssFile");
-    const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
-    heap = sumOf(metrics, "nodejs_heap_size_total_bytes") / 2 ** 20;
+    heap = await heapMiB(service);
     await setTimeout(3000);
     settled = mib("VmRSS");
   } finally {
     await service.stop();
   }
-  return [
-    {
-      title: `Memory of the embedded service (${total.toLocaleString("en-US")} events)`,
+  return {
+    title: `Memory of the embedded service (${total.toLocaleString("en-US")} events)`,
+    columns: ["what", "figure"],
+    rows: [
+      ["RSS idle, at the start (MiB)", Math.round(idle)],
+      ["peak RSS while taking in and storing them (MiB)", Math.round(peak)],
+      ["RSS once every event is counted (MiB)", Math.round(stored)],
+      ["  of which files mapped (chDB's library, mostly) (MiB)", Math.round(files)],
+      ["  of which V8's heap (MiB)", Math.round(heap)],
+      [
+        "  of which the rest: chDB's and Node's native memory (MiB)",
+        Math.round(stored - files - heap),
+      ],
+      ["RSS 3 s later (MiB)", Math.round(settled)],
+      ["events/s, until the stats show all", Math.round(total / seconds)],
+      [
+        "the service's CPU per event, start to all counted (µs)",
+        Number(((cpu / total) * 1e6).toFixed(1)),
+      ],
+      ["goal for the peak (issue 24, at 3,000,000 events) (MiB)", 512],
+    ],
+    notes: [
+      "`tally serve` with no AMQP_URL, REDIS_URL or CLICKHOUSE_URL, as `npm start` runs it (its Node.js flags too); 4 gRPC streams of 500-event batches.",
+      "Peak RSS is the kernel's high-water mark (VmHWM). At the start, about two thirds of the RSS are chDB's library pages (file-backed, shared with any other process using it).",
+    ],
+  };
+}
+
+/**
+ * An API-only process (`tally serve --role api`) on RabbitMQ and Redis, as
+ * a deployment with consumers of their own runs it, taking single-event gRPC
+ * calls at 2,000 a second, open loop (bench/lib/unary-generator.ts), for
+ * 15 s after 5 s unmeasured: its RSS idle and at its peak. Its ClickHouse
+ * (only its migrations and readiness use it) is chDB behind HTTP in this
+ * process, since no server runs here.
+ */
+async function apiAlone(scale: number, port: number): Promise<Section> {
+  const rate = scale >= 1 ? 2000 : Math.max(50, Math.round(2000 * scale));
+  const seconds = scale >= 1 ? 15 : 2;
+  const clickhouse = await startChdbHttp(port + 100);
+  const service = await startService(port, { CLICKHOUSE_URL: clickhouse.url }, ["--role", "api"]);
+  const generator = forkGenerator();
+  const pid = service.process.pid as number;
+  const mib = (field: string) => statusBytes(pid, field) / 2 ** 20;
+  try {
+    const idle = mib("VmRSS");
+    const cpuAtStart = service.cpuSeconds();
+    const outcome = await runGenerator(
+      generator,
+      { call: "grpc", port, rate, seconds, warmupSeconds: scale >= 1 ? 5 : 0.5 },
+      () => {},
+    );
+    const cpuMs = (service.cpuSeconds() - cpuAtStart) * 1000;
+    const errors = Object.values(outcome.errors).reduce((n, e) => n + e, 0);
+    return {
+      title: `Memory of an API-only process (--role api, RabbitMQ and Redis, ${rate.toLocaleString("en-US")} gRPC calls/s)`,
       columns: ["what", "figure"],
       rows: [
         ["RSS idle, at the start (MiB)", Math.round(idle)],
-        ["peak RSS while taking in and storing them (MiB)", Math.round(peak)],
-        ["RSS once every event is counted (MiB)", Math.round(stored)],
-        ["  of which files mapped (chDB's library, mostly) (MiB)", Math.round(files)],
-        ["  of which V8's heap (MiB)", Math.round(heap)],
-        [
-          "  of which the rest: chDB's and Node's native memory (MiB)",
-          Math.round(stored - files - heap),
-        ],
-        ["RSS 3 s later (MiB)", Math.round(settled)],
-        ["events/s, until the stats show all", Math.round(total / seconds)],
-        [
-          "the service's CPU per event, start to all counted (µs)",
-          Number(((cpu / total) * 1e6).toFixed(1)),
-        ],
-        ["goal for the peak (issue 24, at 3,000,000 events) (MiB)", 512],
+        ["peak RSS (MiB)", Math.round(mib("VmHWM"))],
+        ["  V8's heap at the end (MiB)", Math.round(await heapMiB(service))],
+        ["calls answered", outcome.latencies.length],
+        ["errors", errors],
+        ["p99 ms", Number(quantile(outcome.latencies, 0.99).toFixed(1))],
+        ["the process's CPU per call (ms)", Number((cpuMs / (rate * seconds)).toFixed(2))],
+        ["goal for the peak (issue 24) (MiB)", 150],
       ],
       notes: [
-        "`tally serve` with no AMQP_URL, REDIS_URL or CLICKHOUSE_URL, as `npm start` runs it (its Node.js flags too); 4 gRPC streams of 500-event batches.",
-        "Peak RSS is the kernel's high-water mark (VmHWM). At the start, about two thirds of the RSS are chDB's library pages (file-backed, shared with any other process using it).",
+        `\`tally serve --role api\` with its \`npm start\` flags; ${seconds} s of single-event gRPC Ingest calls at ${rate.toLocaleString("en-US")}/s after ${scale >= 1 ? 5 : 0.5} s unmeasured at the same rate; no consumer runs, so what it publishes waits in RabbitMQ.`,
+        "Its CLICKHOUSE_URL is chDB in the bench's process behind ClickHouse's HTTP interface (bench/lib/chdb-http.ts): no ClickHouse server runs on these machines, and the API uses it only for its migrations at start and its readiness.",
+        ...Object.entries(outcome.errors).map(([kind, n]) => `Errors: ${n} x ${kind}`),
       ],
-    },
-  ];
+    };
+  } finally {
+    generator.disconnect();
+    await service.stop();
+    await clickhouse.close();
+  }
 }

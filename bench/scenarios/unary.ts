@@ -5,7 +5,7 @@ import { quantile } from "../lib/quantile.ts";
 import { cpuSeconds } from "../lib/resources.ts";
 import { startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
-import type { Outcome, Run } from "../lib/unary-generator.ts";
+import { forkGenerator, runGenerator } from "../lib/unary-load.ts";
 
 /**
  * Single-event calls at fixed rates, open loop: each call's latency runs
@@ -34,9 +34,7 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
     rate === windowedRate ? windowedWarmupSeconds : warmupSeconds;
   const service = await startService(port);
   const bare = await startBareServer(port + 100);
-  const generator = fork(join(import.meta.dirname, "../lib/unary-generator.ts"), [], {
-    execArgv: [...process.execArgv, "--max-semi-space-size=2"],
-  });
+  const generator = forkGenerator();
   // The floor first, while the service is idle: after the overloaded rates it is still busy draining.
   const targets = [
     { name: "floor: gRPC to a bare HTTP/2 server", call: "grpc", server: bare },
@@ -142,23 +140,6 @@ function byWindow(p99s: readonly number[]): string {
     0.5,
   );
   return `${p99s.map((p) => p.toFixed(1)).join(", ")} (${median.toFixed(1)})`;
-}
-
-/** One run of the generator; `started` is called as its clock starts. */
-function runGenerator(generator: ChildProcess, run: Run, started: () => void): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) =>
-      reject(new Error(`the unary load generator exited (${code})`));
-    const onMessage = (message: "started" | Outcome) => {
-      if (message === "started") return started();
-      generator.off("message", onMessage);
-      generator.off("exit", onExit);
-      resolve(message);
-    };
-    generator.on("message", onMessage);
-    generator.once("exit", onExit);
-    generator.send(run);
-  });
 }
 
 /** bench/lib/bare-grpc-server.ts in a process of its own. */
