@@ -1,4 +1,4 @@
-import { type ChildProcess, fork } from "node:child_process";
+import { fork } from "node:child_process";
 import { join } from "node:path";
 import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
 import { quantile } from "../lib/quantile.ts";
