@@ -62,16 +62,20 @@ export async function retention(
   }
   const source = chooseSource(tz, q.segment, options);
   const period = (day: string) => (granularity === "day" ? day : `toMonday(${day})`);
-  // Each user's first period, and the (user, day) pairs active in the periods
-  // that count. The rollups name users by user_key (a fixed-size hash, cheaper
-  // to join and count); the events by user_id.
+  // Each user's first period, in the range, and the (user, day) pairs active
+  // in the periods that count. The rollups name users by user_key (a
+  // fixed-size hash, cheaper to join and count); the events by user_id. The
+  // first days are read FINAL: each user's rows merged into one (the
+  // earliest day) before the range is applied, as WHERE on a column outside
+  // the sorting key runs after FINAL. Grouping every user instead took 7 of
+  // a small product's 12 ms.
+  const inRange = "cohort BETWEEN toDate({start:String}) AND toDate({end:String})";
   const [firsts, days] =
     source.kind === "rollups"
       ? [
-          `SELECT user_key AS user, ${period("min(first_day)")} AS cohort
-           FROM ${warehouse.db}.${source.prefix}first_days
-           WHERE event_type = {type:String} AND ${source.where}
-           GROUP BY user_key`,
+          `SELECT user_key AS user, ${period("first_day")} AS cohort
+           FROM ${warehouse.db}.${source.prefix}first_days FINAL
+           WHERE event_type = {type:String} AND ${source.where} AND ${inRange}`,
           `SELECT user_key AS user, day
            FROM ${warehouse.db}.${source.prefix}user_days
            WHERE event_type = {type:String} AND ${source.where}
@@ -80,7 +84,8 @@ export async function retention(
       : [
           `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS cohort
            FROM ${warehouse.db}.events FINAL WHERE ${source.where}
-           GROUP BY user_id`,
+           GROUP BY user_id
+           HAVING ${inRange}`,
           `SELECT DISTINCT user_id AS user, toDate(occurred_at, {tz:String}) AS day
            FROM ${warehouse.db}.events FINAL
            WHERE ${source.where} AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
@@ -94,10 +99,7 @@ export async function retention(
             toUInt32(intDiv(dateDiff('day', f.cohort, ${period("a.day")}), {step:UInt32})) AS k,
             uniqExact(a.user) AS users
      FROM (${days}) AS a
-     INNER JOIN (
-       ${firsts}
-       HAVING cohort BETWEEN toDate({start:String}) AND toDate({end:String})
-     ) AS f ON f.user = a.user
+     INNER JOIN (${firsts}) AS f ON f.user = a.user
      WHERE ${period("a.day")} BETWEEN f.cohort AND f.cohort + {span:UInt32}
      GROUP BY cohort, k`,
     {
