@@ -44,13 +44,19 @@ export async function lifecycle(
   const end = nextPeriod(interval, last) - 1;
   const period = (day: string) => periodSql(interval, day);
   const shift = SHIFT[interval];
+  // Only the users born in the range: for the others, born is never a
+  // period of the range (the join's default, 1970-01-01, is not either). The
+  // first days are read FINAL, each user's rows merged before the range is
+  // applied, as retention's are.
+  const bornInRange = "born BETWEEN toDate({first:String}) AND toDate({last:String})";
   const firsts =
     source.kind === "rollups"
-      ? `SELECT user_key AS user, ${period("min(first_day)")} AS born
-         FROM ${warehouse.db}.${source.prefix}first_days
-         WHERE event_type = {type:String} AND ${source.where} GROUP BY user_key`
+      ? `SELECT user_key AS user, ${period("first_day")} AS born
+         FROM ${warehouse.db}.${source.prefix}first_days FINAL
+         WHERE event_type = {type:String} AND ${source.where} AND ${bornInRange}`
       : `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS born
-         FROM ${warehouse.db}.events FINAL WHERE ${source.where} GROUP BY user_id`;
+         FROM ${warehouse.db}.events FINAL WHERE ${source.where} GROUP BY user_id
+         HAVING ${bornInRange}`;
   const days = userDaysSql(warehouse.db, source, "before", "end");
   // Each user's active periods, once: then each period is new, returning or
   // resurrecting for them, and the period after each is dormant if absent.

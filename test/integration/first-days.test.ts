@@ -1,15 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lifecycle } from "../../src/analytics/lifecycle.ts";
 import { retention } from "../../src/analytics/retention.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { rng, storeEvents, testWarehouse, uuidFrom } from "../helpers.ts";
 
 /**
- * A user's cohort is the period of their first event ever, however their
- * events arrived: an earlier event stored after a later one, in a part of
- * its own that no merge has joined yet, still moves the user out of the
- * later cohort.
+ * A user's cohort (retention) or birth (lifecycle) is the period of their
+ * first event ever, however their events arrived: an earlier event stored
+ * after a later one, in a part of its own that no merge has joined yet,
+ * still moves the user out of the later period.
  */
-describe("retention cohorts when a user's first day comes in late", () => {
+describe("a user's first day that comes in late", () => {
   const warehouse = testWarehouse();
   const event = (n: number, user: string, day: string) => ({
     event_id: uuidFrom(rng(n)),
@@ -42,7 +43,7 @@ describe("retention cohorts when a user's first day comes in late", () => {
   });
 
   it.each(["day", "week"])(
-    "by %s, from the rollups and from the events alike",
+    "sets the retention cohorts by %s, from the rollups and the events alike",
     async (granularity) => {
       const q = {
         startDate: "2025-10-06",
@@ -58,6 +59,18 @@ describe("retention cohorts when a user's first day comes in late", () => {
       expect(Object.values(sizes).reduce((n, s) => n + s, 0)).toBe(1);
       expect(sizes[granularity === "day" ? "2025-10-09" : "2025-10-06"]).toBe(1);
       expect(fromRollups).toEqual(await retention(warehouse, q, { rawOnly: true }));
+    },
+  );
+
+  it.each(["day", "week"])(
+    "sets who is new in the lifecycle by %s, from the rollups and the events alike",
+    async (interval) => {
+      const q = { from: "2025-10-06", to: "2025-10-12", interval, tz: "UTC", segment: [] };
+      const periods = await lifecycle(warehouse, q);
+      // "new" is new; "late" comes back after September, so it is resurrecting.
+      expect(periods.reduce((n, p) => n + p.new, 0)).toBe(1);
+      expect(periods.reduce((n, p) => n + p.resurrecting, 0)).toBe(1);
+      expect(periods).toEqual(await lifecycle(warehouse, q, { rawOnly: true }));
     },
   );
 });
