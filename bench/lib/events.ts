@@ -45,10 +45,15 @@ export async function streamBatches(port: number, next: () => Event[] | undefine
   await Promise.all(Array.from({ length: streams }, () => client.ingestStream(mine())));
 }
 
-/** Resolves once the service at `port` counts `total` events in {@link STATS_RANGE}. */
-export async function untilCounted(port: number, total: number, pollMs: number) {
+/** Resolves once the service at `port` counts `total` events in `range` (`from=…&to=…`). */
+export async function untilCounted(
+  port: number,
+  total: number,
+  pollMs: number,
+  range = STATS_RANGE,
+) {
   for (;;) {
-    const res = await fetch(`http://127.0.0.1:${port}/stats/top-events?${STATS_RANGE}&limit=1000`);
+    const res = await fetch(`http://127.0.0.1:${port}/stats/top-events?${range}&limit=1000`);
     const counted = ((await res.json()) as { count: number }[]).reduce((n, r) => n + r.count, 0);
     if (counted >= total) return;
     await new Promise((r) => setTimeout(r, pollMs));
