@@ -41,7 +41,7 @@ export async function importCsv(scale: number, port: number): Promise<Section[]>
       .slice(1, -1)
       .map((l) => l.slice(0, 36)),
   ).size;
-  const imported = await runImport(file, rows, unique, port);
+  const imported = await runImport(file, unique, port);
   const streamed = await streamRows(csv, unique, port);
   return [
     {
@@ -69,7 +69,7 @@ export async function importCsv(scale: number, port: number): Promise<Section[]>
 }
 
 /** The real CLI importing `file`; seconds until it is acknowledged and until the stats show all. */
-async function runImport(file: string, rows: number, unique: number, port: number) {
+async function runImport(file: string, unique: number, port: number) {
   const service = await startService(port);
   const url = `http://127.0.0.1:${port}`;
   try {
