@@ -74,18 +74,17 @@ export function ratios(sections: readonly Section[]): Section[] {
       " ms",
     );
   }
-  add(
-    "embedded peak RSS / the goal (MiB)",
-    "<= 1",
-    cell(sections, "Memory of the embedded service", "peak RSS", "figure"),
-    cell(sections, "Memory of the embedded service", "goal", "figure"),
-  );
-  add(
-    "API-only peak RSS at 2,000 gRPC calls/s / the goal (MiB)",
-    "<= 1",
-    cell(sections, "Memory of an API-only process", "peak RSS", "figure"),
-    cell(sections, "Memory of an API-only process", "goal", "figure"),
-  );
+  for (const [title, name] of [
+    ["Memory of the embedded service", "embedded peak RSS"],
+    ["Memory of an API-only process", "API-only peak RSS at 2,000 gRPC calls/s"],
+  ] as const) {
+    add(
+      `${name} / the goal (MiB)`,
+      "<= 1",
+      cell(sections, title, "peak RSS", "figure"),
+      cell(sections, title, "goal", "figure"),
+    );
+  }
   for (const [label, name] of [
     ["DAU over 365 days", "DAU"],
     ["top events over 90 days", "top events"],

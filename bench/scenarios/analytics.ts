@@ -37,11 +37,7 @@ type Filter = { tz: string; segment: string[] };
 export async function analytics(scale: number): Promise<Section[]> {
   const small = await smallData();
   const total = Math.max(50_000, Math.round(10_000_000 * scale));
-  const warehouse = await createWarehouse({
-    url: undefined,
-    dataDir: mkdtempSync(join(tmpdir(), "tally-analytics-")),
-    database: "bench_analytics",
-  });
+  const warehouse = await freshWarehouse("bench_analytics");
   try {
     await migrate(warehouse);
     const properties = ["country"];
@@ -246,11 +242,7 @@ export async function analytics(scale: number): Promise<Section[]> {
  */
 async function smallData(): Promise<Section> {
   const events = 100_000;
-  const warehouse = await createWarehouse({
-    url: undefined,
-    dataDir: mkdtempSync(join(tmpdir(), "tally-analytics-")),
-    database: "bench_small",
-  });
+  const warehouse = await freshWarehouse("bench_small");
   try {
     await migrate(warehouse);
     await loadInStages(warehouse, events).until(events);
@@ -425,6 +417,15 @@ function loadInStages(warehouse: Warehouse, total: number) {
       return seconds;
     },
   };
+}
+
+/** An embedded warehouse of its own, in a new data directory. */
+function freshWarehouse(database: string): Promise<Warehouse> {
+  return createWarehouse({
+    url: undefined,
+    dataDir: mkdtempSync(join(tmpdir(), "tally-analytics-")),
+    database,
+  });
 }
 
 /** p50 and p95 of `runs` calls after one warm-up, in ms. */

@@ -17,6 +17,11 @@ export async function memory(scale: number, port: number): Promise<Section[]> {
   return [await embedded(scale, port), await apiAlone(scale, port + 1)];
 }
 
+/** A figure of the service's /proc/PID/status (VmRSS, VmHWM, RssFile), in MiB. */
+function statusMiB(service: BenchService, field: string): number {
+  return statusBytes(service.process.pid as number, field) / 2 ** 20;
+}
+
 /** The heap V8 has now (MiB), from the service's metrics. */
 async function heapMiB(service: BenchService): Promise<number> {
   const metrics = parseMetrics(
@@ -36,16 +41,8 @@ async function heapMiB(service: BenchService): Promise<number> {
 async function embedded(scale: number, port: number): Promise<Section> {
   const total = Math.max(30_000, Math.round(3_000_000 * scale));
   const service = await startService(port, { AMQP_URL: "", REDIS_URL: "" });
-  const pid = service.process.pid as number;
-  const mib = (field: string) => statusBytes(pid, field) / 2 ** 20;
+  const mib = (field: string) => statusMiB(service, field);
   const idle = mib("VmRSS");
-  let seconds: number;
-  let stored: number;
-  let peak: number;
-  let files: number;
-  let heap: number;
-  let cpu: number;
-  let settled: number;
   try {
     const cpuAtStart = service.cpuSeconds();
     const started = performance.now();
@@ -58,43 +55,43 @@ async function embedded(scale: number, port: number): Promise<Section> {
       return events;
     });
     await untilCounted(port, total, 200);
-    seconds = (performance.now() - started) / 1000;
-    cpu = service.cpuSeconds() - cpuAtStart;
-    stored = mib("VmRSS");
-    peak = mib("VmHWM");
-    files = mib("RssFile");
-    heap = await heapMiB(service);
+    const seconds = (performance.now() - started) / 1000;
+    const cpu = service.cpuSeconds() - cpuAtStart;
+    const stored = mib("VmRSS");
+    const peak = mib("VmHWM");
+    const files = mib("RssFile");
+    const heap = await heapMiB(service);
     await setTimeout(3000);
-    settled = mib("VmRSS");
+    const settled = mib("VmRSS");
+    return {
+      title: `Memory of the embedded service (${total.toLocaleString("en-US")} events)`,
+      columns: ["what", "figure"],
+      rows: [
+        ["RSS idle, at the start (MiB)", Math.round(idle)],
+        ["peak RSS while taking in and storing them (MiB)", Math.round(peak)],
+        ["RSS once every event is counted (MiB)", Math.round(stored)],
+        ["  of which files mapped (chDB's library, mostly) (MiB)", Math.round(files)],
+        ["  of which V8's heap (MiB)", Math.round(heap)],
+        [
+          "  of which the rest: chDB's and Node's native memory (MiB)",
+          Math.round(stored - files - heap),
+        ],
+        ["RSS 3 s later (MiB)", Math.round(settled)],
+        ["events/s, until the stats show all", Math.round(total / seconds)],
+        [
+          "the service's CPU per event, start to all counted (µs)",
+          Number(((cpu / total) * 1e6).toFixed(1)),
+        ],
+        ["goal for the peak (issue 24, at 3,000,000 events) (MiB)", 512],
+      ],
+      notes: [
+        "`tally serve` with no AMQP_URL, REDIS_URL or CLICKHOUSE_URL, as `npm start` runs it (its Node.js flags too); 4 gRPC streams of 500-event batches.",
+        "Peak RSS is the kernel's high-water mark (VmHWM). At the start, about two thirds of the RSS are chDB's library pages (file-backed, shared with any other process using it).",
+      ],
+    };
   } finally {
     await service.stop();
   }
-  return {
-    title: `Memory of the embedded service (${total.toLocaleString("en-US")} events)`,
-    columns: ["what", "figure"],
-    rows: [
-      ["RSS idle, at the start (MiB)", Math.round(idle)],
-      ["peak RSS while taking in and storing them (MiB)", Math.round(peak)],
-      ["RSS once every event is counted (MiB)", Math.round(stored)],
-      ["  of which files mapped (chDB's library, mostly) (MiB)", Math.round(files)],
-      ["  of which V8's heap (MiB)", Math.round(heap)],
-      [
-        "  of which the rest: chDB's and Node's native memory (MiB)",
-        Math.round(stored - files - heap),
-      ],
-      ["RSS 3 s later (MiB)", Math.round(settled)],
-      ["events/s, until the stats show all", Math.round(total / seconds)],
-      [
-        "the service's CPU per event, start to all counted (µs)",
-        Number(((cpu / total) * 1e6).toFixed(1)),
-      ],
-      ["goal for the peak (issue 24, at 3,000,000 events) (MiB)", 512],
-    ],
-    notes: [
-      "`tally serve` with no AMQP_URL, REDIS_URL or CLICKHOUSE_URL, as `npm start` runs it (its Node.js flags too); 4 gRPC streams of 500-event batches.",
-      "Peak RSS is the kernel's high-water mark (VmHWM). At the start, about two thirds of the RSS are chDB's library pages (file-backed, shared with any other process using it).",
-    ],
-  };
 }
 
 /**
@@ -111,8 +108,7 @@ async function apiAlone(scale: number, port: number): Promise<Section> {
   const clickhouse = await startChdbHttp(port + 100);
   const service = await startService(port, { CLICKHOUSE_URL: clickhouse.url }, ["--role", "api"]);
   const generator = forkGenerator();
-  const pid = service.process.pid as number;
-  const mib = (field: string) => statusBytes(pid, field) / 2 ** 20;
+  const mib = (field: string) => statusMiB(service, field);
   try {
     const idle = mib("VmRSS");
     const cpuAtStart = service.cpuSeconds();

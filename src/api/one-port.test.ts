@@ -2,6 +2,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../../test/helpers.ts";
 import { createOnePortServer } from "./one-port.ts";
 
 describe("one port for HTTP/1.1 and HTTP/2 (h2c)", () => {
@@ -44,23 +45,28 @@ describe("one port for HTTP/1.1 and HTTP/2 (h2c)", () => {
 
   it("routes a preface that arrives a few bytes at a time, and an HTTP/1.1 request starting like it", async () => {
     // HTTP/1.1 "PRINT" shares the preface's first three bytes.
-    const h1 = await raw(port, ["PRI", "NT /three HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    const h1 = await raw(port, ["PRI", "NT /three HTTP/1.1\r\nHost: x\r\n\r\n"], (b) =>
+      b.includes("\r\n\r\n"),
+    );
     expect(h1.toString("latin1")).toMatch(/^HTTP\/1\.1 \d{3}/);
     const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     const emptySettings = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
-    const h2 = await raw(port, [
-      preface.slice(0, 5),
-      preface.slice(5, 15),
-      preface.slice(15),
-      emptySettings,
-    ]);
+    const h2 = await raw(
+      port,
+      [preface.slice(0, 5), preface.slice(5, 15), preface.slice(15), emptySettings],
+      (b) => b.length >= 9, // one frame header
+    );
     // The server's first frame: its SETTINGS (frame type 4 on stream 0).
     expect(h2[3]).toBe(4);
   });
 });
 
-/** Sends `parts` 20 ms apart on a new connection; what came back within 200 ms of the last. */
-async function raw(port: number, parts: (string | Buffer)[]): Promise<Buffer> {
+/** Sends `parts` 20 ms apart on a new connection (so each is a read of its own); what came back, once `enough`. */
+async function raw(
+  port: number,
+  parts: (string | Buffer)[],
+  enough: (answer: Buffer) => boolean,
+): Promise<Buffer> {
   const socket = net.connect(port, "127.0.0.1");
   socket.setNoDelay(true);
   const answer: Buffer[] = [];
@@ -69,7 +75,9 @@ async function raw(port: number, parts: (string | Buffer)[]): Promise<Buffer> {
     socket.write(p);
     await new Promise((r) => setTimeout(r, 20));
   }
-  await new Promise((r) => setTimeout(r, 200));
-  socket.destroy();
-  return Buffer.concat(answer);
+  try {
+    return await waitFor(async () => Buffer.concat(answer), enough, 5000);
+  } finally {
+    socket.destroy();
+  }
 }
