@@ -51,7 +51,7 @@ export async function start(config: Config, role: Role = "all"): Promise<Tally> 
   return startTally(config, role, silentLog);
 }
 
-const TALLY_MAIN = join(import.meta.dirname, "../src/cli/main.ts");
+const TALLY_MAIN = join(import.meta.dirname, "../src/cli/tally.js");
 
 /** `tally ARGS` as a child process, with only PATH and `env` set; its output is gathered. */
 export function spawnTally(args: string[], env: Record<string, string>) {

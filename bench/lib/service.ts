@@ -13,6 +13,9 @@ export const SERVICE_NODE_FLAGS: readonly string[] = (
   .split(" ")
   .filter((word) => word.startsWith("--"));
 
+/** The tally command, as users run it (with Node's compile cache on: src/cli/tally.js). */
+export const TALLY = join(import.meta.dirname, "../../src/cli/tally.js");
+
 /** A `tally serve` child process on the real services, in a fresh namespace. */
 export interface BenchService {
   readonly port: number;
@@ -30,34 +33,25 @@ export async function startService(
   const namespace = `bench_${Date.now()}`;
   const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-  const child = spawn(
-    process.execPath,
-    [
-      ...SERVICE_NODE_FLAGS,
-      join(import.meta.dirname, "../../src/cli/main.ts"),
-      "serve",
-      ...serveArgs,
-    ],
-    {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        AMQP_URL: amqpUrl,
-        REDIS_URL: redisUrl,
-        TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-bench-")),
-        TALLY_NAMESPACE: namespace,
-        // Bench keys need not outlive the run.
-        TALLY_DEDUPE_TTL_SECONDS: "600",
-        LOG_LEVEL: "warn",
-        ...(process.env.SERVICE_NODE_OPTIONS
-          ? { NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS }
-          : {}),
-        ...env,
-      },
-      stdio: ["ignore", "inherit", "inherit"],
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, TALLY, "serve", ...serveArgs], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      AMQP_URL: amqpUrl,
+      REDIS_URL: redisUrl,
+      TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-bench-")),
+      TALLY_NAMESPACE: namespace,
+      // Bench keys need not outlive the run.
+      TALLY_DEDUPE_TTL_SECONDS: "600",
+      LOG_LEVEL: "warn",
+      ...(process.env.SERVICE_NODE_OPTIONS
+        ? { NODE_OPTIONS: process.env.SERVICE_NODE_OPTIONS }
+        : {}),
+      ...env,
     },
-  );
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   for (let i = 0; ; i++) {
     const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
       (r) => r.ok,

@@ -1,4 +1,3 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=50
 import { ConfigError } from "../config/config.ts";
 import { UsageError } from "./usage-error.ts";
 

@@ -18,7 +18,7 @@ describe("the service's Node.js flags", () => {
 
   it("are the same in npm start, the tally command and the Docker image", () => {
     expect(flags).toContain("--heap-growing-percent=50");
-    expect(flagsIn(read("src/cli/main.ts").split("\n")[0] as string)).toEqual(flags);
+    expect(flagsIn(read("src/cli/tally.js").split("\n")[0] as string)).toEqual(flags);
     const entrypoint = read("Dockerfile")
       .split("\n")
       .find((line) => line.startsWith("ENTRYPOINT"));

@@ -1,3 +1,4 @@
+import { flushCompileCache } from "node:module";
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { createLogger } from "../app/logger.ts";
@@ -45,6 +46,9 @@ export async function serveCommand(args: string[]): Promise<number | undefined> 
   setFlagsFromString("--no-allocation-site-pretenuring");
   const log = createLogger(process.env.LOG_LEVEL);
   const tally = await startTally(config, role, log);
+  // Node writes its compile cache (src/cli/tally.js) as it exits, and a
+  // service may never exit cleanly: what starting it loaded is written now.
+  flushCompileCache();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -21,7 +21,7 @@ import {
 } from "../helpers.ts";
 import { refDau, refRetention, refTopEvents } from "../reference.ts";
 
-const MAIN = join(import.meta.dirname, "../../src/cli/main.ts");
+const MAIN = join(import.meta.dirname, "../../src/cli/tally.js");
 const started = new Set<ChildProcess>();
 afterEach(() => {
   for (const c of started) c.kill("SIGKILL");

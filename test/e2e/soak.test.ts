@@ -39,7 +39,7 @@ describe("soak: steady ingest with faults on a schedule (RabbitMQ, Redis, chDB)"
     const namespace = uniqueNamespace();
     const child = spawn(
       process.execPath,
-      [join(import.meta.dirname, "../../src/cli/main.ts"), "serve"],
+      [join(import.meta.dirname, "../../src/cli/tally.js"), "serve"],
       {
         env: {
           PATH: process.env.PATH ?? "",

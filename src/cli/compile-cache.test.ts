@@ -1,0 +1,60 @@
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { freePort, waitFor } from "../../test/helpers.ts";
+
+const root = join(import.meta.dirname, "../..");
+const TALLY = join(root, "src/cli/tally.js");
+
+// Written to stderr as the process exits: whether Node loaded its TypeScript stripper.
+const REPORT = `data:text/javascript,process.on("exit", () => process.stderr.write("stripper=" + process.moduleLoadList.some((m) => m.includes("amaro"))));`;
+
+const freshEnv = () => ({
+  ...process.env,
+  NODE_COMPILE_CACHE: mkdtempSync(join(tmpdir(), "tally-compile-cache-")),
+  TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-compile-cache-data-")),
+});
+
+/** Whether `tally ARGS` loaded Node's TypeScript stripper (17 MiB of RSS). */
+function stripsTypes(args: string[], env: NodeJS.ProcessEnv): boolean {
+  const run = spawnSync(process.execPath, ["--import", REPORT, TALLY, ...args], {
+    cwd: root,
+    encoding: "utf8",
+    env,
+  });
+  const found = /stripper=(true|false)/.exec(run.stderr);
+  if (found === null) throw new Error(`no report from tally ${args.join(" ")}: ${run.stderr}`);
+  return found[1] === "true";
+}
+
+describe("the tally command's compile cache", () => {
+  it("strips TypeScript on the first run only", () => {
+    const env = freshEnv();
+    expect(stripsTypes(["help"], env)).toBe(true);
+    expect(stripsTypes(["help"], env)).toBe(false);
+  });
+
+  it("holds what the service loaded even when the service is killed", async () => {
+    const env = { ...freshEnv(), PORT: String(await freePort()), HOST: "127.0.0.1" };
+    const service = spawn(process.execPath, [TALLY, "serve"], { cwd: root, env, stdio: "ignore" });
+    const exited = new Promise((r) => service.once("exit", r));
+    try {
+      await waitFor(
+        () =>
+          fetch(`http://127.0.0.1:${env.PORT}/readyz`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        (ready) => ready,
+        60_000,
+      );
+    } finally {
+      service.kill("SIGKILL");
+      await exited;
+    }
+    // serve --help loads every module the service's start does, chDB's warehouse aside.
+    expect(stripsTypes(["serve", "--help"], env)).toBe(false);
+  });
+});
