@@ -51,11 +51,12 @@ export async function start(config: Config, role: Role = "all"): Promise<Tally> 
   return startTally(config, role, silentLog);
 }
 
-const TALLY_MAIN = join(import.meta.dirname, "../src/cli/tally.js");
+/** The tally command, as users run it (src/cli/tally.js: Node's compile cache on). */
+export const TALLY_COMMAND = join(import.meta.dirname, "../src/cli/tally.js");
 
 /** `tally ARGS` as a child process, with only PATH and `env` set; its output is gathered. */
 export function spawnTally(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [TALLY_MAIN, ...args], {
+  const child = spawn(process.execPath, [TALLY_COMMAND, ...args], {
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -3,10 +3,9 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { freePort, waitFor } from "../../test/helpers.ts";
+import { freePort, TALLY_COMMAND, waitFor } from "../../test/helpers.ts";
 
 const root = join(import.meta.dirname, "../..");
-const TALLY = join(root, "src/cli/tally.js");
 
 // Written to stderr as the process exits: whether Node loaded its TypeScript stripper.
 const REPORT = `data:text/javascript,process.on("exit", () => process.stderr.write("stripper=" + process.moduleLoadList.some((m) => m.includes("amaro"))));`;
@@ -19,7 +18,7 @@ const freshEnv = () => ({
 
 /** Whether `tally ARGS` loaded Node's TypeScript stripper (17 MiB of RSS). */
 function stripsTypes(args: string[], env: NodeJS.ProcessEnv): boolean {
-  const run = spawnSync(process.execPath, ["--import", REPORT, TALLY, ...args], {
+  const run = spawnSync(process.execPath, ["--import", REPORT, TALLY_COMMAND, ...args], {
     cwd: root,
     encoding: "utf8",
     env,
@@ -38,7 +37,11 @@ describe("the tally command's compile cache", () => {
 
   it("holds what the service loaded even when the service is killed", async () => {
     const env = { ...freshEnv(), PORT: String(await freePort()), HOST: "127.0.0.1" };
-    const service = spawn(process.execPath, [TALLY, "serve"], { cwd: root, env, stdio: "ignore" });
+    const service = spawn(process.execPath, [TALLY_COMMAND, "serve"], {
+      cwd: root,
+      env,
+      stdio: "ignore",
+    });
     const exited = new Promise((r) => service.once("exit", r));
     try {
       await waitFor(

@@ -15,13 +15,13 @@ import {
   REDIS_URL,
   rng,
   spawnTally,
+  TALLY_COMMAND,
   uniqueNamespace,
   uuidFrom,
   waitFor,
 } from "../helpers.ts";
 import { refDau, refRetention, refTopEvents } from "../reference.ts";
 
-const MAIN = join(import.meta.dirname, "../../src/cli/tally.js");
 const started = new Set<ChildProcess>();
 afterEach(() => {
   for (const c of started) c.kill("SIGKILL");
@@ -30,7 +30,7 @@ afterEach(() => {
 
 /** `tally serve` on RabbitMQ, Redis and chDB in `dataDir`, once ready. */
 async function serve(port: number, dataDir: string, namespace: string) {
-  const child = spawn(process.execPath, [MAIN, "serve"], {
+  const child = spawn(process.execPath, [TALLY_COMMAND, "serve"], {
     env: {
       PATH: process.env.PATH ?? "",
       PORT: String(port),

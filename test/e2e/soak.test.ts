@@ -10,6 +10,7 @@ import {
   closeRabbitConnections,
   REDIS_URL,
   rng,
+  TALLY_COMMAND,
   uniqueNamespace,
   uuidFrom,
   waitFor,
@@ -37,24 +38,20 @@ describe("soak: steady ingest with faults on a schedule (RabbitMQ, Redis, chDB)"
     const port = (server.address() as { port: number }).port;
     await new Promise((r) => server.close(r));
     const namespace = uniqueNamespace();
-    const child = spawn(
-      process.execPath,
-      [join(import.meta.dirname, "../../src/cli/tally.js"), "serve"],
-      {
-        env: {
-          PATH: process.env.PATH ?? "",
-          PORT: String(port),
-          HOST: "127.0.0.1",
-          AMQP_URL,
-          REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
-          TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-soak-")),
-          TALLY_NAMESPACE: namespace,
-          TALLY_DEDUPE_TTL_SECONDS: "600",
-          LOG_LEVEL: "error",
-        },
-        stdio: "ignore",
+    const child = spawn(process.execPath, [TALLY_COMMAND, "serve"], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        AMQP_URL,
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+        TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-soak-")),
+        TALLY_NAMESPACE: namespace,
+        TALLY_DEDUPE_TTL_SECONDS: "600",
+        LOG_LEVEL: "error",
       },
-    );
+      stdio: "ignore",
+    });
     children.push(child);
     await waitFor(
       () => rest(port, "/readyz").catch(() => ({ status: 0 })),
