@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dropNamespaces } from "../../test/cleanup.ts";
 
-/** The Node.js flags `npm start` gives the service (package.json's start script), so the bench runs it as users do. */
+/** The Node.js flags `npm start` gives the service (package.json's start script), the same as the `tally` command's shebang: the bench runs both as users do. */
 export const SERVICE_NODE_FLAGS: readonly string[] = (
   JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8")) as {
     scripts: { start: string };

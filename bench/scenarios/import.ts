@@ -8,7 +8,7 @@ import { type Header, readHeader, rowToEvent } from "../../src/cli/import/csv-ev
 import { csvRecords } from "../../src/cli/import/csv-records.ts";
 import { streamBatches, untilCounted } from "../lib/events.ts";
 import { cpuSeconds } from "../lib/resources.ts";
-import { startService, TALLY } from "../lib/service.ts";
+import { SERVICE_NODE_FLAGS, startService, TALLY } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 
 const RANGE = "from=2025-06-01&to=2025-12-31";
@@ -74,9 +74,14 @@ async function runImport(file: string, unique: number, port: number) {
   const url = `http://127.0.0.1:${port}`;
   try {
     const started = performance.now();
-    const cli = spawn(process.execPath, [TALLY, "import", file, "--url", url], {
-      stdio: "ignore",
-    });
+    // With the flags of the command's shebang, as `npx tally import` runs it.
+    const cli = spawn(
+      process.execPath,
+      [...SERVICE_NODE_FLAGS, TALLY, "import", file, "--url", url],
+      {
+        stdio: "ignore",
+      },
+    );
     // CPU of each side while the import runs: the CLI's, sampled until it exits.
     const serviceCpu0 = service.cpuSeconds();
     let cliCpu = 0;
