@@ -75,6 +75,19 @@ export function spawnTally(args: string[], env: Record<string, string>) {
   return { child, exit, stdout: () => out, stderr: () => err };
 }
 
+/** Polls GET /readyz of a service on `port` until it answers 200 (a refused connection is a no). */
+export function untilReady(port: number, timeoutMs?: number) {
+  return waitFor(
+    () =>
+      fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.status,
+        () => 0,
+      ),
+    (status) => status === 200,
+    timeoutMs,
+  );
+}
+
 /** Polls `probe` until it returns a value `done` accepts; fails after `timeoutMs`. */
 export async function waitFor<T>(
   probe: () => Promise<T>,

@@ -1,27 +1,27 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { freePort, TALLY_COMMAND, waitFor } from "../../test/helpers.ts";
+import { freePort, spawnTally, TALLY_COMMAND, untilReady } from "../../test/helpers.ts";
 
 const root = join(import.meta.dirname, "../..");
 
 // Written to stderr as the process exits: whether Node loaded its TypeScript stripper.
 const REPORT = `data:text/javascript,process.on("exit", () => process.stderr.write("stripper=" + process.moduleLoadList.some((m) => m.includes("amaro"))));`;
 
+/** An empty compile cache and data directory of their own. */
 const freshEnv = () => ({
-  ...process.env,
   NODE_COMPILE_CACHE: mkdtempSync(join(tmpdir(), "tally-compile-cache-")),
   TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-compile-cache-data-")),
 });
 
 /** Whether `tally ARGS` loaded Node's TypeScript stripper (17 MiB of RSS). */
-function stripsTypes(args: string[], env: NodeJS.ProcessEnv): boolean {
+function stripsTypes(args: string[], env: Record<string, string>): boolean {
   const run = spawnSync(process.execPath, ["--import", REPORT, TALLY_COMMAND, ...args], {
     cwd: root,
     encoding: "utf8",
-    env,
+    env: { PATH: process.env.PATH ?? "", ...env },
   });
   const found = /stripper=(true|false)/.exec(run.stderr);
   if (found === null) throw new Error(`no report from tally ${args.join(" ")}: ${run.stderr}`);
@@ -36,26 +36,14 @@ describe("the tally command's compile cache", () => {
   });
 
   it("holds what the service loaded even when the service is killed", async () => {
-    const env = { ...freshEnv(), PORT: String(await freePort()), HOST: "127.0.0.1" };
-    const service = spawn(process.execPath, [TALLY_COMMAND, "serve"], {
-      cwd: root,
-      env,
-      stdio: "ignore",
-    });
-    const exited = new Promise((r) => service.once("exit", r));
+    const env = freshEnv();
+    const port = await freePort();
+    const service = spawnTally(["serve"], { ...env, PORT: String(port), HOST: "127.0.0.1" });
     try {
-      await waitFor(
-        () =>
-          fetch(`http://127.0.0.1:${env.PORT}/readyz`).then(
-            (r) => r.ok,
-            () => false,
-          ),
-        (ready) => ready,
-        60_000,
-      );
+      await untilReady(port, 60_000);
     } finally {
-      service.kill("SIGKILL");
-      await exited;
+      service.child.kill("SIGKILL");
+      await service.exit;
     }
     // serve --help loads every module the service's start does, chDB's warehouse aside.
     expect(stripsTypes(["serve", "--help"], env)).toBe(false);

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,8 +15,8 @@ import {
   REDIS_URL,
   rng,
   spawnTally,
-  TALLY_COMMAND,
   uniqueNamespace,
+  untilReady,
   uuidFrom,
   waitFor,
 } from "../helpers.ts";
@@ -30,25 +30,18 @@ afterEach(() => {
 
 /** `tally serve` on RabbitMQ, Redis and chDB in `dataDir`, once ready. */
 async function serve(port: number, dataDir: string, namespace: string) {
-  const child = spawn(process.execPath, [TALLY_COMMAND, "serve"], {
-    env: {
-      PATH: process.env.PATH ?? "",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      AMQP_URL,
-      REDIS_URL,
-      TALLY_DATA_DIR: dataDir,
-      TALLY_NAMESPACE: namespace,
-      TALLY_DEDUPE_TTL_SECONDS: "600",
-      LOG_LEVEL: "warn",
-    },
-    stdio: "ignore",
+  const { child } = spawnTally(["serve"], {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    AMQP_URL,
+    REDIS_URL,
+    TALLY_DATA_DIR: dataDir,
+    TALLY_NAMESPACE: namespace,
+    TALLY_DEDUPE_TTL_SECONDS: "600",
+    LOG_LEVEL: "warn",
   });
   started.add(child);
-  await waitFor(
-    () => rest(port, "/readyz").catch(() => ({ status: 0 })),
-    (r) => r.status === 200,
-  );
+  await untilReady(port);
   return child;
 }
 
@@ -185,14 +178,9 @@ describe("the embedded service killed while it acknowledges (local log, in-proce
       TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-embedded-crash-")),
       LOG_LEVEL: "info",
     };
-    const ready = () =>
-      waitFor(
-        () => rest(port, "/readyz").catch(() => ({ status: 0 })),
-        (r) => r.status === 200,
-      );
     const first = spawnTally(["serve"], env);
     started.add(first.child);
-    await ready();
+    await untilReady(port);
     // Many clients, one event per request, each its own user so that each can be looked up.
     const random = rng(800);
     const acknowledged: string[] = [];
@@ -224,7 +212,7 @@ describe("the embedded service killed while it acknowledges (local log, in-proce
 
     const second = spawnTally(["serve"], env);
     started.add(second.child);
-    await ready();
+    await untilReady(port);
     // Acknowledged just before the kill, not yet in chDB: kept in the log, delivered again.
     expect(second.stderr()).toMatch(/delivering again the batches kept in the local log/);
     const count = async () =>
@@ -270,14 +258,9 @@ describe("a deletion killed halfway (RabbitMQ, Redis, chDB)", () => {
         TALLY_INDEXED_PROPERTIES: "country",
         LOG_LEVEL: "warn",
       };
-      const ready = () =>
-        waitFor(
-          () => rest(port, "/readyz").catch(() => ({ status: 0 })),
-          (r) => r.status === 200,
-        );
       const first = spawnTally(["serve"], { ...env, TALLY_TEST_DELETION_STOP_AFTER: step });
       started.add(first.child);
-      await ready();
+      await untilReady(port);
       const random = rng(500);
       const events: JsonEvent[] = Array.from({ length: 400 }, (_, i) => ({
         event_id: uuidFrom(random),
@@ -305,7 +288,7 @@ describe("a deletion killed halfway (RabbitMQ, Redis, chDB)", () => {
 
       const second = spawnTally(["serve"], env);
       started.add(second.child);
-      await ready();
+      await untilReady(port);
       const done = await waitFor(
         () => rest(port, `/deletions/${receipt.deletion_id}`),
         (r) => (r.body as { status: string }).status === "done",

@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -8,10 +7,12 @@ import { rest } from "../clients.ts";
 import {
   AMQP_URL,
   closeRabbitConnections,
+  freePort,
   REDIS_URL,
   rng,
-  TALLY_COMMAND,
+  spawnTally,
   uniqueNamespace,
+  untilReady,
   uuidFrom,
   waitFor,
 } from "../helpers.ts";
@@ -33,30 +34,20 @@ describe("soak: steady ingest with faults on a schedule (RabbitMQ, Redis, chDB)"
 
   it(`holds ${(BATCH * 1000) / EVERY_MS} events/s for ${SECONDS} s through Redis and RabbitMQ faults: every acknowledged event counted once, memory flat`, async () => {
     const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port));
-    const server = createServer();
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as { port: number }).port;
-    await new Promise((r) => server.close(r));
+    const port = await freePort();
     const namespace = uniqueNamespace();
-    const child = spawn(process.execPath, [TALLY_COMMAND, "serve"], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        AMQP_URL,
-        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
-        TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-soak-")),
-        TALLY_NAMESPACE: namespace,
-        TALLY_DEDUPE_TTL_SECONDS: "600",
-        LOG_LEVEL: "error",
-      },
-      stdio: "ignore",
+    const { child } = spawnTally(["serve"], {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      AMQP_URL,
+      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+      TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-soak-")),
+      TALLY_NAMESPACE: namespace,
+      TALLY_DEDUPE_TTL_SECONDS: "600",
+      LOG_LEVEL: "error",
     });
     children.push(child);
-    await waitFor(
-      () => rest(port, "/readyz").catch(() => ({ status: 0 })),
-      (r) => r.status === 200,
-    );
+    await untilReady(port);
 
     const random = rng(77);
     const acknowledged = new Set<string>();

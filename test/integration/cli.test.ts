@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { checkpointPath } from "../../src/cli/import/checkpoint.ts";
 import { rest } from "../clients.ts";
-import { freePort, spawnTally, waitFor } from "../helpers.ts";
+import { freePort, spawnTally, untilReady, waitFor } from "../helpers.ts";
 
 /** Every process a test starts: killed after each test, whatever happened in it. */
 const children = new Set<ChildProcess>();
@@ -30,10 +30,7 @@ async function serveEmbedded() {
     HOST: "127.0.0.1",
     TALLY_DATA_DIR: dataDir,
   });
-  await waitFor(
-    () => rest(port, "/readyz").catch(() => ({ status: 0 })),
-    (r) => r.status === 200,
-  );
+  await untilReady(port);
   return { port, dataDir, service };
 }
 
@@ -48,10 +45,7 @@ describe("tally serve, as a process", () => {
     });
     let proc: ChildProcess | undefined = child;
     try {
-      await waitFor(
-        () => rest(port, "/readyz").catch(() => ({ status: 0 })),
-        (r) => r.status === 200,
-      );
+      await untilReady(port);
       const event = {
         event_id: "5d41402a-bc4b-4a76-b971-9d911017c592",
         occurred_at: "2025-10-28T12:00:00Z",

@@ -24,6 +24,7 @@ import {
   start,
   testConfig,
   uniqueNamespace,
+  untilReady,
   uuidFrom,
   waitFor,
 } from "../helpers.ts";
@@ -126,10 +127,7 @@ describe("TailEvents: events live as they are accepted", () => {
       TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-tail-")),
     });
     try {
-      await waitFor(
-        () => rest(otherPort, "/readyz").catch(() => ({ status: 0 })),
-        (r) => r.status === 200,
-      );
+      await untilReady(otherPort);
       const [event] = sameDayEvents(1, 808, "tail_elsewhere");
       const posted = performance.now();
       expect((await rest(otherPort, "/events", [event], { headers: writer })).status).toBe(202);
