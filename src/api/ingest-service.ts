@@ -12,7 +12,7 @@ import {
   TailEventsResponseSchema,
 } from "../../gen/tally/v1/ingest_pb.js";
 import { clickhouseTime, encodeRow } from "../event/row-format.ts";
-import { type EventRules, validateEvent, validateProperties } from "../event/validate-event.ts";
+import { type EventRules, storedProperties, validateEvent } from "../event/validate-event.ts";
 import { type Metrics, rejectedField } from "../observability/metrics.ts";
 import { QueueBusyError } from "../queue/depth-guard.ts";
 import { type EventBatch, newBatchId } from "../queue/event-batch.ts";
@@ -143,9 +143,10 @@ function prepare(events: readonly Event[], offset: number, rules: EventRules, ct
     const event = events[i] as Event;
     let reason = bodyErrors?.get(i) ?? validateEvent(event, rules, now);
     let properties = "{}";
-    if (reason === undefined && event.properties !== undefined) {
-      properties = JSON.stringify(event.properties);
-      reason = validateProperties(properties);
+    if (reason === undefined) {
+      const stored = storedProperties(event);
+      if ("json" in stored) properties = stored.json;
+      else reason = stored.reason;
     }
     if (reason !== undefined) {
       rejected.push(

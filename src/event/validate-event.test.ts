@@ -2,7 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/tally/v1/event_pb.js";
-import { nestingDepth, validateEvent, validateProperties } from "./validate-event.ts";
+import {
+  nestingDepth,
+  storedProperties,
+  validateEvent,
+  validateProperties,
+} from "./validate-event.ts";
 
 const NOW = Date.parse("2025-10-28T12:00:00Z");
 const rules = { maxFutureSkewMs: 86_400_000 };
@@ -65,5 +70,39 @@ describe("validateProperties", () => {
   it("ignores brackets inside strings", () => {
     expect(nestingDepth(JSON.stringify({ a: '[[[[{{{{\\"' }))).toBe(1);
     expect(nestingDepth('{"a":[{"b":[]}]}')).toBe(4);
+  });
+});
+
+describe("storedProperties", () => {
+  it("stores properties_json as the same Struct would be stored", () => {
+    const props = { plan: "pro", n: 1.5, ok: true, none: null, tags: ["a", 2], d: { os: "ios" } };
+    const struct = storedProperties({ ...valid(), properties: props });
+    const text = storedProperties({
+      ...valid(),
+      propertiesJson: ` ${JSON.stringify(props, null, 2)} `,
+    });
+    expect(text).toEqual(struct);
+    expect(text).toEqual({ json: JSON.stringify(props) });
+    expect(storedProperties(valid())).toEqual({ json: "{}" });
+  });
+
+  it.each([
+    ["{oops", "properties_json: not valid JSON"],
+    ["[1]", "properties_json: must be a JSON object"],
+    ["null", "properties_json: must be a JSON object"],
+    ['"text"', "properties_json: must be a JSON object"],
+    [`{"a":"${"x".repeat(33_000)}"}`, "properties_json: larger than 32 KiB"],
+    [`${"[".repeat(100_000)}${"]".repeat(100_000)}`, "properties_json: nested deeper than 16"],
+    [`{"a":${"[".repeat(16)}${"]".repeat(16)}}`, "properties_json: nested deeper than 16"],
+  ])("refuses properties_json %s, naming the field", (text, reason) => {
+    expect(storedProperties({ ...valid(), propertiesJson: text })).toEqual({ reason });
+  });
+
+  it("refuses both forms at once", () => {
+    expect(
+      storedProperties({ ...valid(), properties: { a: 1 }, propertiesJson: '{"a":1}' }),
+    ).toEqual({
+      reason: "properties_json: set properties or properties_json, not both",
+    });
   });
 });

@@ -60,14 +60,47 @@ function checkId(value: string): string | undefined {
 }
 
 /**
+ * The properties of an event as stored: JSON text, from `properties` (a
+ * Struct) or from `properties_json` (text, normalized as a Struct's would
+ * be), or the reason they are refused, naming the field.
+ */
+export function storedProperties(event: Event): { json: string } | { reason: string } {
+  const text = event.propertiesJson;
+  if (text === "") {
+    const json = event.properties === undefined ? "{}" : JSON.stringify(event.properties);
+    const reason = validateProperties(json);
+    return reason === undefined ? { json } : { reason };
+  }
+  const field = "properties_json";
+  if (event.properties !== undefined) {
+    return { reason: `${field}: set properties or properties_json, not both` };
+  }
+  // Before parsing: a deep enough text would exhaust the parser's stack.
+  if (nestingDepth(text) > MAX_DEPTH)
+    return { reason: `${field}: nested deeper than ${MAX_DEPTH}` };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { reason: `${field}: not valid JSON` };
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    return { reason: `${field}: must be a JSON object` };
+  }
+  const json = JSON.stringify(parsed);
+  const reason = validateProperties(json, field);
+  return reason === undefined ? { json } : { reason };
+}
+
+/**
  * Checks the properties' encoded JSON (as stored). Returns the reason they
  * are refused, or undefined.
  */
-export function validateProperties(json: string): string | undefined {
+export function validateProperties(json: string, field = "properties"): string | undefined {
   if (json.length * 3 > MAX_PROPERTIES_BYTES && Buffer.byteLength(json) > MAX_PROPERTIES_BYTES) {
-    return `properties: larger than ${MAX_PROPERTIES_BYTES / 1024} KiB`;
+    return `${field}: larger than ${MAX_PROPERTIES_BYTES / 1024} KiB`;
   }
-  if (nestingDepth(json) > MAX_DEPTH) return `properties: nested deeper than ${MAX_DEPTH}`;
+  if (nestingDepth(json) > MAX_DEPTH) return `${field}: nested deeper than ${MAX_DEPTH}`;
   return undefined;
 }
 

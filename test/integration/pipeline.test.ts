@@ -196,6 +196,60 @@ describe("the pipeline on RabbitMQ, Redis and chDB", () => {
     expect(Number(weekly.cohorts[0]!.size)).toBe(Number(weekly.cohorts[0]!.retained[0]));
   });
 
+  it("stores properties_json as it stores the same properties sent as a Struct, on every transport", async () => {
+    const properties = {
+      plan: "pro",
+      seats: 3,
+      trial: false,
+      tags: ["a", 1, null],
+      device: { os: "ios" },
+    };
+    const [struct, text, overRest, both] = generate(4, 99).map((e) => ({
+      ...e,
+      event_type: "json_props",
+    }));
+    const { grpc } = connectClients(port);
+    const sentOverGrpc = await grpc.ingest.ingest({
+      events: [
+        toProto({ ...struct!, properties }),
+        {
+          ...toProto({ ...text!, properties: undefined }),
+          propertiesJson: JSON.stringify(properties, null, 2),
+        },
+        {
+          ...toProto({ ...both!, properties }),
+          propertiesJson: JSON.stringify(properties),
+        },
+      ],
+    });
+    expect(Number(sentOverGrpc.accepted)).toBe(2);
+    expect(sentOverGrpc.rejected.map((r) => [Number(r.index), r.reason])).toEqual([
+      [2, "properties_json: set properties or properties_json, not both"],
+    ]);
+    const { properties: _, ...plain } = overRest!;
+    const res = await rest(port, "/events", [
+      { ...plain, properties_json: ` ${JSON.stringify(properties)}` },
+      { ...plain, event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c20", properties_json: "[1]" },
+    ]);
+    expect(res.body).toEqual({
+      accepted: 1,
+      rejected: [
+        {
+          index: 1,
+          event_id: "6f1c3a51-2f59-4a0f-9a55-2d8a3f1b7c20",
+          reason: "properties_json: must be a JSON object",
+        },
+      ],
+    });
+    const stored = () =>
+      tally.warehouse.query<{ event_id: string; properties: string }>(
+        `SELECT toString(event_id) AS event_id, properties FROM ${tally.warehouse.db}.events
+         WHERE event_type = 'json_props' ORDER BY event_id`,
+      );
+    const rows = await waitFor(stored, (r) => r.length === 3);
+    expect(new Set(rows.map((r) => r.properties))).toEqual(new Set([JSON.stringify(properties)]));
+  });
+
   it("rejects bad events by index and field, and still takes the good ones, on every transport", async () => {
     const good = generate(2, 7);
     const bad = { ...good[0]!, event_id: "nope" };

@@ -54,6 +54,16 @@ export declare type Event = Message<"tally.v1.Event"> & {
    * @generated from field: google.protobuf.Struct properties = 5;
    */
   properties?: JsonObject | undefined;
+
+  /**
+   * Optional: the properties as the text of a JSON object, for a client that
+   * holds them as JSON already (the CSV import does). Stored as `properties`
+   * would be, under the same limits; set one of the two, not both. Cheaper
+   * for both sides than a Struct: no Value message per property.
+   *
+   * @generated from field: string properties_json = 6;
+   */
+  propertiesJson: string;
 };
 
 /**

@@ -41,7 +41,9 @@ describe("generateCsv", () => {
       expect(
         validateEvent(event, { maxFutureSkewMs: 0 }, Date.parse("2025-10-15T00:00:00Z")),
       ).toBeUndefined();
-      expect(event.properties).toMatchObject({ device: { os: expect.any(String) } });
+      expect(JSON.parse(event.propertiesJson)).toMatchObject({
+        device: { os: expect.any(String) },
+      });
       ids.set(event.eventId, (ids.get(event.eventId) ?? 0) + 1);
       types.set(event.eventType, (types.get(event.eventType) ?? 0) + 1);
       users.add(event.userId);

@@ -20,6 +20,16 @@ describe("CSV rows to events", () => {
     );
   });
 
+  it("sends properties as the text of the row, checked to be a JSON object", () => {
+    const json = '{"plan":"pro","device":{"os":"ios"}}';
+    const event = rowToEvent(
+      ["5d41402a-bc4b-4a76-b971-9d911017c592", "2025-10-28T12:00:00Z", "u", "t", json],
+      header,
+    );
+    expect(event).toMatchObject({ propertiesJson: json });
+    expect(typeof event !== "string" && event.properties).toBeUndefined();
+  });
+
   it("refuses a header that is not Tally's, naming what is wrong", () => {
     expect(() => readHeader(["id", "occurred_at", "user_id", "event_type"])).toThrow(
       "the first line must be the header event_id,occurred_at,user_id,event_type,properties; missing: event_id; unknown: id",

@@ -6,7 +6,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Event } from "../../../gen/tally/v1/event_pb.js";
 import { IngestService } from "../../../gen/tally/v1/ingest_pb.js";
-import { validateEvent, validateProperties } from "../../event/validate-event.ts";
+import { storedProperties, validateEvent } from "../../event/validate-event.ts";
 import {
   type Checkpoint,
   clearCheckpoint,
@@ -172,7 +172,7 @@ export async function runImport(
             const i = Number(r.index);
             return {
               line: segment.lines[i] ?? 0,
-              reason: r.reason,
+              reason: asColumn(r.reason),
               raw: rowText(segment.fields[i] ?? []),
             };
           }),
@@ -319,12 +319,16 @@ function newSegment(): Segment {
 
 /** What the server would say of an event, judged here for --dry-run (default rules). */
 function localReason(event: Event, now: number): string | undefined {
-  return (
+  const stored = storedProperties(event);
+  const reason =
     validateEvent(event, { maxFutureSkewMs: 86_400_000 }, now) ??
-    (event.properties === undefined
-      ? undefined
-      : validateProperties(JSON.stringify(event.properties)))
-  );
+    ("reason" in stored ? stored.reason : undefined);
+  return reason === undefined ? undefined : asColumn(reason);
+}
+
+/** A reason in the file's terms: the properties go as properties_json, and the column is properties. */
+function asColumn(reason: string): string {
+  return reason.startsWith("properties_json: ") ? `properties: ${reason.slice(17)}` : reason;
 }
 
 /** The input as text chunks, counting bytes read; gunzipped when it ends in .gz. */
