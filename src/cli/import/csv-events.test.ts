@@ -20,7 +20,7 @@ describe("CSV rows to events", () => {
     );
   });
 
-  it("sends properties as the text of the row, checked to be a JSON object", () => {
+  it("sends properties as the text of the row, for the server to judge", () => {
     const json = '{"plan":"pro","device":{"os":"ios"}}';
     const event = rowToEvent(
       ["5d41402a-bc4b-4a76-b971-9d911017c592", "2025-10-28T12:00:00Z", "u", "t", json],
@@ -39,9 +39,6 @@ describe("CSV rows to events", () => {
   it.each([
     [["a", "b"], "expected 5 fields, found 2"],
     [["x", "28/10/2025", "u", "t", ""], /^occurred_at: expected an RFC 3339 time with a zone/],
-    [["x", "2025-10-28T12:00:00Z", "u", "t", "{oops"], "properties: not valid JSON"],
-    [["x", "2025-10-28T12:00:00Z", "u", "t", "[1,2]"], "properties: must be a JSON object"],
-    [["x", "2025-10-28T12:00:00Z", "u", "t", "null"], "properties: must be a JSON object"],
   ])("refuses %j: %s", (fields, reason) => {
     const got = rowToEvent(fields, header);
     expect(typeof got).toBe("string");

@@ -22,19 +22,19 @@ describe("csvRecords", () => {
   it("reads quoting, embedded commas, quotes and newlines, with each record's first line", async () => {
     const text = 'a,b,c\n"x, y","say ""hi""",3\n"multi\nline\nfield",z,\n,,\n';
     expect(await readAllWays(text)).toEqual([
-      { line: 1, fields: ["a", "b", "c"] },
-      { line: 2, fields: ["x, y", 'say "hi"', "3"] },
-      { line: 3, fields: ["multi\nline\nfield", "z", ""] },
-      { line: 6, fields: ["", "", ""] },
+      { line: 1, fields: ["a", "b", "c"], raw: "a,b,c" },
+      { line: 2, fields: ["x, y", 'say "hi"', "3"], raw: '"x, y","say ""hi""",3' },
+      { line: 3, fields: ["multi\nline\nfield", "z", ""], raw: '"multi\nline\nfield",z,' },
+      { line: 6, fields: ["", "", ""], raw: ",," },
     ]);
   });
 
   it("strips a BOM, reads CRLF, skips blank lines, and reads a last line without a line end", async () => {
     const text = '\ufeffa,b\r\n\r\n1,"2\r\n2"\r\n\n3,4';
     expect(await readAllWays(text)).toEqual([
-      { line: 1, fields: ["a", "b"] },
-      { line: 3, fields: ["1", "2\r\n2"] },
-      { line: 6, fields: ["3", "4"] },
+      { line: 1, fields: ["a", "b"], raw: "a,b" },
+      { line: 3, fields: ["1", "2\r\n2"], raw: '1,"2\r\n2"' },
+      { line: 6, fields: ["3", "4"], raw: "3,4" },
     ]);
   });
 
@@ -49,14 +49,14 @@ describe("csvRecords", () => {
       '"ok",16,17',
     ].join("\n");
     expect(await readAllWays(text)).toEqual([
-      { line: 1, fields: ["a", "b", "c"] },
+      { line: 1, fields: ["a", "b", "c"], raw: "a,b,c" },
       { line: 2, error: "broken quoting: text after a closing quote", raw: '7,"bro"ken,9' },
-      { line: 3, fields: ["10", "11", "12"] },
+      { line: 3, fields: ["10", "11", "12"], raw: "10,11,12" },
       { line: 4, error: "broken quoting: a quote inside an unquoted field", raw: 'x,un"quoted,z' },
       // Its quote closes on line 7, followed by text: still only line 5 is lost.
       { line: 5, error: "broken quoting: text after a closing quote", raw: '"never closed,1,2' },
-      { line: 6, fields: ["13", "14", "15"] },
-      { line: 7, fields: ["ok", "16", "17"] },
+      { line: 6, fields: ["13", "14", "15"], raw: "13,14,15" },
+      { line: 7, fields: ["ok", "16", "17"], raw: '"ok",16,17' },
     ]);
   });
 
@@ -65,11 +65,11 @@ describe("csvRecords", () => {
     // Line 2 opens a quote that line 4 closes, followed by text: the record is broken,
     // so line 2 alone is reported and lines 3 onwards are read again.
     expect(await readAllWays(text)).toEqual([
-      { line: 1, fields: ["a", "b"] },
+      { line: 1, fields: ["a", "b"], raw: "a,b" },
       { line: 2, error: "broken quoting: text after a closing quote", raw: '"opens,1' },
-      { line: 3, fields: ["2", "3"] },
+      { line: 3, fields: ["2", "3"], raw: "2,3" },
       { line: 4, error: "broken quoting: a quoted field is never closed", raw: '4,"5' },
-      { line: 5, fields: ["6", "7"] },
+      { line: 5, fields: ["6", "7"], raw: "6,7" },
     ]);
   });
 });

@@ -3,7 +3,8 @@ export type CsvRecord =
   | {
       readonly line: number;
       readonly fields: string[];
-      readonly raw?: undefined;
+      /** The record's text, as in the file (for a report of it). */
+      readonly raw: string;
       readonly error?: undefined;
     }
   | {
@@ -58,7 +59,7 @@ export async function* csvRecords(chunks: AsyncIterable<string>): AsyncGenerator
 
 interface Step {
   /** undefined for a blank line. */
-  record: { fields: string[] } | { error: string; raw: string } | undefined;
+  record: { fields: string[]; raw: string } | { error: string; raw: string } | undefined;
   /** Where the next record starts. */
   next: number;
   /** Line ends consumed. */
@@ -120,11 +121,16 @@ function readRecord(buf: string, pos: number, atEnd: boolean): Step | undefined 
       i++;
       continue;
     }
-    if (i >= buf.length) return atEnd ? { record: { fields }, next: i, lines } : undefined;
-    if (c === 10) return { record: { fields }, next: i + 1, lines: lines + 1 };
+    // The record's text, up to its line end (a CR before it left out).
+    const read = (end: number) => ({
+      fields,
+      raw: buf.slice(pos, buf.charCodeAt(end - 1) === 13 ? end - 1 : end),
+    });
+    if (i >= buf.length) return atEnd ? { record: read(i), next: i, lines } : undefined;
+    if (c === 10) return { record: read(i), next: i + 1, lines: lines + 1 };
     if (c === 13 && (buf.charCodeAt(i + 1) === 10 || i + 1 >= buf.length)) {
       if (i + 1 >= buf.length && !atEnd) return undefined;
-      return { record: { fields }, next: i + 2, lines: lines + 1 };
+      return { record: read(i), next: i + 2, lines: lines + 1 };
     }
     return brokenAt("broken quoting: text after a closing quote");
   }

@@ -3,14 +3,39 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IngestResponseSchema, IngestService } from "../../../gen/tally/v1/ingest_pb.js";
+import { EventSchema } from "../../../gen/tally/v1/event_pb.js";
+import {
+  IngestRequestSchema,
+  IngestResponseSchema,
+  IngestService,
+} from "../../../gen/tally/v1/ingest_pb.js";
 import { waitFor } from "../../../test/helpers.ts";
 import { generateCsv } from "../gen/generate.ts";
 import { checkpointPath } from "./checkpoint.ts";
-import { runImport } from "./importer.ts";
+import { encodedRequest, runImport } from "./importer.ts";
+
+describe("an encoded IngestRequest", () => {
+  it("is sent as the very bytes it was encoded to", () => {
+    const events = ["a", "b", "c"].map((id, i) =>
+      create(EventSchema, {
+        eventId: id,
+        occurredAt: timestampFromMs(1_700_000_000_000 + i),
+        userId: `u${i}`,
+        eventType: "t",
+        propertiesJson: i === 1 ? "" : `{"n":${i}}`,
+      }),
+    );
+    const encoded = toBinary(IngestRequestSchema, create(IngestRequestSchema, { events }));
+    const sent = toBinary(IngestRequestSchema, encodedRequest(encoded));
+    expect(Buffer.from(sent).equals(Buffer.from(encoded))).toBe(true);
+    expect(fromBinary(IngestRequestSchema, sent).events).toEqual(events);
+    expect(() => encodedRequest(new Uint8Array([0x12, 0]))).toThrow(/not an encoded IngestRequest/);
+  });
+});
 
 /**
  * The order the checkpoint moves in while several streams are in flight,
