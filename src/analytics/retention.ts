@@ -11,7 +11,7 @@ import {
   parseTimeZone,
   today,
 } from "./params.ts";
-import { chooseSource, type ReadOptions } from "./source.ts";
+import { chooseSource, type ReadOptions, type Source } from "./source.ts";
 
 /** Parameters of {@link retention}, as in `GET /stats/retention`. */
 export interface RetentionQuery {
@@ -62,57 +62,22 @@ export async function retention(
   }
   const source = chooseSource(tz, q.segment, options);
   const period = (day: string) => (granularity === "day" ? day : `toMonday(${day})`);
-  // Each user's first period, in the range, and the (user, day) pairs active
-  // in the periods that count. The rollups name users by user_key (a
-  // fixed-size hash, cheaper to join and count); the events by user_id. The
-  // first days are read FINAL: each user's rows merged into one (the
-  // earliest day) before the range is applied, as WHERE on a column outside
-  // the sorting key runs after FINAL. Grouping every user instead took 7 of
-  // a small product's 12 ms.
-  const inRange = "cohort BETWEEN toDate({start:String}) AND toDate({end:String})";
-  const [firsts, days] =
-    source.kind === "rollups"
-      ? [
-          `SELECT user_key AS user, ${period("first_day")} AS cohort
-           FROM ${warehouse.db}.${source.prefix}first_days FINAL
-           WHERE event_type = {type:String} AND ${source.where} AND ${inRange}`,
-          `SELECT user_key AS user, day
-           FROM ${warehouse.db}.${source.prefix}user_days
-           WHERE event_type = {type:String} AND ${source.where}
-             AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
-        ]
-      : [
-          `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS cohort
-           FROM ${warehouse.db}.events FINAL WHERE ${source.where}
-           GROUP BY user_id
-           HAVING ${inRange}`,
-          `SELECT DISTINCT user_id AS user, toDate(occurred_at, {tz:String}) AS day
-           FROM ${warehouse.db}.events FINAL
-           WHERE ${source.where} AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
-        ];
-  // The days join the cohorts as they are, and each (cohort, k) counts its
-  // distinct users: no (user, period) pairs are spelled out first. The cohorts
-  // sit on the right, where the join builds its hash table: every member has
-  // active days, so they are never the larger side.
-  const rows = await warehouse.query<{ cohort: string; k: number; users: string }>(
-    `SELECT toString(f.cohort) AS cohort,
-            toUInt32(intDiv(dateDiff('day', f.cohort, ${period("a.day")}), {step:UInt32})) AS k,
-            uniqExact(a.user) AS users
-     FROM (${days}) AS a
-     INNER JOIN (${firsts}) AS f ON f.user = a.user
-     WHERE ${period("a.day")} BETWEEN f.cohort AND f.cohort + {span:UInt32}
-     GROUP BY cohort, k`,
-    {
-      ...source.params,
-      tz,
-      start: formatDay(start),
-      end: formatDay(end),
-      // The last day of the last period that counts.
-      last: formatDay(end + (windows + 1) * step - 1),
-      step,
-      span: windows * step,
-    },
-  );
+  const params = {
+    ...source.params,
+    tz,
+    start: formatDay(start),
+    end: formatDay(end),
+    // The last day of the last period that counts.
+    last: formatDay(end + (windows + 1) * step - 1),
+    step,
+    span: windows * step,
+    windows,
+  };
+  const sql =
+    source.kind === "rollups" && source.prefix === ""
+      ? fromActivity(warehouse.db, period)
+      : joined(warehouse.db, source, period);
+  const rows = await warehouse.query<{ cohort: string; k: number; users: string }>(sql, params);
   const counts = new Map(rows.map((r) => [`${r.cohort}/${r.k}`, Number(r.users)]));
   const cohorts = [];
   for (let c = start; c <= end; c += step) {
@@ -126,4 +91,66 @@ export async function retention(
     cohorts.push({ cohort, size, retained, rates });
   }
   return cohorts;
+}
+
+/**
+ * Each user's row of user_activity (their first day and every active day),
+ * the cohorts in range: one read of one table. The days of each user
+ * become the periods k after their cohort's, each once.
+ */
+function fromActivity(db: string, period: (day: string) => string): string {
+  return `SELECT toString(c) AS cohort, k, count() AS users
+    FROM (
+      SELECT ${period("first_day")} AS c, days FROM ${db}.user_activity FINAL
+      WHERE event_type = {type:String}
+        AND ${period("first_day")} BETWEEN toDate({start:String}) AND toDate({end:String})
+    )
+    ARRAY JOIN arrayDistinct(arrayFilter(n -> n <= {windows:UInt32}, arrayMap(
+      d -> toUInt32(intDiv(dateDiff('day', c, ${period("d")}), {step:UInt32})), days))) AS k
+    GROUP BY c, k`;
+}
+
+/**
+ * Each user's first period, in the range, joined to the (user, day) pairs
+ * active in the periods that count: from an indexed property's or zone's
+ * rollups, or from the events. The rollups name users by user_key (a
+ * fixed-size hash, cheaper to join and count); the events by user_id. The
+ * first days are read FINAL: each user's rows merged into one (the
+ * earliest day) before the range is applied, as WHERE on a column outside
+ * the sorting key runs after FINAL. Grouping every user instead took 7 of
+ * a small product's 12 ms.
+ */
+function joined(db: string, source: Source, period: (day: string) => string): string {
+  const inRange = "cohort BETWEEN toDate({start:String}) AND toDate({end:String})";
+  const [firsts, days] =
+    source.kind === "rollups"
+      ? [
+          `SELECT user_key AS user, ${period("first_day")} AS cohort
+           FROM ${db}.${source.prefix}first_days FINAL
+           WHERE event_type = {type:String} AND ${source.where} AND ${inRange}`,
+          `SELECT user_key AS user, day
+           FROM ${db}.${source.prefix}user_days
+           WHERE event_type = {type:String} AND ${source.where}
+             AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
+        ]
+      : [
+          `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS cohort
+           FROM ${db}.events FINAL WHERE ${source.where}
+           GROUP BY user_id
+           HAVING ${inRange}`,
+          `SELECT DISTINCT user_id AS user, toDate(occurred_at, {tz:String}) AS day
+           FROM ${db}.events FINAL
+           WHERE ${source.where} AND day BETWEEN toDate({start:String}) AND toDate({last:String})`,
+        ];
+  // The days join the cohorts as they are, and each (cohort, k) counts its
+  // distinct users: no (user, period) pairs are spelled out first. The cohorts
+  // sit on the right, where the join builds its hash table: every member has
+  // active days, so they are never the larger side.
+  return `SELECT toString(f.cohort) AS cohort,
+            toUInt32(intDiv(dateDiff('day', f.cohort, ${period("a.day")}), {step:UInt32})) AS k,
+            uniqExact(a.user) AS users
+     FROM (${days}) AS a
+     INNER JOIN (${firsts}) AS f ON f.user = a.user
+     WHERE ${period("a.day")} BETWEEN f.cohort AND f.cohort + {span:UInt32}
+     GROUP BY cohort, k`;
 }

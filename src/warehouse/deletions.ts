@@ -177,6 +177,7 @@ async function carryOut(
     );
     await run(`DELETE FROM ${db}.${prefix}day_events WHERE ${taken} ${DELETE_SETTINGS}`);
   }
+  await run(`DELETE FROM ${db}.user_activity WHERE user_id = {user:String} ${DELETE_SETTINGS}`);
   await stopAfter("rollups");
   // 4. The user's rollup rows again, from their events left. day_events
   // lost only the deleted events' rows: the rest are still there (and on a

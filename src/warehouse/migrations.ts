@@ -36,6 +36,19 @@ const ROLLUPS: readonly [string, (events: string) => string][] = [
   ],
 ];
 
+/** The activity's event types: each event's own, and '' (any type) where it is activity. */
+const ANY_TYPE = `ARRAY JOIN if(event_type IN ${NOT_ACTIVITY_SQL}, [event_type], [event_type, '']) AS type`;
+
+/** The user_activity rollup (migration 9): its columns, and its view's SELECT over `events`. */
+const userActivity = [
+  "user_activity",
+  "event_type, user_id, first_day, days",
+  (events: string) =>
+    `SELECT type AS event_type, user_id, min(toDate(occurred_at)) AS first_day,
+            groupUniqArray(toDate(occurred_at)) AS days
+     FROM ${events} ${ANY_TYPE} GROUP BY type, user_id`,
+] as const;
+
 /**
  * The events table keeps every stored row. Its sorting key is the event_id
  * alone, so every copy of an event collapses into one, whatever its other
@@ -304,6 +317,32 @@ export const MIGRATIONS: readonly Migration[] = [
           `ALTER TABLE ${db}.${table} MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1`,
       ),
   },
+  {
+    version: 9,
+    name: "user activity",
+    // Each user's first day and every day they were active, per event type
+    // and for any type: one row a user (read FINAL), so retention is one
+    // read of one table, not the user-days joined to the first days. On
+    // 100,000 events its cohorts took 4.9-5.7 ms against 10.4-11.5; on a
+    // million 8 against 17; on ten million about the same as the join.
+    statements: (db) => {
+      const [, columns, select] = userActivity;
+      return [
+        `CREATE TABLE IF NOT EXISTS ${db}.user_activity (
+          event_type LowCardinality(String),
+          user_id String,
+          first_day SimpleAggregateFunction(min, Date),
+          days SimpleAggregateFunction(groupUniqArrayArray, Array(Date))
+        )
+        ENGINE = AggregatingMergeTree
+        ORDER BY (event_type, user_id)`,
+        `ALTER TABLE ${db}.user_activity MODIFY SETTING enable_block_number_column = 1, enable_block_offset_column = 1`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.user_activity_mv TO ${db}.user_activity AS ${select(`${db}.events`)}`,
+        // Events stored before the view; one also seen by it adds nothing (a minimum and a set).
+        `INSERT INTO ${db}.user_activity (${columns}) ${select(`${db}.events FINAL`)}`,
+      ];
+    },
+  },
 ];
 
 /**
@@ -329,10 +368,12 @@ export const DELETED_FROM = [
 /** Settings of those DELETEs: patch parts (migration 8), else as before. */
 export const DELETE_SETTINGS = "SETTINGS lightweight_delete_mode = 'lightweight_update'";
 
-/** The views' SELECTs of the plain rollups as they stand (after migration 5), over `events`. */
+/** The views' SELECTs of the plain rollups as they stand (after migration 9), over `events`. */
 export function plainRollups(events: string): [table: string, columns: string, select: string][] {
-  const anyType = `ARRAY JOIN if(event_type IN ${NOT_ACTIVITY_SQL}, [event_type], [event_type, '']) AS type`;
+  const anyType = ANY_TYPE;
+  const [activity, activityColumns, activitySelect] = userActivity;
   return [
+    [activity, activityColumns, activitySelect(events)],
     [
       "user_days",
       "event_type, day, user_id",

@@ -10,7 +10,7 @@ const DAY_MS = 86_400_000;
  * it. Whole UTC days, so that the daily rollups are cut exactly where the
  * events are. A user's first day (cohorts, lifecycle's "new") becomes the
  * first day left of theirs, from the user-day rollups (a user with no day
- * left has none); the rollups of an
+ * left has none), and so does their activity; the rollups of an
  * indexed zone, whose local days straddle UTC's, are cut at the boundary
  * and refilled there from the events left. Returns the events forgotten.
  *
@@ -66,6 +66,15 @@ export async function applyRetention(warehouse: Warehouse, firstDay: number): Pr
        SELECT ${key}event_type, user_id, min(day) FROM ${db}.${prefix}user_days
        WHERE ${keys} GROUP BY ${key}event_type, user_id`,
     );
+    if (prefix === "") {
+      // Their activity too: its days are the user-days left.
+      await run(`DELETE FROM ${db}.user_activity WHERE ${keys} ${DELETE_SETTINGS}`);
+      await run(
+        `INSERT INTO ${db}.user_activity (event_type, user_id, first_day, days)
+         SELECT event_type, user_id, min(day), groupUniqArray(day) FROM ${db}.user_days
+         WHERE ${keys} GROUP BY event_type, user_id`,
+      );
+    }
     await run(`TRUNCATE TABLE ${moving}`);
   }
   return Number(n);
