@@ -63,6 +63,7 @@ export async function importCsv(scale: number, port: number): Promise<Section[]>
       notes: [
         `CPU while importing: the CLI ${imported.cliCpu.toFixed(1)} s (${((imported.cliCpu * 1e6) / rows).toFixed(1)} µs a row), the service ${imported.serviceCpu.toFixed(1)} s (${((imported.serviceCpu * 1e6) / rows).toFixed(1)} µs a row), over ${imported.acked.toFixed(1)} s on ${availableParallelism()} cores shared with RabbitMQ and Redis.`,
         "The same rows streamed: each row made an event before the clock starts, sent by this process to a fresh service: the pipeline's rate for these rows (their properties, types and days), which is what the import is measured against. The throughput scenario's events are simpler (two flat properties, four types), so its rate is not these rows'.",
+        "Both send each row's properties as the CSV holds them, JSON text in properties_json (as tally import does), not as a google.protobuf.Struct.",
       ],
     },
   ];
