@@ -102,8 +102,7 @@ function fromActivity(db: string, period: (day: string) => string): string {
   return `SELECT toString(c) AS cohort, k, count() AS users
     FROM (
       SELECT ${period("first_day")} AS c, days FROM ${db}.user_activity FINAL
-      WHERE event_type = {type:String}
-        AND ${period("first_day")} BETWEEN toDate({start:String}) AND toDate({end:String})
+      WHERE event_type = {type:String} AND c BETWEEN toDate({start:String}) AND toDate({end:String})
     )
     ARRAY JOIN arrayDistinct(arrayFilter(n -> n <= {windows:UInt32}, arrayMap(
       d -> toUInt32(intDiv(dateDiff('day', c, ${period("d")}), {step:UInt32})), days))) AS k

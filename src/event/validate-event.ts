@@ -88,7 +88,8 @@ export function storedProperties(event: Event): { json: string } | { reason: str
     return { reason: `${field}: must be a JSON object` };
   }
   const json = JSON.stringify(parsed);
-  const reason = validateProperties(json, field);
+  // Its depth is the text's, checked above: only its size is left.
+  const reason = sizeReason(json, field);
   return reason === undefined ? { json } : { reason };
 }
 
@@ -97,10 +98,17 @@ export function storedProperties(event: Event): { json: string } | { reason: str
  * are refused, or undefined.
  */
 export function validateProperties(json: string, field = "properties"): string | undefined {
+  return (
+    sizeReason(json, field) ??
+    (nestingDepth(json) > MAX_DEPTH ? `${field}: nested deeper than ${MAX_DEPTH}` : undefined)
+  );
+}
+
+function sizeReason(json: string, field: string): string | undefined {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only long texts need measuring.
   if (json.length * 3 > MAX_PROPERTIES_BYTES && Buffer.byteLength(json) > MAX_PROPERTIES_BYTES) {
     return `${field}: larger than ${MAX_PROPERTIES_BYTES / 1024} KiB`;
   }
-  if (nestingDepth(json) > MAX_DEPTH) return `${field}: nested deeper than ${MAX_DEPTH}`;
   return undefined;
 }
 

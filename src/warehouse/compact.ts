@@ -12,7 +12,7 @@ const FINAL_ROLLUPS = [
 ];
 
 /** The rollups by user: one unpartitioned table each, a row per user per insert until merged. */
-const FIRST_DAYS = ["first_days", "prop_first_days", "zone_first_days", "user_activity"];
+const BY_USER = ["first_days", "prop_first_days", "zone_first_days", "user_activity"];
 
 /**
  * Merges each closed month of the rollups (every month before the current
@@ -30,14 +30,14 @@ export async function compactRollups(warehouse: Warehouse): Promise<string[]> {
     `SELECT table, partition FROM system.parts
      WHERE database = {database:String} AND active
        AND (table IN {final:Array(String)} AND partition < toString(toYYYYMM(now()))
-            OR table IN {firsts:Array(String)})
+            OR table IN {byUser:Array(String)})
      GROUP BY table, partition HAVING count() > 1
      ORDER BY table, partition`,
-    { database: warehouse.database, final: FINAL_ROLLUPS, firsts: FIRST_DAYS },
+    { database: warehouse.database, final: FINAL_ROLLUPS, byUser: BY_USER },
   );
   // OPTIMIZE takes no query parameters: the table names are ours, a month's id is digits.
   for (const { table, partition } of partitions) {
-    if (FIRST_DAYS.includes(table)) {
+    if (BY_USER.includes(table)) {
       await warehouse.command(`OPTIMIZE TABLE ${warehouse.db}.${table} FINAL`);
     } else if (/^\d+$/.test(partition)) {
       await warehouse.command(

@@ -370,14 +370,13 @@ export const DELETE_SETTINGS = "SETTINGS lightweight_delete_mode = 'lightweight_
 
 /** The views' SELECTs of the plain rollups as they stand (after migration 9), over `events`. */
 export function plainRollups(events: string): [table: string, columns: string, select: string][] {
-  const anyType = ANY_TYPE;
   const [activity, activityColumns, activitySelect] = userActivity;
   return [
     [activity, activityColumns, activitySelect(events)],
     [
       "user_days",
       "event_type, day, user_id",
-      `SELECT type AS event_type, toDate(occurred_at) AS day, user_id FROM ${events} ${anyType}`,
+      `SELECT type AS event_type, toDate(occurred_at) AS day, user_id FROM ${events} ${ANY_TYPE}`,
     ],
     [
       "day_events",
@@ -388,7 +387,7 @@ export function plainRollups(events: string): [table: string, columns: string, s
       "first_days",
       "event_type, user_id, first_day",
       `SELECT type AS event_type, user_id, min(toDate(occurred_at)) AS first_day
-       FROM ${events} ${anyType} GROUP BY type, user_id`,
+       FROM ${events} ${ANY_TYPE} GROUP BY type, user_id`,
     ],
   ];
 }

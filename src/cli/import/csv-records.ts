@@ -121,16 +121,13 @@ function readRecord(buf: string, pos: number, atEnd: boolean): Step | undefined 
       i++;
       continue;
     }
-    // The record's text, up to its line end (a CR before it left out).
-    const read = (end: number) => ({
-      fields,
-      raw: buf.slice(pos, buf.charCodeAt(end - 1) === 13 ? end - 1 : end),
-    });
-    if (i >= buf.length) return atEnd ? { record: read(i), next: i, lines } : undefined;
-    if (c === 10) return { record: read(i), next: i + 1, lines: lines + 1 };
+    // The record and its text, up to its line end (a CR before it left out).
+    const record = { fields, raw: buf.slice(pos, buf.charCodeAt(i - 1) === 13 ? i - 1 : i) };
+    if (i >= buf.length) return atEnd ? { record, next: i, lines } : undefined;
+    if (c === 10) return { record, next: i + 1, lines: lines + 1 };
     if (c === 13 && (buf.charCodeAt(i + 1) === 10 || i + 1 >= buf.length)) {
       if (i + 1 >= buf.length && !atEnd) return undefined;
-      return { record: read(i), next: i + 2, lines: lines + 1 };
+      return { record, next: i + 2, lines: lines + 1 };
     }
     return brokenAt("broken quoting: text after a closing quote");
   }

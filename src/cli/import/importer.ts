@@ -290,7 +290,7 @@ export async function runImport(
         segment.rejected.push({ line: record.line, reason, raw: record.raw });
         continue;
       }
-      segment.batch.push(event as Event);
+      if (!o.dryRun) segment.batch.push(event as Event); // a dry run sends nothing
       segment.lines.push(record.line);
       segment.records.push(record.raw);
       if (segment.batch.length >= o.batchSize) encodeBatch(segment);
@@ -353,6 +353,9 @@ function encodeBatch(segment: Segment) {
   segment.batch = [];
 }
 
+/** The tag of IngestRequest's field 1 (events), length-delimited. */
+const EVENTS_TAG = (1 << 3) | WireType.LengthDelimited;
+
 /**
  * An IngestRequest whose bytes are `encoded` (as toBinary wrote them), sent
  * without decoding them: as the message's unknown fields, which toBinary
@@ -360,7 +363,6 @@ function encodeBatch(segment: Segment) {
  * byte (field 1, events, length-delimited); the rest follows it unchanged.
  */
 export function encodedRequest(encoded: Uint8Array): IngestRequest {
-  const EVENTS_TAG = (1 << 3) | WireType.LengthDelimited;
   if (encoded[0] !== EVENTS_TAG) throw new Error("not an encoded IngestRequest of events");
   const request = create(IngestRequestSchema);
   request.$unknown = [{ no: 1, wireType: WireType.LengthDelimited, data: encoded.subarray(1) }];
@@ -378,7 +380,8 @@ function localReason(event: Event, now: number): string | undefined {
 
 /** A reason in the file's terms: the properties go as properties_json, and the column is properties. */
 function asColumn(reason: string): string {
-  return reason.startsWith("properties_json: ") ? `properties: ${reason.slice(17)}` : reason;
+  const wire = "properties_json: ";
+  return reason.startsWith(wire) ? `properties: ${reason.slice(wire.length)}` : reason;
 }
 
 /** The input as text chunks, counting bytes read; gunzipped when it ends in .gz. */
