@@ -343,6 +343,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ];
     },
   },
+  {
+    version: 10,
+    name: "user activity's days uncompressed",
+    // Retention reads every cohort member's days whole. In no particular
+    // order, LZ4 shrank them by a quarter only, and unpacking them was a
+    // sixth of the read: 12 weekly cohorts of every user at 10M events took
+    // 17.5 ms against 20.5. Parts written before are rewritten as they merge.
+    statements: (db) => [
+      `ALTER TABLE ${db}.user_activity MODIFY COLUMN days SimpleAggregateFunction(groupUniqArrayArray, Array(Date)) CODEC(NONE)`,
+    ],
+  },
 ];
 
 /**

@@ -89,7 +89,14 @@ describe("upgrading a warehouse made by an older release", () => {
           properties: { country: i % 3 === 0 ? "UA" : "PL" },
         })),
       );
-      expect(await migrate(older)).toEqual([5, 6, 7, 8, 9]);
+      expect(await migrate(older)).toEqual([5, 6, 7, 8, 9, 10]);
+      // Retention reads user_activity's days whole: they are kept uncompressed (migration 10).
+      const [days] = await older.query<{ codec: string }>(
+        `SELECT compression_codec AS codec FROM system.columns
+         WHERE database = {db:String} AND table = 'user_activity' AND name = 'days'`,
+        { db: older.database },
+      );
+      expect(days?.codec).toBe("CODEC(NONE)");
       // The events stored before are sorted by time too (migration 6), each once.
       const [copied] = await older.query<{ n: string; ids: string }>(
         `SELECT count() AS n, uniqExact(event_id) AS ids FROM ${older.db}.events_by_time FINAL`,
