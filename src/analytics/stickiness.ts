@@ -33,7 +33,7 @@ export async function stickiness(
   const params = { tz, from: formatDay(range.from), to: formatDay(range.to) };
   // Each user's active periods in the range. By day from the rollups, read
   // FINAL, each (user, day) is one row, and counting rows beats a set of days
-  // per user: at 10M events, 30 days took 13.5 ms against 24.4.
+  // per user: at 10M events, 30 days took 16.1 ms against 27.2.
   const perUser =
     source.kind === "rollups" && interval === "day"
       ? `SELECT user_key AS user, count() AS periods
