@@ -1,8 +1,6 @@
-import { mkdtempSync } from "node:fs";
 import { createServer } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Session } from "chdb";
+import { benchDir } from "./bench-dir.ts";
 
 /**
  * ClickHouse's HTTP interface, as much of it as @clickhouse/client uses
@@ -16,7 +14,7 @@ import { Session } from "chdb";
 export async function startChdbHttp(
   port: number,
 ): Promise<{ url: string; close(): Promise<void> }> {
-  const session = new Session(mkdtempSync(join(tmpdir(), "tally-bench-chdb-http-")));
+  const session = new Session(benchDir("chdb-http-"));
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/ping") {

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dropNamespaces } from "../../test/cleanup.ts";
+import { benchDir } from "./bench-dir.ts";
 
 /** The Node.js flags `npm start` gives the service (package.json's start script), the same as the `tally` command's shebang: the bench runs both as users do. */
 export const SERVICE_NODE_FLAGS: readonly string[] = (
@@ -40,7 +40,7 @@ export async function startService(
       HOST: "127.0.0.1",
       AMQP_URL: amqpUrl,
       REDIS_URL: redisUrl,
-      TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-bench-")),
+      TALLY_DATA_DIR: benchDir("service-"),
       TALLY_NAMESPACE: namespace,
       // Bench keys need not outlive the run.
       TALLY_DEDUPE_TTL_SECONDS: "600",

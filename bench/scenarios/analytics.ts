@@ -1,6 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { dau } from "../../src/analytics/dau.ts";
 import { funnel } from "../../src/analytics/funnel.ts";
@@ -18,6 +15,7 @@ import { migrate } from "../../src/warehouse/migrations.ts";
 import { reuseAnswers } from "../../src/warehouse/reuse-answers.ts";
 import { indexRollups } from "../../src/warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
+import { benchDir } from "../lib/bench-dir.ts";
 import { quantile } from "../lib/quantile.ts";
 import type { Section } from "../lib/table.ts";
 
@@ -423,7 +421,7 @@ function loadInStages(warehouse: Warehouse, total: number) {
 function freshWarehouse(database: string): Promise<Warehouse> {
   return createWarehouse({
     url: undefined,
-    dataDir: mkdtempSync(join(tmpdir(), "tally-analytics-")),
+    dataDir: benchDir("analytics-"),
     database,
   });
 }

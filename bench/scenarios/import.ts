@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Event } from "../../gen/tally/v1/event_pb.js";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { type Header, readHeader, rowToEvent } from "../../src/cli/import/csv-events.ts";
 import { csvRecords } from "../../src/cli/import/csv-records.ts";
+import { benchDir } from "../lib/bench-dir.ts";
 import { streamBatches, untilCounted } from "../lib/events.ts";
 import { cpuSeconds } from "../lib/resources.ts";
 import { SERVICE_NODE_FLAGS, startService, TALLY } from "../lib/service.ts";
@@ -22,7 +23,7 @@ const RANGE = "from=2025-06-01&to=2025-12-31";
  */
 export async function importCsv(scale: number, port: number): Promise<Section[]> {
   const rows = Math.max(10_000, Math.round(1_000_000 * scale));
-  const file = join(mkdtempSync(join(tmpdir(), "tally-import-bench-")), "events.csv");
+  const file = join(benchDir("import-"), "events.csv");
   const csv = [
     ...generateCsv({
       rows,

@@ -1,6 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Connection } from "rabbitmq-client";
 import { IngestRequestSchema } from "../../gen/tally/v1/ingest_pb.js";
@@ -11,6 +8,7 @@ import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { indexRollups } from "../../src/warehouse/rollup-index.ts";
 import { createWarehouse } from "../../src/warehouse/warehouse.ts";
+import { benchDir } from "../lib/bench-dir.ts";
 import { makeBatches } from "../lib/events.ts";
 import type { Section } from "../lib/table.ts";
 
@@ -115,7 +113,7 @@ export async function stages(scale: number): Promise<Section[]> {
   // Warehouse: TabSeparated inserts of 20,000 rows into chDB.
   const warehouse = await createWarehouse({
     url: undefined,
-    dataDir: mkdtempSync(join(tmpdir(), "tally-stage-")),
+    dataDir: benchDir("stage-"),
     database: "bench_stage",
   });
   await migrate(warehouse);

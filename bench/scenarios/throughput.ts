@@ -1,9 +1,7 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { encodeRow, ROW_COLUMNS } from "../../src/event/row-format.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { createWarehouse } from "../../src/warehouse/warehouse.ts";
+import { benchDir } from "../lib/bench-dir.ts";
 import { makeBatches, streamBatches, untilCounted } from "../lib/events.ts";
 import { findPid, sampleResources } from "../lib/resources.ts";
 import { startService } from "../lib/service.ts";
@@ -43,7 +41,7 @@ export async function throughput(scale: number, port: number): Promise<Section[]
   // The limit: the warehouse's own speed, with nothing else running.
   const warehouse = await createWarehouse({
     url: undefined,
-    dataDir: mkdtempSync(join(tmpdir(), "tally-limit-")),
+    dataDir: benchDir("limit-"),
     database: "bench_limit",
   });
   await migrate(warehouse);
