@@ -1,24 +1,20 @@
 import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll } from "vitest";
 import { type Role, startTally, type Tally } from "../src/app/tally.ts";
 import { type Config, loadConfig } from "../src/config/config.ts";
 import type { ErrorReporter } from "../src/observability/dependency-errors.ts";
 import { createChdbWarehouse } from "../src/warehouse/chdb-warehouse.ts";
 import type { Warehouse } from "../src/warehouse/warehouse.ts";
+import { tempDir } from "./temp-dirs.ts";
 
 export const AMQP_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /** One chDB data directory for this test file's process (chDB binds one per process), removed after its tests. */
-export const DATA_DIR = mkdtempSync(join(tmpdir(), "tally-test-"));
-// After the file's own hooks (registered later, run first): vitest's workers never emit "exit".
-afterAll(() => rmSync(DATA_DIR, { recursive: true, force: true }));
+export const DATA_DIR = tempDir("tally-test-");
 
 /** A namespace no other run shares: its own queues, Redis keys and database. */
 export function uniqueNamespace(): string {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -68,6 +68,8 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterFixtur
   const stop = async () => {
     for (const child of processes.values()) child.kill("SIGKILL");
     processes.clear();
+    // A node killed a moment ago may still be writing its files: retried.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
   };
   try {
     for (const port of ports) {

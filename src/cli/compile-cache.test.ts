@@ -1,9 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { freePort, spawnTally, TALLY_COMMAND, untilReady } from "../../test/helpers.ts";
+import { tempDir } from "../../test/temp-dirs.ts";
 
 const root = join(import.meta.dirname, "../..");
 
@@ -12,8 +11,8 @@ const REPORT = `data:text/javascript,process.on("exit", () => process.stderr.wri
 
 /** An empty compile cache and data directory of their own. */
 const freshEnv = () => ({
-  NODE_COMPILE_CACHE: mkdtempSync(join(tmpdir(), "tally-compile-cache-")),
-  TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-compile-cache-data-")),
+  NODE_COMPILE_CACHE: tempDir("tally-compile-cache-"),
+  TALLY_DATA_DIR: tempDir("tally-compile-cache-data-"),
 });
 
 /** Whether `tally ARGS` loaded Node's TypeScript stripper (17 MiB of RSS). */

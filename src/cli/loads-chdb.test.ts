@@ -1,8 +1,7 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "../../test/temp-dirs.ts";
 
 const root = join(import.meta.dirname, "../..");
 
@@ -15,7 +14,7 @@ function loadsChdb(args: string[]): boolean {
   const run = spawnSync(process.execPath, ["--import", REPORT, ...args], {
     cwd: root,
     encoding: "utf8",
-    env: { ...process.env, TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-loads-chdb-")) },
+    env: { ...process.env, TALLY_DATA_DIR: tempDir("tally-loads-chdb-") },
   });
   const found = /chdb=(true|false)/.exec(run.stderr);
   if (found === null) throw new Error(`no report from ${args.join(" ")}: ${run.stderr}`);

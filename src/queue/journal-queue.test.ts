@@ -1,8 +1,8 @@
-import { appendFileSync, mkdtempSync, readdirSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { waitFor } from "../../test/helpers.ts";
+import { tempDir } from "../../test/temp-dirs.ts";
 import type { EventBatch } from "./event-batch.ts";
 import { createJournalQueue, journalDeadLetters } from "./journal-queue.ts";
 import { type BatchOutcome, outcome } from "./queue.ts";
@@ -38,7 +38,7 @@ const collect = (answer: (b: EventBatch) => BatchOutcome = () => outcome.ack) =>
 
 describe("the local log (the embedded queue)", () => {
   it("delivers again, after a restart, what was not answered for good, with every field", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "journal-"));
+    const dir = tempDir("journal-");
     const first = await open(dir);
     for (let n = 1; n <= 6; n++) await first.publish(batch(n));
     // The consumer stores 1-3; 4-6 are never answered (the process dies).
@@ -77,7 +77,7 @@ describe("the local log (the embedded queue)", () => {
   });
 
   it("drops a record cut short by a crash, and what follows it, and says so", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "journal-"));
+    const dir = tempDir("journal-");
     const first = await open(dir);
     for (let n = 1; n <= 3; n++) await first.publish(batch(n));
     await first.close();
@@ -107,7 +107,7 @@ describe("the local log (the embedded queue)", () => {
   });
 
   it("delivers a requeued batch again, and sets a dead-lettered one aside with its reason", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "journal-"));
+    const dir = tempDir("journal-");
     const q = await open(dir);
     const tries = new Map<string, number>();
     const { seen, handler } = collect((b) => {
@@ -135,7 +135,7 @@ describe("the local log (the embedded queue)", () => {
   });
 
   it("starts a new segment past its size, and removes a segment once all of it is answered", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "journal-"));
+    const dir = tempDir("journal-");
     const q = await open(dir, 1000);
     const release: (() => void)[] = [];
     const { seen, handler } = collect();
@@ -159,7 +159,7 @@ describe("the local log (the embedded queue)", () => {
   });
 
   it("keeps past its memory budget only on disk, and reads each batch back whole when its turn comes", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "journal-"));
+    const dir = tempDir("journal-");
     // No memory budget, and small segments: every batch is read back, from several segments.
     const q = await open(dir, 1000, 0);
     const published = Array.from({ length: 8 }, (_, i) => batch(i + 1, 300));

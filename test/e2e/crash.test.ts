@@ -1,6 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
@@ -21,6 +20,7 @@ import {
   waitFor,
 } from "../helpers.ts";
 import { refDau, refRetention, refTopEvents } from "../reference.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 const started = new Set<ChildProcess>();
 afterEach(() => {
@@ -46,7 +46,7 @@ async function serve(port: number, dataDir: string, namespace: string) {
 }
 
 function file(rows: number, seed: number, tag: string) {
-  const path = join(mkdtempSync(join(tmpdir(), "tally-crash-")), "events.csv");
+  const path = join(tempDir("tally-crash-"), "events.csv");
   const csv = [
     ...generateCsv({
       rows,
@@ -116,7 +116,7 @@ describe("the service killed mid-import (RabbitMQ, Redis, chDB)", () => {
   for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     it(`counts every event exactly once after ${signal} and a restart, the importer retrying`, async () => {
       const port = await freePort();
-      const dataDir = mkdtempSync(join(tmpdir(), "tally-crash-data-"));
+      const dataDir = tempDir("tally-crash-data-");
       const namespace = uniqueNamespace();
       const tag = signal.toLowerCase();
       const { path, unique } = file(40_000, signal === "SIGKILL" ? 31 : 32, tag);
@@ -143,7 +143,7 @@ describe("the service killed mid-import (RabbitMQ, Redis, chDB)", () => {
 
   it("counts every event exactly once when RabbitMQ closes the service's connections mid-import", async () => {
     const port = await freePort();
-    const dataDir = mkdtempSync(join(tmpdir(), "tally-crash-data-"));
+    const dataDir = tempDir("tally-crash-data-");
     const namespace = uniqueNamespace();
     const { path, unique } = file(40_000, 33, "amqpcut");
     await serve(port, dataDir, namespace);
@@ -175,7 +175,7 @@ describe("the embedded service killed while it acknowledges (local log, in-proce
     const env = {
       PORT: String(port),
       HOST: "127.0.0.1",
-      TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-embedded-crash-")),
+      TALLY_DATA_DIR: tempDir("tally-embedded-crash-"),
       LOG_LEVEL: "info",
     };
     const first = spawnTally(["serve"], env);
@@ -245,7 +245,7 @@ describe("a deletion killed halfway (RabbitMQ, Redis, chDB)", () => {
     "finishes after a restart when killed after the step '%s', every stat as if the user's events were never sent",
     async (step) => {
       const port = await freePort();
-      const dataDir = mkdtempSync(join(tmpdir(), "tally-deletion-"));
+      const dataDir = tempDir("tally-deletion-");
       const env = {
         PORT: String(port),
         HOST: "127.0.0.1",

@@ -1,6 +1,5 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -22,6 +21,7 @@ import {
   waitFor,
   warehouseCounts,
 } from "../helpers.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 /** Where the screenshots go, for a person to look at after the run. */
 const SCREENSHOTS = join(import.meta.dirname, "../artifacts");
@@ -54,7 +54,7 @@ describe("the analytics page in a real browser, against the real pipeline", () =
     tally = await start(testConfig({ ...realServices(), TALLY_API_KEYS: KEY }));
     base = `http://127.0.0.1:${tally.port}`;
     // The README's sample data, imported the way a user would.
-    const input = join(mkdtempSync(join(tmpdir(), "tally-page-")), "events_sample.csv");
+    const input = join(tempDir("tally-page-"), "events_sample.csv");
     copyFileSync(SAMPLE, input);
     const ids = new Set(
       readFileSync(SAMPLE, "utf8")

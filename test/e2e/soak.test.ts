@@ -1,7 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { rest } from "../clients.ts";
 import {
@@ -17,6 +15,7 @@ import {
   waitFor,
 } from "../helpers.ts";
 import { startTcpProxy } from "../tcp-proxy.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 /** How long the steady load runs, and how often a batch goes out. */
 const SECONDS = 40;
@@ -41,7 +40,7 @@ describe("soak: steady ingest with faults on a schedule (RabbitMQ, Redis, chDB)"
       HOST: "127.0.0.1",
       AMQP_URL,
       REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
-      TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-soak-")),
+      TALLY_DATA_DIR: tempDir("tally-soak-"),
       TALLY_NAMESPACE: namespace,
       TALLY_DEDUPE_TTL_SECONDS: "600",
       LOG_LEVEL: "error",

@@ -1,12 +1,12 @@
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { checkpointPath } from "../../src/cli/import/checkpoint.ts";
 import { rest } from "../clients.ts";
 import { freePort, spawnTally, untilReady, waitFor } from "../helpers.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 /** Every process a test starts: killed after each test, whatever happened in it. */
 const children = new Set<ChildProcess>();
@@ -24,7 +24,7 @@ function run(args: string[], env: Record<string, string>) {
 /** `tally serve` on the embedded default in a fresh data directory, once ready. */
 async function serveEmbedded() {
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "tally-cli-"));
+  const dataDir = tempDir("tally-cli-");
   const service = run(["serve"], {
     PORT: String(port),
     HOST: "127.0.0.1",
@@ -37,7 +37,7 @@ async function serveEmbedded() {
 describe("tally serve, as a process", () => {
   it("runs the embedded default, answers, and stops cleanly on SIGTERM", async () => {
     const port = await freePort();
-    const dataDir = mkdtempSync(join(tmpdir(), "tally-cli-"));
+    const dataDir = tempDir("tally-cli-");
     const { child, exit } = run(["serve"], {
       PORT: String(port),
       HOST: "127.0.0.1",

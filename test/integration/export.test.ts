@@ -1,6 +1,5 @@
 import { once } from "node:events";
-import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createWriteStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
@@ -19,10 +18,11 @@ import {
   warehouseCounts,
 } from "../helpers.ts";
 import { firstCopies } from "../reference.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 const KEYS = { TALLY_API_KEYS: "admin-key,reader-key:read" };
 const FIRST_DAY = Date.parse("2025-10-01T00:00:00Z");
-const dir = mkdtempSync(join(tmpdir(), "tally-export-"));
+const dir = tempDir("tally-export-");
 
 function generate(n: number, seed: number): JsonEvent[] {
   const random = rng(seed);

@@ -1,5 +1,4 @@
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -12,9 +11,10 @@ import { ImportError, type ImportOptions, runImport } from "../../src/cli/import
 import type { ImportProgress } from "../../src/cli/import/progress.ts";
 import { rest } from "../clients.ts";
 import { realServices, start, testConfig } from "../helpers.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 const SAMPLE = join(import.meta.dirname, "../../data/events_sample.csv");
-const dir = mkdtempSync(join(tmpdir(), "tally-import-"));
+const dir = tempDir("tally-import-");
 const progress = (): ImportProgress => ({
   bytesRead: 0,
   totalBytes: undefined,

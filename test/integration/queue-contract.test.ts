@@ -1,5 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventBatch } from "../../src/queue/event-batch.ts";
@@ -9,6 +7,7 @@ import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { batchOf } from "../batches.ts";
 import { AMQP_URL, freePort, reportErrors, uniqueNamespace, waitFor } from "../helpers.ts";
 import { takeDeadLetters } from "../parts.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 interface Implementation {
   name: string;
@@ -17,7 +16,7 @@ interface Implementation {
   deadLetters(namespace: string): Promise<string[]>;
 }
 
-const JOURNALS = mkdtempSync(join(tmpdir(), "tally-journal-contract-"));
+const JOURNALS = tempDir("tally-journal-contract-");
 
 // Both answer a publish once the batch is safe (the broker confirmed it; the
 // local log synced it): what the consumer does with it is theirs to keep.

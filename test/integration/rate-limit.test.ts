@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +7,7 @@ import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { runImport } from "../../src/cli/import/importer.ts";
 import { connectClients, rest } from "../clients.ts";
 import { realServices, start, testConfig, waitFor } from "../helpers.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 const query = "/stats/dau?from=2025-10-28&to=2025-10-28";
 
@@ -58,7 +58,7 @@ describe("rate limits (a token bucket per key in Redis)", () => {
   });
 
   it("slows tally import down to the limit without losing a row", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tally-rate-"));
+    const dir = tempDir("tally-rate-");
     const path = join(dir, "events.csv");
     writeFileSync(
       path,

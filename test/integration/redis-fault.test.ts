@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
@@ -8,6 +7,7 @@ import { runImport } from "../../src/cli/import/importer.ts";
 import { rest } from "../clients.ts";
 import { counterValue, REDIS_URL, realServices, start, testConfig, waitFor } from "../helpers.ts";
 import { startTcpProxy } from "../tcp-proxy.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 describe("Redis unreachable mid-import (RabbitMQ, Redis behind a proxy, chDB)", () => {
   let proxy: Awaited<ReturnType<typeof startTcpProxy>>;
@@ -24,7 +24,7 @@ describe("Redis unreachable mid-import (RabbitMQ, Redis behind a proxy, chDB)", 
   });
 
   it("keeps counting every event exactly once while Redis is away and after it returns", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tally-redis-fault-"));
+    const dir = tempDir("tally-redis-fault-");
     const lines = [
       ...generateCsv({
         rows: 20_000,

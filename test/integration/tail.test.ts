@@ -1,6 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -28,6 +25,7 @@ import {
   uuidFrom,
   waitFor,
 } from "../helpers.ts";
+import { tempDir } from "../temp-dirs.ts";
 
 /** The promise: an accepted event shows in a tail within a second. */
 const LIVE_WITHIN_MS = 1000;
@@ -124,7 +122,7 @@ describe("TailEvents: events live as they are accepted", () => {
       PORT: String(otherPort),
       HOST: "127.0.0.1",
       TALLY_NAMESPACE: config.namespace,
-      TALLY_DATA_DIR: mkdtempSync(join(tmpdir(), "tally-tail-")),
+      TALLY_DATA_DIR: tempDir("tally-tail-"),
     });
     try {
       await untilReady(otherPort);

@@ -1,7 +1,6 @@
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -14,6 +13,7 @@ import {
   IngestService,
 } from "../../../gen/tally/v1/ingest_pb.js";
 import { waitFor } from "../../../test/helpers.ts";
+import { tempDir } from "../../../test/temp-dirs.ts";
 import { generateCsv } from "../gen/generate.ts";
 import { checkpointPath } from "./checkpoint.ts";
 import { encodedRequest, runImport } from "./importer.ts";
@@ -62,7 +62,7 @@ describe("tally import with several streams in flight", () => {
   );
   let url = "";
   let firstId = "";
-  const dir = mkdtempSync(join(tmpdir(), "tally-import-order-"));
+  const dir = tempDir("tally-import-order-");
   const file = join(dir, "events.csv");
   const csv = [
     ...generateCsv({
