@@ -73,6 +73,8 @@ export async function throughput(scale: number, port: number): Promise<Section[]
   // What bounds the headline when the cores are full: the machine's CPU per event, each side.
   const pipelineCpuSeconds = resources.reduce((sum, r) => sum + r.cpuSeconds, 0);
   const micros = (cpuSeconds: number) => ((cpuSeconds * 1e6) / total).toFixed(1);
+  const pipelineCores = pipelineCpuSeconds / pipelineSeconds;
+  const limitCores = limitCpuSeconds / limitSeconds;
   return [
     {
       title: `End-to-end throughput (${total.toLocaleString("en-US")} events)`,
@@ -96,7 +98,7 @@ export async function throughput(scale: number, port: number): Promise<Section[]
         ["headline: pipeline / limit", "", `${(pipeline / limit).toFixed(2)}`],
       ],
       notes: [
-        `CPU on the machine: the pipeline ${micros(pipelineCpuSeconds)} µs an event (every process below, ${(pipelineCpuSeconds / pipelineSeconds).toFixed(2)} cores busy), the limit ${micros(limitCpuSeconds)} µs (${(limitCpuSeconds / limitSeconds).toFixed(2)} cores). Since events/s = cores busy / CPU per event, the headline is (the limit's µs / the pipeline's) x (the pipeline's cores / the limit's) = ${(limitCpuSeconds / pipelineCpuSeconds).toFixed(2)} x ${(pipelineCpuSeconds / pipelineSeconds / (limitCpuSeconds / limitSeconds)).toFixed(2)}: with the cores full on both sides, only less CPU per event outside chDB's insert raises it.`,
+        `CPU on the machine: the pipeline ${micros(pipelineCpuSeconds)} µs an event (every process below, ${pipelineCores.toFixed(2)} cores busy), the limit ${micros(limitCpuSeconds)} µs (${limitCores.toFixed(2)} cores). Since events/s = cores busy / CPU per event, the headline is (the limit's µs / the pipeline's) x (the pipeline's cores / the limit's) = ${(limitCpuSeconds / pipelineCpuSeconds).toFixed(2)} x ${(pipelineCores / limitCores).toFixed(2)}: with the cores full on both sides, only less CPU per event outside chDB's insert raises it.`,
       ],
     },
     {

@@ -71,7 +71,6 @@ export async function retention(
     last: formatDay(end + (windows + 1) * step - 1),
     step,
     span: windows * step,
-    windows,
   };
   const sql =
     source.kind === "rollups" && source.prefix === ""

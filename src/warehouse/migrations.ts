@@ -368,7 +368,11 @@ export function userEventsSql(db: string): string {
       AND user_id = {user:String}`;
 }
 
-/** The tables deletions and retention delete rows from. */
+/**
+ * The tables deletions and retention delete rows from, as migration 8 found
+ * them. user_activity (migration 9) is deleted from too, and set up for it
+ * by its own migration.
+ */
 export const DELETED_FROM = [
   "events",
   "events_by_time",
