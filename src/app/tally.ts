@@ -101,6 +101,11 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       ? await createJournalQueue({
           dir: join(config.dataDir, "journal", config.namespace),
           prefetch: config.prefetch,
+          // The consumer holds what it is lent as rows in memory: enough for
+          // the two flushes it overlaps. Lent up to the prefetch (128,000
+          // rows in batches of 500), they made a 3M-event ingest's peak RSS
+          // 762 MiB instead of 671, for no more events a second.
+          maxLentRows: 2 * config.flushRows,
           onError: errorsOf("queue"),
           onRecover: (batches, rows) =>
             log.info({ batches, rows }, "delivering again the batches kept in the local log"),

@@ -134,6 +134,41 @@ describe("the local log (the embedded queue)", () => {
     expect(journalDeadLetters(dir)).toEqual(["b2: never"]);
   });
 
+  it("lends the consumer at most maxLentRows rows at once, but always one batch", async () => {
+    const dir = tempDir("journal-");
+    const q = await createJournalQueue({ dir, prefetch: 8, maxLentRows: 5, onError: () => {} });
+    const held: (() => void)[] = [];
+    const seen: string[] = [];
+    await q.consume(async (b) => {
+      seen.push(b.id);
+      await new Promise<void>((r) => held.push(r));
+      return outcome.ack;
+    });
+    const sized = (n: number, rows: number) => ({ ...batch(n), rows });
+    // More rows than the bound, alone: lent all the same.
+    await q.publish(sized(1, 7));
+    for (let n = 2; n <= 5; n++) await q.publish(sized(n, 2));
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 1,
+    );
+    held.shift()?.();
+    // 2 + 2 + 2 rows: the third batch is lent while 4 are out, then no more.
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 4,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual(["b1", "b2", "b3", "b4"]);
+    held.shift()?.();
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 5,
+    );
+    for (const release of held.splice(0)) release();
+    await q.close();
+  });
+
   it("starts a new segment past its size, and removes a segment once all of it is answered", async () => {
     const dir = tempDir("journal-");
     const q = await open(dir, 1000);

@@ -22,6 +22,12 @@ export interface JournalQueueOptions {
   dir: string;
   /** Batches handed to the consumer at once, unanswered. */
   prefetch: number;
+  /**
+   * Rows handed to the consumer at once, unanswered: past them it gets no
+   * more batches (but always one) until it answers some. What it holds it
+   * keeps in memory, as rows. @default no bound but `prefetch`
+   */
+  maxLentRows?: number;
   /** A segment's size before the next one starts. @default 64 MiB */
   segmentBytes?: number;
   /** Bytes of batches kept, not yet stored, before publishes are refused (503). @default 256 MiB */
@@ -78,6 +84,7 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
   const maxPendingBytes = options.maxPendingBytes ?? 256 << 20;
   const maxHeldBytes = options.maxHeldBytes ?? 16 << 20;
   const retryDelayMs = options.retryDelayMs ?? 200;
+  const maxLentRows = options.maxLentRows ?? Number.POSITIVE_INFINITY;
   mkdirSync(dir, { recursive: true });
   const checkpointFile = join(dir, "checkpoint");
 
@@ -88,6 +95,7 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
   let pendingBytes = 0;
   let heldBytes = 0;
   let inFlight = 0;
+  let lentRows = 0;
   let handler: BatchHandler | undefined;
   let closed = false;
 
@@ -186,15 +194,23 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
   }
 
   function deliver() {
-    while (handler !== undefined && !closed && inFlight < prefetch && ready.length > 0) {
+    while (
+      handler !== undefined &&
+      !closed &&
+      inFlight < prefetch &&
+      (inFlight === 0 || lentRows < maxLentRows) &&
+      ready.length > 0
+    ) {
       const entry = ready.shift() as Entry;
       inFlight++;
+      lentRows += entry.rows;
       let batch: EventBatch;
       try {
         batch = load(entry);
       } catch (err) {
         options.onError(err, "journal: reading a batch back");
         inFlight--;
+        lentRows -= entry.rows;
         setTimeout(() => {
           ready.unshift(entry);
           deliver();
@@ -205,6 +221,7 @@ export async function createJournalQueue(options: JournalQueueOptions): Promise<
         .catch((err: unknown) => outcome.requeue(String(err)))
         .then((result) => {
           inFlight--;
+          lentRows -= entry.rows;
           if (result.action === "requeue") {
             setTimeout(() => {
               ready.unshift(entry);
