@@ -2,10 +2,10 @@ import type { DedupeStore } from "./dedupe-store.ts";
 
 /** Options of {@link createMemoryDedupe}. */
 export interface MemoryDedupeOptions {
-  /** How long a claim is remembered. */
+  /** How long a claim is remembered, at most (a claim may be forgotten earlier). */
   ttlSeconds: number;
   /**
-   * Most ids remembered; past it the oldest claims are forgotten first.
+   * Most ids remembered; past it the oldest half are forgotten at once.
    * @default 200000
    */
   maxIds?: number;
@@ -14,52 +14,63 @@ export interface MemoryDedupeOptions {
 }
 
 /**
- * The in-process dedupe store of the embedded default, bounded: it keeps the
- * newest `maxIds` claims (about 150 bytes each). Forgetting is safe because
- * this store is not `durable`: the consumer asks the warehouse about every
- * id it lets through, and the warehouse's ReplacingMergeTree still collapses
- * repeats. What it saves is asking the warehouse about recent repeats.
- * Unbounded, it kept every id for the 7-day window: 1.6 GB of RSS after 3M
- * unique events.
+ * The in-process dedupe store of the embedded default, bounded: it keeps
+ * about the newest `maxIds` claims. Forgetting is safe because this store is
+ * not `durable`: the consumer asks the warehouse about every id it lets
+ * through, and the warehouse's ReplacingMergeTree still collapses repeats.
+ * What it saves is asking the warehouse about recent repeats. Unbounded, it
+ * kept every id for the 7-day window: 1.6 GB of RSS after 3M unique events.
+ *
+ * Claims go to the newer of two generations, each a Map from id to owner;
+ * once it holds half of `maxIds` or is a ttl old, it becomes the older, and
+ * the older is dropped whole: a claim is forgotten a little early rather
+ * than carrying its own expiry. An id costs its string and a Map entry:
+ * with an object and a time each, 200,000 ids held about 30 MiB of the
+ * embedded service's 96 MiB of live heap (a heap snapshot while it took in
+ * 3M events), and its heap at the end was 102-111 MiB against 80-83 now.
  */
 export function createMemoryDedupe(options: MemoryDedupeOptions): DedupeStore & {
   /** Ids remembered now. */
   readonly size: number;
 } {
   const { ttlSeconds, maxIds = 200_000, now = Date.now } = options;
-  // A Map iterates in insertion order, and every entry gets the same ttl, so
-  // the first entries are both the oldest and the first to expire.
-  const owners = new Map<string, { owner: string; expiresAt: number }>();
-  const forgetOldest = (t: number) => {
-    for (const [id, entry] of owners) {
-      if (entry.expiresAt > t && owners.size <= maxIds) return;
-      owners.delete(id);
+  const ttlMs = ttlSeconds * 1000;
+  let current = new Map<string, string>();
+  let currentSince = now();
+  let older = new Map<string, string>();
+  let olderSince = Number.NEGATIVE_INFINITY;
+  /** Claims in `older` were made from olderSince on: past olderSince + ttl, it goes. */
+  const rotate = (t: number) => {
+    if (current.size >= maxIds / 2 || t - currentSince >= ttlMs) {
+      older = current;
+      olderSince = currentSince;
+      current = new Map();
+      currentSince = t;
     }
+    if (older.size > 0 && t - olderSince >= ttlMs) older = new Map();
   };
   return {
     kind: "in-process",
     durable: false,
     get size() {
-      return owners.size;
+      return current.size + older.size;
     },
     async claim(ids, batchOwners) {
       const t = now();
-      const keep = ids.map((id, i) => {
+      rotate(t);
+      return ids.map((id, i) => {
         const owner = batchOwners[i] as string;
-        const entry = owners.get(id);
-        if (entry === undefined || entry.expiresAt <= t) {
-          owners.delete(id); // re-inserted at the end, in expiry order
-          owners.set(id, { owner, expiresAt: t + ttlSeconds * 1000 });
-          return true;
-        }
-        return entry.owner === owner;
+        const known = current.get(id) ?? older.get(id);
+        if (known !== undefined) return known === owner;
+        if (current.size >= maxIds / 2) rotate(t);
+        current.set(id, owner);
+        return true;
       });
-      forgetOldest(t);
-      return keep;
     },
     async check() {},
     async close() {
-      owners.clear();
+      current.clear();
+      older.clear();
     },
   };
 }
