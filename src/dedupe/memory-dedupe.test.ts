@@ -26,4 +26,20 @@ describe("in-process dedupe", () => {
     expect(dedupe.size).toBe(1);
     expect(await dedupe.claim(["b"], ["y"])).toEqual([true]);
   });
+
+  it("remembers each claim for half its ttl at least, and forgets it by the ttl", async () => {
+    let t = 0;
+    const dedupe = createMemoryDedupe({ ttlSeconds: 10, now: () => t });
+    const refused = async (id: string) => !(await dedupe.claim([id], ["other"]))[0];
+    await dedupe.claim(["a"], ["x"]);
+    t = 5_000;
+    await dedupe.claim(["b"], ["x"]);
+    t = 9_999;
+    expect([await refused("a"), await refused("b")]).toEqual([true, true]);
+    t = 10_001;
+    // "a" is a ttl old; "b", claimed 5 s ago, is remembered still.
+    expect([await refused("a"), await refused("b")]).toEqual([false, true]);
+    t = 15_001;
+    expect(await refused("b")).toBe(false);
+  });
 });
