@@ -36,13 +36,15 @@ export function createMemoryDedupe(options: MemoryDedupeOptions): DedupeStore & 
 } {
   const { ttlSeconds, maxIds = 200_000, now = Date.now } = options;
   const ttlMs = ttlSeconds * 1000;
+  /** A generation's most ids. */
+  const generationIds = maxIds / 2;
   let current = new Map<string, string>();
   let currentSince = now();
   let older = new Map<string, string>();
   let olderSince = Number.NEGATIVE_INFINITY;
   /** Claims in `older` were made from olderSince on: past olderSince + ttl, it goes. */
   const rotate = (t: number) => {
-    if (current.size >= maxIds / 2 || t - currentSince >= ttlMs / 2) {
+    if (current.size >= generationIds || t - currentSince >= ttlMs / 2) {
       older = current;
       olderSince = currentSince;
       current = new Map();
@@ -63,7 +65,7 @@ export function createMemoryDedupe(options: MemoryDedupeOptions): DedupeStore & 
         const owner = batchOwners[i] as string;
         const known = current.get(id) ?? older.get(id);
         if (known !== undefined) return known === owner;
-        if (current.size >= maxIds / 2) rotate(t);
+        if (current.size >= generationIds) rotate(t);
         current.set(id, owner);
         return true;
       });
