@@ -8,6 +8,7 @@ import { type ApiServer, createApiServer } from "../api/server.ts";
 import { createUsersService } from "../api/users-service.ts";
 import { type Config, ConfigError } from "../config/config.ts";
 import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consumer.ts";
+import { loadStoredIds, type StoredIds } from "../consumer/stored-ids.ts";
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
 import { createMemoryDedupe } from "../dedupe/memory-dedupe.ts";
 import { createRedisDedupe } from "../dedupe/redis-dedupe.ts";
@@ -177,9 +178,25 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         "carrying out deletions",
       ),
     );
+    // This process is chDB's one writer: it can know every stored id.
+    let storedIds: StoredIds | undefined;
+    if (warehouse.writes !== undefined) {
+      const loading = performance.now();
+      const ids = loadStoredIds(warehouse);
+      ids.loaded.then(
+        () =>
+          log.info(
+            { ms: Math.round(performance.now() - loading), bytes: ids.bytes },
+            "loaded the stored event ids",
+          ),
+        (err) => log.warn({ err }, "could not load the stored event ids; asking the warehouse"),
+      );
+      storedIds = ids;
+    }
     consumer = createBatchConsumer({
       dedupe,
       warehouse,
+      storedIds,
       flushRows: config.flushRows,
       // The queue lends at most `prefetch` batches: flush before they run out.
       flushBatches: Math.max(1, Math.floor(config.prefetch / 2)),

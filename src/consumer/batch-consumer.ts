@@ -6,6 +6,7 @@ import type { EventBatch } from "../queue/event-batch.ts";
 import { type BatchHandler, type BatchOutcome, outcome } from "../queue/queue.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { backoffMs, insertErrorKind } from "./insert-errors.ts";
+import type { StoredIds } from "./stored-ids.ts";
 
 /** Options of {@link createBatchConsumer}. */
 export interface BatchConsumerOptions {
@@ -34,6 +35,12 @@ export interface BatchConsumerOptions {
    * events are dropped. Asked again before each insert attempt.
    */
   tombstones?: () => ReadonlyMap<string, string>;
+  /**
+   * The ids the events table may hold, where this consumer is its one
+   * writer (chDB): only those are asked about when the dedupe store cannot
+   * vouch. Without it, every id is asked.
+   */
+  storedIds?: StoredIds;
   metrics: Metrics;
   /** Flushes (with the request ids they carry) and failures worked around. */
   log: Logger;
@@ -99,6 +106,7 @@ class InsertFailed extends Error {
  */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
   const { dedupe, warehouse, flushRows, flushBatches, flushIntervalMs, metrics, log } = options;
+  const { storedIds } = options;
   const retryDelay = options.retryDelayMs ?? [100, 5000];
   const insertAttempts = options.insertAttempts ?? 8;
   /** Since when the current insert has been failing, and why. */
@@ -309,6 +317,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         kept.add(ids[i] as string);
       }
       survivors[owners[i] as number]?.rows.push(rows[i] as string);
+      // Before the insert: should it fail part-way, a retry asks about the id, and is told.
+      storedIds?.add(ids[i] as string);
       count++;
     }
     const received = items.reduce((n, item) => n + item.rows.length, 0);
@@ -318,14 +328,14 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
   /**
    * `keep`, less the ids the events table holds as another copy (asked in
-   * chunks that fit a URL). A stored copy with this row's accepted_at is
+   * chunks that fit a URL; only those `storedIds` may hold). A stored copy with this row's accepted_at is
    * this row itself, stored by an earlier delivery of its batch whose
    * insert may have stopped part-way (the process killed while the views
    * ran): it is stored again, which the events table and the rollups (sets)
    * absorb, so no view is left without it.
    */
   async function notStored(ids: readonly string[], rows: readonly string[], keep: boolean[]) {
-    const asked = ids.filter((_, i) => keep[i]);
+    const asked = ids.filter((id, i) => keep[i] && (storedIds?.mayHold(id) ?? true));
     const stored = new Map<string, Set<string>>();
     // Each query reads the granules that hold any of its ids, most of the
     // table for thousands of random ids: so as few queries as the URL of a

@@ -35,8 +35,8 @@ export class QueryMemoryError extends Error {
  * implementations live in `server-warehouse.ts` and `chdb-warehouse.ts`;
  * what only chDB needs stays in the latter.
  */
-/** The formats an export is written in, by ClickHouse itself. */
-export type RawFormat = "CSVWithNames" | "CSV" | "TabSeparatedRaw" | "Parquet";
+/** The formats an export (or the consumer's list of stored ids) is written in, by ClickHouse itself. */
+export type RawFormat = "CSVWithNames" | "CSV" | "TabSeparatedRaw" | "Parquet" | "RowBinary";
 
 export interface Warehouse {
   /** "clickhouse" or "chdb", for health reports. */
