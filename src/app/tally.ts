@@ -8,7 +8,7 @@ import { type ApiServer, createApiServer } from "../api/server.ts";
 import { createUsersService } from "../api/users-service.ts";
 import { type Config, ConfigError } from "../config/config.ts";
 import { type BatchConsumer, createBatchConsumer } from "../consumer/batch-consumer.ts";
-import { loadStoredIds, type StoredIds } from "../consumer/stored-ids.ts";
+import { loadStoredIds } from "../consumer/stored-ids.ts";
 import type { DedupeStore } from "../dedupe/dedupe-store.ts";
 import { createMemoryDedupe } from "../dedupe/memory-dedupe.ts";
 import { createRedisDedupe } from "../dedupe/redis-dedupe.ts";
@@ -178,21 +178,17 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
         "carrying out deletions",
       ),
     );
-    // This process is chDB's one writer: it can know every stored id.
-    let storedIds: StoredIds | undefined;
-    if (warehouse.writes !== undefined) {
-      const loading = performance.now();
-      const ids = loadStoredIds(warehouse);
-      ids.loaded.then(
-        () =>
-          log.info(
-            { ms: Math.round(performance.now() - loading), bytes: ids.bytes },
-            "loaded the stored event ids",
-          ),
-        (err) => log.warn({ err }, "could not load the stored event ids; asking the warehouse"),
-      );
-      storedIds = ids;
-    }
+    // Where this process is the warehouse's one writer (chDB), it can know every stored id.
+    const loading = performance.now();
+    const storedIds = warehouse.writes === undefined ? undefined : loadStoredIds(warehouse);
+    storedIds?.loaded.then(
+      () =>
+        log.info(
+          { ms: Math.round(performance.now() - loading), bytes: storedIds.bytes },
+          "loaded the stored event ids",
+        ),
+      (err) => log.warn({ err }, "could not load the stored event ids; asking the warehouse"),
+    );
     consumer = createBatchConsumer({
       dedupe,
       warehouse,

@@ -328,11 +328,11 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
   /**
    * `keep`, less the ids the events table holds as another copy (asked in
-   * chunks that fit a URL; only those `storedIds` may hold). A stored copy with this row's accepted_at is
-   * this row itself, stored by an earlier delivery of its batch whose
-   * insert may have stopped part-way (the process killed while the views
-   * ran): it is stored again, which the events table and the rollups (sets)
-   * absorb, so no view is left without it.
+   * chunks that fit a URL; only those `storedIds` may hold). A stored copy
+   * with this row's accepted_at is this row itself, stored by an earlier
+   * delivery of its batch whose insert may have stopped part-way (the
+   * process killed while the views ran): it is stored again, which the
+   * events table and the rollups (sets) absorb, so no view is left without it.
    */
   async function notStored(ids: readonly string[], rows: readonly string[], keep: boolean[]) {
     const asked = ids.filter((id, i) => keep[i] && (storedIds?.mayHold(id) ?? true));
