@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { retention } from "../../src/analytics/retention.ts";
 import type { ReadOptions } from "../../src/analytics/source.ts";
+import { ROW_COLUMNS } from "../../src/event/row-format.ts";
 import { MIGRATIONS, migrate } from "../../src/warehouse/migrations.ts";
 import { indexRollups } from "../../src/warehouse/rollup-index.ts";
 import { rng, storeEvents, testWarehouse, uuidFrom } from "../helpers.ts";
@@ -89,7 +90,7 @@ describe("upgrading a warehouse made by an older release", () => {
           properties: { country: i % 3 === 0 ? "UA" : "PL" },
         })),
       );
-      expect(await migrate(older)).toEqual([5, 6, 7, 8, 9, 10]);
+      expect(await migrate(older)).toEqual([5, 6, 7, 8, 9, 10, 11]);
       // Retention reads user_activity's days whole: they are kept uncompressed (migration 10).
       const [days] = await older.query<{ codec: string }>(
         `SELECT compression_codec AS codec FROM system.columns
@@ -148,5 +149,56 @@ describe("upgrading a warehouse made by an older release", () => {
     } finally {
       await older.close();
     }
+  });
+});
+
+describe("merges", () => {
+  const warehouse = testWarehouse();
+  afterAll(() => warehouse.close());
+
+  it("are vertical for every table with a row per event or per user, and keep the first accepted copy", async () => {
+    await migrate(warehouse);
+    // Every such table, found from the schema: one added without the setting fails here.
+    const tables = await warehouse.query<{ name: string; engine_full: string }>(
+      `SELECT name, engine_full FROM system.tables
+       WHERE database = {db:String} AND engine = 'ReplacingMergeTree'
+         AND name IN (SELECT table FROM system.columns
+                      WHERE database = {db:String} AND name IN ('event_id', 'user_id'))`,
+      { db: warehouse.database },
+    );
+    expect(tables.map((t) => t.name)).toContain("events");
+    for (const t of tables) {
+      expect(t.engine_full, t.name).toContain(
+        "vertical_merge_algorithm_min_columns_to_activate = 1",
+      );
+    }
+    // 140,000 rows: past the 131,072 a merge needs to go vertical. The same
+    // 70,000 events twice, the copy accepted later inserted first.
+    const ids = Array.from({ length: 70_000 }, () => crypto.randomUUID());
+    const copy = (type: string, acceptedAt: string) =>
+      ids
+        .map(
+          (id, i) =>
+            `${id}\t2025-03-01 00:00:00.000\tuser-${i % 500}\t${type}\t{}\t${acceptedAt}\n`,
+        )
+        .join("");
+    for (const [type, at] of [
+      ["later", "2025-03-01 00:00:02.000000"],
+      ["first", "2025-03-01 00:00:01.000000"],
+    ] as const) {
+      await warehouse.insert("events", {
+        format: "TabSeparated",
+        columns: ROW_COLUMNS,
+        text: copy(type, at),
+      });
+    }
+    await warehouse.command(`OPTIMIZE TABLE ${warehouse.db}.events FINAL`);
+    const kept = await warehouse.query<{ event_type: string; rows: string; parts: string }>(
+      `SELECT event_type, count() AS rows, uniqExact(_part) AS parts FROM ${warehouse.db}.events GROUP BY event_type`,
+      {},
+    );
+    expect(kept.map((k) => [k.event_type, Number(k.rows), Number(k.parts)])).toEqual([
+      ["first", 70_000, 1],
+    ]);
   });
 });

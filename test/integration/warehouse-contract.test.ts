@@ -154,16 +154,18 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
   );
 
   it.runIf(url === undefined)(
-    "runs chDB with caches sized for a shared process, not a server's 5 GiB each",
+    "runs chDB with caches and its part-removal pool sized for a shared process, not a server",
     async () => {
       const settings = await warehouse.query<{ name: string; value: string }>(
         `SELECT name, value FROM system.server_settings
-         WHERE name IN ('mark_cache_size', 'primary_index_cache_size', 'index_mark_cache_size')
+         WHERE name IN ('mark_cache_size', 'primary_index_cache_size', 'index_mark_cache_size',
+                        'max_parts_cleaning_thread_pool_size')
          ORDER BY name`,
       );
       expect(settings).toEqual([
         { name: "index_mark_cache_size", value: String(64 << 20) },
         { name: "mark_cache_size", value: String(128 << 20) },
+        { name: "max_parts_cleaning_thread_pool_size", value: "2" },
         { name: "primary_index_cache_size", value: String(128 << 20) },
       ]);
     },
