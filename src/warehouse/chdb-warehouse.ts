@@ -64,15 +64,18 @@ function writeCountOf(path: string) {
  *   primary index, so these bounds are far above what it reads.
  * - It removes merged-away parts with up to 128 threads, which then stay
  *   in its pool, idle, with what they allocated: 2.4M events inserted, the
- *   process went from 37 threads to 162 at the first removal. With two, the
- *   bench's embedded service peaked at 604-607 MiB against 629-639 (3M
- *   events); they remove a local disk's parts in time.
+ *   process went from 37 threads to 162 at the first removal. 16 is enough:
+ *   with vertical merges (migration 11), the bench's embedded service
+ *   peaked at 559-572 MiB against 610-621 with 128 (3M events). With 2 it
+ *   peaked as low, but queries slowed by a fifth to a third while the
+ *   parts of a big load were removed (lifecycle at 5M events 38.8 ms
+ *   against 28.7-30.1).
  */
 const CHDB_SERVER_ARGS = [
   `--mark_cache_size=${128 << 20}`,
   `--primary_index_cache_size=${128 << 20}`,
   `--index_mark_cache_size=${64 << 20}`,
-  "--max_parts_cleaning_thread_pool_size=2",
+  "--max_parts_cleaning_thread_pool_size=16",
 ];
 
 /**

@@ -165,7 +165,7 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
       expect(settings).toEqual([
         { name: "index_mark_cache_size", value: String(64 << 20) },
         { name: "mark_cache_size", value: String(128 << 20) },
-        { name: "max_parts_cleaning_thread_pool_size", value: "2" },
+        { name: "max_parts_cleaning_thread_pool_size", value: "16" },
         { name: "primary_index_cache_size", value: String(128 << 20) },
       ]);
     },
