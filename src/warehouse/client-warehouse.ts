@@ -84,7 +84,7 @@ export function clientWarehouse(
               query_params: params,
               format: "JSONEachRow",
             });
-            return result.json<T>();
+            return eachRow<T>(await result.text());
           }),
         ),
       queryBytes: (sql, params, format) =>
@@ -122,6 +122,22 @@ function insertBody(rows: InsertRows) {
     // chDB reads the whole body into one string anyway: hand it one chunk.
     values: Readable.from([rows.text], { objectMode: false }),
   };
+}
+
+/**
+ * The rows of a JSONEachRow answer: a JSON object a line (strings escape
+ * their line breaks). The client's own `json()` reads them through a stream,
+ * a row at a time: on chDB that was 0.4-0.6 ms of a small query's 2-5.
+ */
+function eachRow<T>(text: string): T[] {
+  const rows: T[] = [];
+  for (let at = 0; at < text.length; ) {
+    let end = text.indexOf("\n", at);
+    if (end < 0) end = text.length;
+    if (end > at) rows.push(JSON.parse(text.slice(at, end)) as T);
+    at = end + 1;
+  }
+  return rows;
 }
 
 /** `sql` with a SETTINGS clause, if there are any. */

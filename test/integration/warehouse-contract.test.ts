@@ -86,6 +86,17 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
     expect(parquet.subarray(0, 4).toString("latin1")).toBe("PAR1");
   });
 
+  it("answers every row whole, whatever its strings hold, and no row for an empty answer", async () => {
+    const odd = 'line\nbreak, "quotes", tab\t, back\\slash, Київ, 🎉';
+    expect(
+      await warehouse.query<{ n: string; s: string }>(
+        "SELECT toString(number) AS n, {odd:String} AS s FROM numbers(3)",
+        { odd },
+      ),
+    ).toEqual([0, 1, 2].map((n) => ({ n: String(n), s: odd })));
+    expect(await warehouse.query("SELECT 1 AS one WHERE 0")).toEqual([]);
+  });
+
   it("refuses rows it cannot read with an error the consumer calls bad data, and keeps the table as it was", async () => {
     const err = await warehouse
       .insert("contract", {
