@@ -2,8 +2,8 @@ import { createReadStream, createWriteStream, existsSync, type WriteStream } fro
 import { stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { WireType } from "@bufbuild/protobuf/wire";
+import { create } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Event } from "../../../gen/tally/v1/event_pb.js";
@@ -20,7 +20,14 @@ import {
   loadCheckpoint,
   saveCheckpoint,
 } from "./checkpoint.ts";
-import { type Header, readHeader, rowToEvent } from "./csv-events.ts";
+import {
+  type Header,
+  type RowEvent,
+  readHeader,
+  readRow,
+  toEvent,
+  writeEvent,
+} from "./csv-events.ts";
 import { csvRecords } from "./csv-records.ts";
 import type { ImportProgress } from "./progress.ts";
 
@@ -83,8 +90,9 @@ export class ImportError extends Error {
 interface Segment {
   /** IngestRequests of up to batchSize events each, encoded. */
   requests: Uint8Array[];
-  /** Events read since the last request was encoded. */
-  batch: Event[];
+  /** The request being written: the events read since the last one (`batched` of them). */
+  batch: BinaryWriter;
+  batched: number;
   /** The line of each event. */
   lines: number[];
   /** The text of each event's record, for the rejects file. */
@@ -283,17 +291,21 @@ export async function runImport(
         segment.rejected.push({ line: record.line, reason: record.error, raw: record.raw });
         continue;
       }
-      const event = rowToEvent(record.fields, header);
+      const event = readRow(record.fields, header);
       const reason =
-        typeof event === "string" ? event : o.dryRun ? localReason(event, now) : undefined;
+        typeof event === "string" ? event : o.dryRun ? localReason(toEvent(event), now) : undefined;
       if (reason !== undefined) {
         segment.rejected.push({ line: record.line, reason, raw: record.raw });
         continue;
       }
-      if (!o.dryRun) segment.batch.push(event as Event); // a dry run sends nothing
+      if (!o.dryRun) {
+        // A dry run sends nothing.
+        writeEvent(segment.batch, 1, event as RowEvent); // IngestRequest's events
+        segment.batched++;
+      }
       segment.lines.push(record.line);
       segment.records.push(record.raw);
-      if (segment.batch.length >= o.batchSize) encodeBatch(segment);
+      if (segment.batched >= o.batchSize) encodeBatch(segment);
       if (segment.lines.length >= o.segmentRows) {
         encodeBatch(segment);
         await flush(segment);
@@ -335,7 +347,8 @@ interface Rejected {
 function newSegment(): Segment {
   return {
     requests: [],
-    batch: [],
+    batch: new BinaryWriter(),
+    batched: 0,
     lines: [],
     records: [],
     lastLine: 0,
@@ -346,11 +359,9 @@ function newSegment(): Segment {
 
 /** Encodes the segment's events read since its last request into a request of their own. */
 function encodeBatch(segment: Segment) {
-  if (segment.batch.length === 0) return;
-  segment.requests.push(
-    toBinary(IngestRequestSchema, create(IngestRequestSchema, { events: segment.batch })),
-  );
-  segment.batch = [];
+  if (segment.batched === 0) return;
+  segment.requests.push(segment.batch.finish());
+  segment.batched = 0;
 }
 
 /** The tag of IngestRequest's field 1 (events), length-delimited. */
