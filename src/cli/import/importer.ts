@@ -300,7 +300,7 @@ export async function runImport(
       }
       if (!o.dryRun) {
         // A dry run sends nothing.
-        writeEvent(segment.batch, 1, event as RowEvent); // IngestRequest's events
+        writeEvent(segment.batch, EVENTS_FIELD, event as RowEvent);
         segment.batched++;
       }
       segment.lines.push(record.line);
@@ -364,8 +364,9 @@ function encodeBatch(segment: Segment) {
   segment.batched = 0;
 }
 
-/** The tag of IngestRequest's field 1 (events), length-delimited. */
-const EVENTS_TAG = (1 << 3) | WireType.LengthDelimited;
+/** IngestRequest's field of events, and its tag (length-delimited). */
+const EVENTS_FIELD = 1;
+const EVENTS_TAG = (EVENTS_FIELD << 3) | WireType.LengthDelimited;
 
 /**
  * An IngestRequest whose bytes are `encoded` (as toBinary wrote them), sent
