@@ -298,8 +298,8 @@ export async function runImport(
         segment.rejected.push({ line: record.line, reason, raw: record.raw });
         continue;
       }
+      // A dry run sends nothing.
       if (!o.dryRun) {
-        // A dry run sends nothing.
         writeEvent(segment.batch, EVENTS_FIELD, event as RowEvent);
         segment.batched++;
       }
