@@ -68,7 +68,11 @@ const perCore = {
 };
 
 const targets = [100_000, 1_000_000, 10_000_000];
-/** Dedupe claims per event: the API's (queue/claim-on-accept.ts) and the consumer's. */
+/**
+ * Dedupe claims per event on a Redis Cluster: the API's
+ * (queue/claim-on-accept.ts) and the consumer's. (One Redis marks a batch
+ * whole at accept, and its consumer does not claim it again.)
+ */
 const CLAIMS_PER_EVENT = 2;
 /** Headroom kept on every part: run at half of what it can do, for peaks and failures. */
 const HEADROOM = 0.5;
@@ -135,7 +139,7 @@ lines.push(
   "- Events arrive in batches (SDKs, services and the CLI batch); one-event calls cost about a call's overhead each on the API (the unary rows of RESULTS.md give the CPU per call) and need more API cores than the table says.",
   "- The consumer's own CPU (reading messages, claiming, building inserts) is small beside ClickHouse's insert work, so the insert column is ClickHouse cores, on the shards; the consumer processes run beside the API ones.",
   "- ClickHouse insert work grows with the rollups kept: each indexed property or zone adds about a third (the stage table's indexed row).",
-  "- A Redis shard is one thread: ids/s per shard is the measured claim rate; replicas add no write capacity. Each event is claimed twice (the API claims a batch's ids once the broker has it, so that the first accepted copy wins; the consumer claims them again, finding its own), so Redis does twice the stage's work per event.",
+  "- A Redis shard is one thread: ids/s per shard is the measured claim rate; replicas add no write capacity. On a cluster each event is claimed twice (the API claims a batch's ids once the broker has it, so that the first accepted copy wins; the consumer claims them again, finding its own), so Redis does twice the stage's work per event. (One Redis, not a cluster, marks a batch whose ids the API found all its own, and the consumer takes it on the mark: one claim per event.)",
   "- A quorum queue is one process on its leader: the queue count spreads the broker work over cores. Tally uses one queue per namespace today, so past one broker core's worth (the first row) events must be spread over several namespaces, which Tally does not do by itself yet.",
   "- Reads (stats) are not in the table: they run on the replicas' spare cores, and the analytics bench gives their latency at 10M events.",
 );

@@ -29,13 +29,16 @@ export async function dropNamespaces(pattern: RegExp, amqpUrl: string, redisUrl:
   }
   const redis = new Redis(redisUrl);
   try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", "*:seen:*", "COUNT", 10_000);
-      cursor = next;
-      const mine = keys.filter((k) => pattern.test(k));
-      if (mine.length > 0) await redis.del(...mine);
-    } while (cursor !== "0");
+    // Claims (`…:seen:…`) and whole batches' marks (`…:whole:…`).
+    for (const match of ["*:seen:*", "*:whole:*"]) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await redis.scan(cursor, "MATCH", match, "COUNT", 10_000);
+        cursor = next;
+        const mine = keys.filter((k) => pattern.test(k));
+        if (mine.length > 0) await redis.del(...mine);
+      } while (cursor !== "0");
+    }
   } finally {
     redis.disconnect();
   }

@@ -267,7 +267,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     const accepting = dedupe.durable
       ? claimOnAccept(
           guarded,
-          (ids, owners) => dedupe.claim(ids, owners),
+          (batchId, ids) => dedupe.claimBatch(batchId, ids),
           errorsOf("redis"),
           (s) => metrics.acceptSteps.observe({ step: "claim" }, s),
         )

@@ -261,7 +261,11 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     return { body, count, dropped };
   }
 
-  /** Drops repeats within the flush and claims the rest, in one round trip. */
+  /**
+   * Drops repeats within each batch and claims the rest: batches the store
+   * knows whole (the API's claim found all their ids theirs) are kept
+   * without claiming each id; the others' ids are claimed in one round trip.
+   */
   async function claim(items: Pending[]): Promise<Claimed> {
     // The first copy within each batch is claimed; between batches the
     // store decides, not their order in the flush: the API claims a batch's
@@ -269,7 +273,6 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     // accepted first wins even when a later copy's batch comes first here.
     const ids: string[] = [];
     const owners: number[] = [];
-    const batchIds: string[] = [];
     const rows: string[] = [];
     for (let b = 0; b < items.length; b++) {
       const item = items[b] as Pending;
@@ -280,13 +283,22 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         seen.add(id);
         ids.push(id);
         owners.push(b);
-        batchIds.push(item.batch.id);
         rows.push(item.rows[i] as string);
       }
     }
     const started = performance.now();
     try {
-      const keep = await dedupe.claim(ids, batchIds);
+      const whole = await dedupe.whole(items.map((item) => item.batch.id));
+      const asked: number[] = [];
+      for (let i = 0; i < ids.length; i++) if (!whole[owners[i] as number]) asked.push(i);
+      const answers = await dedupe.claim(
+        asked.map((i) => ids[i] as string),
+        asked.map((i) => items[owners[i] as number]?.batch.id as string),
+      );
+      const keep = owners.map((b) => whole[b] === true);
+      asked.forEach((i, j) => {
+        keep[i] = answers[j] as boolean;
+      });
       metrics.redisRoundTrip.observe((performance.now() - started) / 1000);
       // A store that forgets on restart cannot vouch for what came before it.
       return { ids, rows, owners, keep, askWarehouse: !dedupe.durable };

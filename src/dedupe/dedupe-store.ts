@@ -14,6 +14,19 @@ export interface DedupeStore {
   readonly durable: boolean;
   /** `owners[i]` claims `ids[i]`; the result's i-th entry says whether to store it. */
   claim(ids: readonly string[], owners: readonly string[]): Promise<boolean[]>;
+  /**
+   * `batchId` claims all of `ids` (the API, once the broker has the batch),
+   * answering as `claim` does; where it then owns every one of them, the
+   * store may remember the batch as whole, for `whole` to tell consumers.
+   */
+  claimBatch(batchId: string, ids: readonly string[]): Promise<boolean[]>;
+  /**
+   * Per batch, whether it owns every id it carries (a `claimBatch` that
+   * found none taken), so that a consumer can store its rows without
+   * claiming each again. No where the store does not know: the consumer
+   * then claims the batch's ids itself.
+   */
+  whole(batchIds: readonly string[]): Promise<boolean[]>;
   /** Throws when the store cannot answer now. */
   check(): Promise<void>;
   close(): Promise<void>;

@@ -52,23 +52,30 @@ export function createMemoryDedupe(options: MemoryDedupeOptions): DedupeStore & 
     }
     if (older.size > 0 && t - olderSince >= ttlMs) older = new Map();
   };
+  const claim = async (ids: readonly string[], owners: readonly string[]) => {
+    const t = now();
+    rotate(t);
+    return ids.map((id, i) => {
+      const owner = owners[i] as string;
+      const known = current.get(id) ?? older.get(id);
+      if (known !== undefined) return known === owner;
+      if (current.size >= generationIds) rotate(t);
+      current.set(id, owner);
+      return true;
+    });
+  };
   return {
     kind: "in-process",
     durable: false,
     get size() {
       return current.size + older.size;
     },
-    async claim(ids, batchOwners) {
-      const t = now();
-      rotate(t);
-      return ids.map((id, i) => {
-        const owner = batchOwners[i] as string;
-        const known = current.get(id) ?? older.get(id);
-        if (known !== undefined) return known === owner;
-        if (current.size >= generationIds) rotate(t);
-        current.set(id, owner);
-        return true;
-      });
+    claim,
+    claimBatch: (batchId, ids) => claim(ids, new Array<string>(ids.length).fill(batchId)),
+    // One process, whose API claims nothing at accept (that is for shared
+    // stores: queue/claim-on-accept.ts), so no batch is known whole.
+    async whole(batchIds) {
+      return batchIds.map(() => false);
     },
     async check() {},
     async close() {

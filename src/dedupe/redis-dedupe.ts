@@ -8,22 +8,28 @@ import type { DedupeStore } from "./dedupe-store.ts";
  * for every id and answers, as one string, "1" where the id is new or
  * already this owner's and "0" where another owner has it. (Lua sees a
  * missing key's reply as false.) Ids come grouped by owner, `owner, count`
- * pairs after the ttl: consecutive ids share their batch, so the owner is
- * sent once per batch, not once per id, and the answer is one string to
+ * pairs after the two ttls: consecutive ids share their batch, so the owner
+ * is sent once per batch, not once per id, and the answer is one string to
  * read, not an array of numbers.
+ *
+ * A key after the ids is a batch's mark: set, for the second ttl, when its
+ * one owner owns every id (see `claimBatch`). The second ttl is a second
+ * less than the first, so a mark never outlives the claims it vouches for.
  */
 const CLAIM = `
 local ttl = ARGV[1]
 local out = {}
+local whole = true
 local i = 1
-for g = 2, #ARGV, 2 do
+for g = 3, #ARGV, 2 do
   local owner = ARGV[g]
   for _ = 1, tonumber(ARGV[g + 1]) do
     local prev = redis.call('SET', KEYS[i], owner, 'NX', 'GET', 'EX', ttl)
-    if (not prev) or prev == owner then out[i] = '1' else out[i] = '0' end
+    if (not prev) or prev == owner then out[i] = '1' else out[i] = '0'; whole = false end
     i = i + 1
   end
 end
+if whole and KEYS[i] then redis.call('SET', KEYS[i], '1', 'EX', ARGV[2]) end
 return table.concat(out)
 `;
 
@@ -67,12 +73,16 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     ? (id: string) => `{${options.namespace}:${id.slice(0, 2)}}:seen:${id}`
     : (id: string) => prefix + id;
   const ttl = String(options.ttlSeconds);
+  const markTtl = String(options.ttlSeconds - 1);
+  /** Batches are marked whole on one Redis (a cluster spreads a batch's ids over slots). */
+  const marks = !clustered && options.ttlSeconds >= 2;
+  const markOf = (batchId: string) => `${options.namespace}:whole:${batchId}`;
   type Claimer = RedisClient & { claimIds(...args: string[]): Promise<string> };
 
   /** The script's arguments for ids `at` (their positions), grouped by owner. */
   function scriptArgs(ids: readonly string[], owners: readonly string[], at: readonly number[]) {
     const args: string[] = at.map((i) => keyOf(ids[i] as string));
-    args.push(ttl);
+    args.push(ttl, markTtl);
     for (let j = 0; j < at.length; ) {
       const owner = owners[at[j] as number] as string;
       let end = j + 1;
@@ -106,34 +116,61 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     });
   }
 
+  async function claim(ids: readonly string[], owners: readonly string[]): Promise<boolean[]> {
+    if (ids.length === 0) return [];
+    await connected();
+    // A cluster: a group per hash tag (its keys share a slot); one Redis: one group.
+    const groups = new Map<string, number[]>();
+    for (let i = 0; i < ids.length; i++) {
+      const tag = clustered ? (ids[i] as string).slice(0, 2) : "";
+      const group = groups.get(tag);
+      if (group === undefined) groups.set(tag, [i]);
+      else group.push(i);
+    }
+    const chunks = [...groups.values()].flatMap(chunked);
+    const answers = await send(
+      chunks.map((chunk) => [String(chunk.length), ...scriptArgs(ids, owners, chunk)]),
+    );
+    const keep = new Array<boolean>(ids.length);
+    answers.forEach((answer, c) => {
+      const chunk = chunks[c] as number[];
+      if (answer.length !== chunk.length) {
+        throw new Error(`Redis answered ${answer.length} claims for ${chunk.length} ids`);
+      }
+      for (let j = 0; j < chunk.length; j++) keep[chunk[j] as number] = answer.charCodeAt(j) === 49;
+    });
+    return keep;
+  }
+
   return {
     kind: "redis",
     durable: true,
-    async claim(ids, owners) {
-      if (ids.length === 0) return [];
-      await connected();
-      // A cluster: a group per hash tag (its keys share a slot); one Redis: one group.
-      const groups = new Map<string, number[]>();
-      for (let i = 0; i < ids.length; i++) {
-        const tag = clustered ? (ids[i] as string).slice(0, 2) : "";
-        const group = groups.get(tag);
-        if (group === undefined) groups.set(tag, [i]);
-        else group.push(i);
+    claim,
+    async claimBatch(batchId, ids) {
+      if (!marks || ids.length === 0 || ids.length > CHUNK) {
+        return claim(ids, new Array<string>(ids.length).fill(batchId));
       }
-      const chunks = [...groups.values()].flatMap(chunked);
-      const answers = await send(
-        chunks.map((chunk) => [String(chunk.length), ...scriptArgs(ids, owners, chunk)]),
+      await connected();
+      const keys = ids.map(keyOf);
+      keys.push(markOf(batchId));
+      const answer = await (redis as Claimer).claimIds(
+        String(keys.length),
+        ...keys,
+        ttl,
+        markTtl,
+        batchId,
+        String(ids.length),
       );
-      const keep = new Array<boolean>(ids.length);
-      answers.forEach((answer, c) => {
-        const chunk = chunks[c] as number[];
-        if (answer.length !== chunk.length) {
-          throw new Error(`Redis answered ${answer.length} claims for ${chunk.length} ids`);
-        }
-        for (let j = 0; j < chunk.length; j++)
-          keep[chunk[j] as number] = answer.charCodeAt(j) === 49;
-      });
-      return keep;
+      if (answer.length !== ids.length) {
+        throw new Error(`Redis answered ${answer.length} claims for ${ids.length} ids`);
+      }
+      return Array.from(ids, (_, i) => answer.charCodeAt(i) === 49);
+    },
+    async whole(batchIds) {
+      if (!marks || batchIds.length === 0) return batchIds.map(() => false);
+      await connected();
+      const marked = await redis.mget(batchIds.map(markOf));
+      return marked.map((mark) => mark !== null);
     },
     async check() {
       await connected();

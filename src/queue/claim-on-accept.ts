@@ -3,8 +3,8 @@ import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import type { EventBatch } from "./event-batch.ts";
 import type { EventQueue } from "./queue.ts";
 
-/** Claims `ids[i]` for `owners[i]` where no one has it yet (the dedupe store's claim). */
-export type Claim = (ids: readonly string[], owners: readonly string[]) => Promise<unknown>;
+/** Claims `ids` for `batchId` where no one has them yet (the dedupe store's `claimBatch`). */
+export type ClaimBatch = (batchId: string, ids: readonly string[]) => Promise<unknown>;
 
 /**
  * Makes "first accepted" the copy that wins, with several APIs and
@@ -13,7 +13,8 @@ export type Claim = (ids: readonly string[], owners: readonly string[]) => Promi
  * answered. A consumer stores an id only for the batch that claimed it, so
  * when two copies of an event reach two consumers, in either order, the one
  * stored is the one accepted first, and the events table (whose version
- * prefers the earliest accepted_at) agrees.
+ * prefers the earliest accepted_at) agrees. A batch found to own all its
+ * ids is marked whole, and consumers store it without claiming again.
  *
  * After the confirm, not before: a claim always names a batch the broker
  * holds, so a publish that fails leaves no claim behind to refuse the
@@ -22,7 +23,7 @@ export type Claim = (ids: readonly string[], owners: readonly string[]) => Promi
  */
 export function claimOnAccept(
   queue: EventQueue,
-  claim: Claim,
+  claim: ClaimBatch,
   onError: ErrorReporter,
   onClaimed: (seconds: number) => void = () => {},
 ): EventQueue {
@@ -33,7 +34,7 @@ export function claimOnAccept(
       const ids = batchIds(batch.body);
       const started = performance.now();
       try {
-        await claim(ids, new Array<string>(ids.length).fill(batch.id));
+        await claim(batch.id, ids);
         onClaimed((performance.now() - started) / 1000);
       } catch (err) {
         onError(err, "claiming accepted events; consumers will keep the first consumed copy");

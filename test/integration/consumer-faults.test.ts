@@ -4,6 +4,7 @@ import { type BatchConsumer, createBatchConsumer } from "../../src/consumer/batc
 import type { DedupeStore } from "../../src/dedupe/dedupe-store.ts";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
 import { createMetrics, type Metrics } from "../../src/observability/metrics.ts";
+import { claimOnAccept } from "../../src/queue/claim-on-accept.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { createChdbWarehouse } from "../../src/warehouse/chdb-warehouse.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
@@ -64,49 +65,58 @@ const consumerOn = (
 describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
   const track = closeAfterEach();
 
-  it("does not lose events claimed in Redis whose insert failed, when the batch is redelivered", async () => {
-    const { namespace, queue, dedupe, warehouse } = await parts();
-    track(warehouse);
-    track(dedupe);
-    // First consumer: claims the ids in Redis, then every insert fails; it dies holding the batch.
-    let failures = 0;
-    const broken = withFault(warehouse, async () => {
-      failures++;
-      throw new Error("injected: ClickHouse refused the insert");
-    });
-    const firstMetrics = createMetrics();
-    const first = consumerOn(dedupe, broken, firstMetrics);
-    await queue.consume(first.handle);
-    await queue.publish(batchOf(500, 1));
-    await waitFor(
-      async () => failures,
-      (n) => n >= 2,
-    );
-    await first.close();
-    await queue.close(); // the unacknowledged batch goes back on the queue
+  it.each([
+    ["claimed by the consumer", false],
+    ["claimed at accept and marked whole", true],
+  ])(
+    "does not lose events whose insert failed, when the batch is redelivered: %s",
+    async (_how, atAccept) => {
+      const { namespace, queue: broker, dedupe, warehouse } = await parts();
+      const queue = atAccept
+        ? claimOnAccept(broker, (batchId, ids) => dedupe.claimBatch(batchId, ids), reportErrors)
+        : broker;
+      track(warehouse);
+      track(dedupe);
+      // First consumer: claims the ids in Redis, then every insert fails; it dies holding the batch.
+      let failures = 0;
+      const broken = withFault(warehouse, async () => {
+        failures++;
+        throw new Error("injected: ClickHouse refused the insert");
+      });
+      const firstMetrics = createMetrics();
+      const first = consumerOn(dedupe, broken, firstMetrics);
+      await queue.consume(first.handle);
+      await queue.publish(batchOf(500, 1));
+      await waitFor(
+        async () => failures,
+        (n) => n >= 2,
+      );
+      await first.close();
+      await queue.close(); // the unacknowledged batch goes back on the queue
 
-    // A new consumer gets the redelivery: the claims are the batch's own, so it stores everything.
-    const again = track(
-      createRabbitQueue({
-        url: AMQP_URL,
-        namespace,
-        prefetch: 16,
-        onError: reportErrors,
-      }),
-    );
-    const secondMetrics = createMetrics();
-    const second = track(consumerOn(dedupe, warehouse, secondMetrics));
-    await again.consume(second.handle);
-    await waitFor(
-      () => stats(warehouse),
-      (s) => s.events === 500,
-    );
-    expect(await stats(warehouse)).toEqual({ rows: 500, events: 500 });
-    expect(await counterValue(firstMetrics.eventsInserted)).toBe(0);
-    expect(await counterValue(firstMetrics.insertFailures)).toBeGreaterThanOrEqual(2);
-    expect(await counterValue(secondMetrics.eventsDeduplicated)).toBe(0);
-    expect(await counterValue(secondMetrics.eventsInserted)).toBe(500);
-  });
+      // A new consumer gets the redelivery: the claims are the batch's own, so it stores everything.
+      const again = track(
+        createRabbitQueue({
+          url: AMQP_URL,
+          namespace,
+          prefetch: 16,
+          onError: reportErrors,
+        }),
+      );
+      const secondMetrics = createMetrics();
+      const second = track(consumerOn(dedupe, warehouse, secondMetrics));
+      await again.consume(second.handle);
+      await waitFor(
+        () => stats(warehouse),
+        (s) => s.events === 500,
+      );
+      expect(await stats(warehouse)).toEqual({ rows: 500, events: 500 });
+      expect(await counterValue(firstMetrics.eventsInserted)).toBe(0);
+      expect(await counterValue(firstMetrics.insertFailures)).toBeGreaterThanOrEqual(2);
+      expect(await counterValue(secondMetrics.eventsDeduplicated)).toBe(0);
+      expect(await counterValue(secondMetrics.eventsInserted)).toBe(500);
+    },
+  );
 
   it("counts once a batch inserted twice (insert succeeded, its acknowledgement did not)", async () => {
     const { queue, dedupe, warehouse } = await parts();
@@ -139,6 +149,12 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
       kind: "redis",
       durable: true,
       claim: async () => {
+        throw new Error("injected: ECONNREFUSED");
+      },
+      claimBatch: async () => {
+        throw new Error("injected: ECONNREFUSED");
+      },
+      whole: async () => {
         throw new Error("injected: ECONNREFUSED");
       },
       check: async () => {},

@@ -45,6 +45,22 @@ describe.each(implementations)("the dedupe store contract: %s", (_name, make) =>
     expect(await dedupe.claim([], [])).toEqual([]);
   });
 
+  it("claims a batch's ids as claim does, and calls it whole only where it owns them all", async () => {
+    const dedupe = store();
+    expect(await dedupe.claimBatch("m1", ["a", "b", "a"])).toEqual([true, true, true]);
+    expect(await dedupe.claimBatch("m2", ["b", "c"])).toEqual([false, true]);
+    expect(await dedupe.claimBatch("m3", [])).toEqual([]);
+    const batches = ["m1", "m2", "m3", "never-claimed"];
+    const whole = await dedupe.whole(batches);
+    expect(whole.slice(1)).toEqual([false, false, false]);
+    // Redis marks m1; the in-process store keeps no marks (its API claims nothing at accept).
+    expect(whole[0]).toBe(dedupe.durable);
+    // What a mark vouches for: the batch owns each id, and another batch is refused it.
+    expect(await dedupe.claim(["a", "b"], ["m1", "m1"])).toEqual([true, true]);
+    expect(await dedupe.claim(["a", "b"], ["m4", "m4"])).toEqual([false, false]);
+    expect(await dedupe.whole([])).toEqual([]);
+  });
+
   it("claims a very large flush (far past any argument limit) in one call", async () => {
     const dedupe = store();
     const random = rng(5);
@@ -88,13 +104,18 @@ describe("bounds and errors of each dedupe store", () => {
     const redis = new Redis(REDIS_URL);
     try {
       await dedupe.claim(["x1", "x2"], ["m", "m"]);
+      await dedupe.claimBatch("b", ["x3"]);
       const ttls = await Promise.all(
-        ["x1", "x2"].map((id) => redis.ttl(`${namespace}:seen:${id}`)),
+        ["x1", "x2", "x3"].map((id) => redis.pttl(`${namespace}:seen:${id}`)),
       );
       for (const t of ttls) {
         expect(t).toBeGreaterThan(0);
-        expect(t).toBeLessThanOrEqual(60);
+        expect(t).toBeLessThanOrEqual(60_000);
       }
+      // The whole batch's mark goes a second before its claims: it never vouches for expired ones.
+      const mark = await redis.pttl(`${namespace}:whole:b`);
+      expect(mark).toBeGreaterThan(0);
+      expect(mark).toBeLessThanOrEqual(59_000);
     } finally {
       redis.disconnect();
       await dedupe.close();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
+import { batchIds } from "../../src/event/row-format.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
 import { claimOnAccept } from "../../src/queue/claim-on-accept.ts";
 import type { Warehouse } from "../../src/warehouse/warehouse.ts";
@@ -29,7 +30,7 @@ describe("the first accepted copy wins, in whatever order consumers see the copi
     track(queue);
     const accepting = claimOnAccept(
       queue,
-      (ids, owners) => dedupe.claim(ids, owners),
+      (batchId, ids) => dedupe.claimBatch(batchId, ids),
       reportErrors,
     );
     const consumer = track(
@@ -51,6 +52,55 @@ describe("the first accepted copy wins, in whatever order consumers see the copi
     await accepting.publish(second);
     return { consumer, warehouse, first, second };
   }
+
+  it("claims again only the ids of batches not found whole at accept", async () => {
+    const { queue, dedupe, warehouse } = await realParts();
+    track(warehouse);
+    track(dedupe);
+    track(queue);
+    const accepting = claimOnAccept(
+      queue,
+      (batchId, ids) => dedupe.claimBatch(batchId, ids),
+      reportErrors,
+    );
+    /** Ids the consumer claims itself, with their batch. */
+    const claimedAgain: string[] = [];
+    const consumer = track(
+      createBatchConsumer({
+        onDedupeError: reportErrors,
+        dedupe: {
+          ...dedupe,
+          claim(ids, owners) {
+            claimedAgain.push(...ids.map((id, i) => `${owners[i]} ${id}`));
+            return dedupe.claim(ids, owners);
+          },
+        },
+        warehouse,
+        metrics: createMetrics(),
+        log: silentLog,
+        flushRows: 10_000,
+        flushBatches: 8,
+        flushIntervalMs: 50,
+      }),
+    );
+    // The later batch repeats the first's 300 events and adds 100.
+    const first = batchOf(300, 5, "2025-10-28 12:00:00.000000", "first_accepted");
+    const later = batchOf(400, 5, "2025-10-28 12:00:01.000000", "accepted_later");
+    await accepting.publish(first);
+    await accepting.publish(later);
+    expect(await dedupe.whole([first.id, later.id])).toEqual([true, false]);
+    const outcomes = await Promise.all([consumer.handle(later), consumer.handle(first)]);
+    expect(outcomes).toEqual([{ action: "ack" }, { action: "ack" }]);
+    expect(await storedTypes(warehouse)).toEqual([
+      { event_type: "accepted_later", rows: 100 },
+      { event_type: "first_accepted", rows: 300 },
+    ]);
+    expect(claimedAgain.sort()).toEqual(
+      batchIds(later.body)
+        .map((id) => `${later.id} ${id}`)
+        .sort(),
+    );
+  });
 
   it("when the later copy's batch is consumed, alone, before the first's", async () => {
     const { consumer, warehouse, first, second } = await setUp();

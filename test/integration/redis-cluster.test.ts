@@ -58,6 +58,10 @@ describe("on a Redis Cluster (3 masters, 3 replicas; RabbitMQ, chDB)", () => {
     expect(claimed.slice(0, 1500).every(Boolean)).toBe(true);
     expect(claimed.slice(1500, 3000).some(Boolean)).toBe(false);
     expect(claimed.slice(3000).every(Boolean)).toBe(true);
+    // A batch's ids spread over slots, so no batch is marked whole: consumers claim each id.
+    const batch = Array.from({ length: 300 }, () => uuidFrom(random));
+    expect((await dedupe.claimBatch("accepted", batch)).every(Boolean)).toBe(true);
+    expect(await dedupe.whole(["accepted"])).toEqual([false]);
   });
 
   it("counts every event once with repeats over REST and gRPC while a master is killed mid-way", async () => {
