@@ -196,10 +196,7 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       flushRows: config.flushRows,
       // The queue lends at most `prefetch` batches: flush before they run out.
       flushBatches: Math.max(1, Math.floor(config.prefetch / 2)),
-      flushIntervalMs:
-        config.amqpUrl === undefined
-          ? Math.min(config.flushIntervalMs, 20)
-          : config.flushIntervalMs,
+      flushIntervalMs: config.flushIntervalMs,
       metrics,
       log: log.child({ role: "consumer" }),
       onDedupeError: errorsOf(config.redisUrl === undefined ? "dedupe" : "redis"),
