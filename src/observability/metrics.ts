@@ -113,7 +113,7 @@ export function createMetrics(sources: { queueDepth?: () => Promise<number> } = 
     }),
     redisRoundTrip: new Histogram({
       name: "tally_redis_roundtrip_seconds",
-      help: "Time of one dedupe round trip to Redis",
+      help: "Time of a flush's dedupe step: the marks of its batches found whole at accept, then the claims of the others' ids",
       buckets: LATENCY_BUCKETS,
       ...r,
     }),

@@ -23,37 +23,11 @@ async function storedTypes(warehouse: Warehouse) {
 describe("the first accepted copy wins, in whatever order consumers see the copies (RabbitMQ, Redis, chDB)", () => {
   const track = closeAfterEach();
 
-  async function setUp() {
-    const { queue, dedupe, warehouse } = await realParts();
-    track(warehouse);
-    track(dedupe);
-    track(queue);
-    const accepting = claimOnAccept(
-      queue,
-      (batchId, ids) => dedupe.claimBatch(batchId, ids),
-      reportErrors,
-    );
-    const consumer = track(
-      createBatchConsumer({
-        onDedupeError: reportErrors,
-        dedupe,
-        warehouse,
-        metrics: createMetrics(),
-        log: silentLog,
-        flushRows: 10_000,
-        flushBatches: 8,
-        flushIntervalMs: 50,
-      }),
-    );
-    const first = batchOf(300, 5, "2025-10-28 12:00:00.000000", "first_accepted");
-    const second = batchOf(300, 5, "2025-10-28 12:00:01.000000", "accepted_later");
-    // Accepted in this order: each publish confirmed by RabbitMQ, then claimed.
-    await accepting.publish(first);
-    await accepting.publish(second);
-    return { consumer, warehouse, first, second };
-  }
-
-  it("claims again only the ids of batches not found whole at accept", async () => {
+  /**
+   * Two copies accepted in order, the later with `laterRows` events (the
+   * first's 300 and more), and a consumer that records the ids it claims itself.
+   */
+  async function setUp(laterRows = 300) {
     const { queue, dedupe, warehouse } = await realParts();
     track(warehouse);
     track(dedupe);
@@ -83,21 +57,27 @@ describe("the first accepted copy wins, in whatever order consumers see the copi
         flushIntervalMs: 50,
       }),
     );
-    // The later batch repeats the first's 300 events and adds 100.
     const first = batchOf(300, 5, "2025-10-28 12:00:00.000000", "first_accepted");
-    const later = batchOf(400, 5, "2025-10-28 12:00:01.000000", "accepted_later");
+    const second = batchOf(laterRows, 5, "2025-10-28 12:00:01.000000", "accepted_later");
+    // Accepted in this order: each publish confirmed by RabbitMQ, then claimed.
     await accepting.publish(first);
-    await accepting.publish(later);
-    expect(await dedupe.whole([first.id, later.id])).toEqual([true, false]);
-    const outcomes = await Promise.all([consumer.handle(later), consumer.handle(first)]);
+    await accepting.publish(second);
+    return { consumer, dedupe, warehouse, first, second, claimedAgain };
+  }
+
+  it("claims again only the ids of batches not found whole at accept", async () => {
+    // The later batch repeats the first's 300 events and adds 100.
+    const { consumer, dedupe, warehouse, first, second, claimedAgain } = await setUp(400);
+    expect(await dedupe.whole([first.id, second.id])).toEqual([true, false]);
+    const outcomes = await Promise.all([consumer.handle(second), consumer.handle(first)]);
     expect(outcomes).toEqual([{ action: "ack" }, { action: "ack" }]);
     expect(await storedTypes(warehouse)).toEqual([
       { event_type: "accepted_later", rows: 100 },
       { event_type: "first_accepted", rows: 300 },
     ]);
     expect(claimedAgain.sort()).toEqual(
-      batchIds(later.body)
-        .map((id) => `${later.id} ${id}`)
+      batchIds(second.body)
+        .map((id) => `${second.id} ${id}`)
         .sort(),
     );
   });
