@@ -12,12 +12,14 @@ import type { DedupeStore } from "./dedupe-store.ts";
  * is sent once per batch, not once per id, and the answer is one string to
  * read, not an array of numbers.
  *
- * A key after the ids is a batch's mark: set, for the second ttl, when its
- * one owner owns every id (see `claimBatch`). The second ttl is a second
- * less than the first, so a mark never outlives the claims it vouches for.
+ * A key after the ids is a batch's mark, set when its one owner owns every
+ * id (see `claimBatch`), for the second ttl (0: no mark). It goes a second
+ * before the claims it vouches for: those made now, and any the owner made
+ * before (a consumer that came first), whose time left bounds it.
  */
 const CLAIM = `
 local ttl = ARGV[1]
+local mark = tonumber(ARGV[2])
 local out = {}
 local whole = true
 local i = 1
@@ -25,11 +27,19 @@ for g = 3, #ARGV, 2 do
   local owner = ARGV[g]
   for _ = 1, tonumber(ARGV[g + 1]) do
     local prev = redis.call('SET', KEYS[i], owner, 'NX', 'GET', 'EX', ttl)
-    if (not prev) or prev == owner then out[i] = '1' else out[i] = '0'; whole = false end
+    if not prev then
+      out[i] = '1'
+    elseif prev == owner then
+      out[i] = '1'
+      if mark > 0 then mark = math.min(mark, redis.call('TTL', KEYS[i]) - 1) end
+    else
+      out[i] = '0'
+      whole = false
+    end
     i = i + 1
   end
 end
-if whole and KEYS[i] then redis.call('SET', KEYS[i], '1', 'EX', ARGV[2]) end
+if whole and mark > 0 and KEYS[i] then redis.call('SET', KEYS[i], '1', 'EX', mark) end
 return table.concat(out)
 `;
 
@@ -82,7 +92,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
   /** The script's arguments for ids `at` (their positions), grouped by owner. */
   function scriptArgs(ids: readonly string[], owners: readonly string[], at: readonly number[]) {
     const args: string[] = at.map((i) => keyOf(ids[i] as string));
-    args.push(ttl, markTtl);
+    args.push(ttl, "0");
     for (let j = 0; j < at.length; ) {
       const owner = owners[at[j] as number] as string;
       let end = j + 1;

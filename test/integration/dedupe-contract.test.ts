@@ -116,6 +116,13 @@ describe("bounds and errors of each dedupe store", () => {
       const mark = await redis.pttl(`${namespace}:whole:b`);
       expect(mark).toBeGreaterThan(0);
       expect(mark).toBeLessThanOrEqual(59_000);
+      // Nor before claims the batch made earlier (a consumer that came first): x4 has 30 s left.
+      await dedupe.claim(["x4"], ["c"]);
+      await redis.expire(`${namespace}:seen:x4`, 30);
+      expect(await dedupe.claimBatch("c", ["x4", "x5"])).toEqual([true, true]);
+      const early = await redis.pttl(`${namespace}:whole:c`);
+      expect(early).toBeGreaterThan(0);
+      expect(early).toBeLessThanOrEqual(29_000);
     } finally {
       redis.disconnect();
       await dedupe.close();
