@@ -83,9 +83,10 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     ? (id: string) => `{${options.namespace}:${id.slice(0, 2)}}:seen:${id}`
     : (id: string) => prefix + id;
   const ttl = String(options.ttlSeconds);
+  /** A mark's ttl, a second less than a claim's (0, with a ttl of 1: no mark). */
   const markTtl = String(options.ttlSeconds - 1);
   /** Batches are marked whole on one Redis (a cluster spreads a batch's ids over slots). */
-  const marks = !clustered && options.ttlSeconds >= 2;
+  const marks = !clustered;
   const markOf = (batchId: string) => `${options.namespace}:whole:${batchId}`;
   type Claimer = RedisClient & { claimIds(...args: string[]): Promise<string> };
 
@@ -144,10 +145,9 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     const keep = new Array<boolean>(ids.length);
     answers.forEach((answer, c) => {
       const chunk = chunks[c] as number[];
-      if (answer.length !== chunk.length) {
-        throw new Error(`Redis answered ${answer.length} claims for ${chunk.length} ids`);
-      }
-      for (let j = 0; j < chunk.length; j++) keep[chunk[j] as number] = answer.charCodeAt(j) === 49;
+      readAnswer(answer, chunk.length).forEach((k, j) => {
+        keep[chunk[j] as number] = k;
+      });
     });
     return keep;
   }
@@ -171,10 +171,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
         batchId,
         String(ids.length),
       );
-      if (answer.length !== ids.length) {
-        throw new Error(`Redis answered ${answer.length} claims for ${ids.length} ids`);
-      }
-      return Array.from(ids, (_, i) => answer.charCodeAt(i) === 49);
+      return readAnswer(answer, ids.length);
     },
     async whole(batchIds) {
       if (!marks || batchIds.length === 0) return batchIds.map(() => false);
@@ -191,4 +188,12 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
       redis.disconnect();
     },
   };
+}
+
+/** The script's answer for `count` ids: "1" (store it) or "0" for each. */
+function readAnswer(answer: string, count: number): boolean[] {
+  if (answer.length !== count) {
+    throw new Error(`Redis answered ${answer.length} claims for ${count} ids`);
+  }
+  return Array.from({ length: count }, (_, i) => answer.charCodeAt(i) === 49);
 }
