@@ -93,11 +93,18 @@ describe("tally serve, as a process", () => {
       const usage = run(["import", good, "--batch-size", "0"], {});
       expect(await usage.exit).toBe(2);
       expect(usage.stderr()).toContain("--batch-size: expected a whole number");
-      const top = await rest(
-        port,
-        "/stats/top-events?from=2025-10-28&to=2025-10-28&segment=event_type:cli_test",
+      // Accepted is durable, not yet counted: the stats show it after the next flush (up to 1 s).
+      const top = await waitFor(
+        async () =>
+          (
+            await rest(
+              port,
+              "/stats/top-events?from=2025-10-28&to=2025-10-28&segment=event_type:cli_test",
+            )
+          ).body,
+        (body) => ((body as { count: number }[])[0]?.count ?? 0) >= 2,
       );
-      expect(top.body).toEqual([{ event_type: "cli_test", count: 2 }]);
+      expect(top).toEqual([{ event_type: "cli_test", count: 2 }]);
     } finally {
       service.child.kill("SIGKILL");
     }
