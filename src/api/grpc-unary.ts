@@ -1,5 +1,5 @@
 import type * as http2 from "node:http2";
-import { type DescMethodUnary, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type DescMethodUnary, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -306,7 +306,7 @@ function nodeHeaders(headers: Headers): Record<string, string> {
   return out;
 }
 
-/** What {@link createUnaryInvoker}'s calls are given besides the message. */
+/** What a {@link UnaryInvoker}'s calls are given besides the message. */
 export interface DirectCall {
   header: Headers;
   values: ContextValues;
@@ -316,13 +316,34 @@ export interface DirectCall {
 /**
  * Calls a unary method's implementation with a request message already
  * made, through the same interceptors and handler context as a call that
- * came over the wire (the SDK routes hand events on this way): no encoding,
- * no decoding. Resolves to the answer and its response headers; rejects
- * with a ConnectError.
+ * came over the wire (REST and the SDK routes hand their messages on this
+ * way): no encoding, no decoding. Resolves to the answer and its response
+ * headers; rejects with a ConnectError.
  */
-export function createUnaryInvoker(spec: UnarySpec, interceptors: Interceptor[]) {
+export type UnaryInvoker = (
+  input: Message,
+  call: DirectCall,
+) => Promise<{ output: Message; header: Headers }>;
+
+/** An invoker for each unary method of `services`, by `/package.Service/Method`. */
+export function createUnaryInvokers(
+  services: readonly ServiceImplSpec[],
+  interceptors: Interceptor[],
+): Map<string, UnaryInvoker> {
+  const invokers = new Map<string, UnaryInvoker>();
+  for (const { service, methods } of services) {
+    for (const spec of Object.values(methods)) {
+      if (spec.kind === "unary") {
+        invokers.set(`/${service.typeName}/${spec.method.name}`, unaryInvoker(spec, interceptors));
+      }
+    }
+  }
+  return invokers;
+}
+
+function unaryInvoker(spec: UnarySpec, interceptors: Interceptor[]): UnaryInvoker {
   const { method } = spec;
-  return async (input: unknown, call: DirectCall) => {
+  return async (input, call) => {
     const context = createHandlerContext({
       service: method.parent,
       method,
@@ -337,7 +358,7 @@ export function createUnaryInvoker(spec: UnarySpec, interceptors: Interceptor[])
     });
     try {
       const output = await invokeUnaryImplementation(spec, context, input as never, interceptors);
-      return { output, header: context.responseHeader };
+      return { output: output as Message, header: context.responseHeader };
     } catch (err) {
       throw err instanceof ConnectError
         ? err

@@ -32,7 +32,12 @@ import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { reclassifyDecodeErrors } from "./decode-errors.ts";
-import { createGrpcUnaryHandlers, createUnaryInvoker, headerPairs } from "./grpc-unary.ts";
+import {
+  createGrpcUnaryHandlers,
+  createUnaryInvokers,
+  headerPairs,
+  type UnaryInvoker,
+} from "./grpc-unary.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
 import { createOnePortServer } from "./one-port.ts";
@@ -125,26 +130,26 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   );
   router.service(Health, health);
   registerReflection(router, services);
-  const ingestSpec = createServiceImplSpec<typeof IngestService>(IngestService, options.ingest);
-  // The SDK routes hand their events to Ingest itself: no JSON or protobuf in between.
-  const ingestDirect = createUnaryInvoker(
-    ingestSpec.methods.ingest as Parameters<typeof createUnaryInvoker>[0],
-    interceptors,
-  );
+  const specs = {
+    ingest: createServiceImplSpec<typeof IngestService>(IngestService, options.ingest),
+    analytics: createServiceImplSpec<typeof AnalyticsService>(AnalyticsService, options.analytics),
+    users: createServiceImplSpec<typeof UsersService>(UsersService, options.users),
+    health: createServiceImplSpec<typeof Health>(Health, health),
+  };
+  // REST and the SDK routes hand their messages to the implementations themselves.
+  const invokers = createUnaryInvokers([specs.ingest, specs.analytics, specs.users], interceptors);
+  const ingestDirect = invokers.get(
+    `/${IngestService.typeName}/${IngestService.method.ingest.name}`,
+  ) as UnaryInvoker;
   const grpcUnary = createGrpcUnaryHandlers({
-    services: [
-      ingestSpec,
-      createServiceImplSpec<typeof AnalyticsService>(AnalyticsService, options.analytics),
-      createServiceImplSpec<typeof UsersService>(UsersService, options.users),
-      createServiceImplSpec<typeof Health>(Health, health),
-    ],
+    services: Object.values(specs),
     interceptors,
     readMaxBytes: options.maxBodyBytes,
   });
   const rpc = new Map(router.handlers.map((h) => [h.requestPath, reclassifyDecodeErrors(h)]));
   const rest = createTranscoder(
     restRoutes([IngestService, AnalyticsService, UsersService]),
-    router.handlers,
+    invokers,
     options.maxBodyBytes * 8,
   );
   const files = createStaticFiles();
