@@ -111,8 +111,9 @@ function matchPath(template: string, path: string): Record<string, string> | und
  * snake_case JSON with counts as numbers. POST routes answer 202: ingestion
  * completes later. Errors keep Connect's shape, `{"code": ..., "message": ...}`.
  * The message goes in as made, not encoded for connect's Connect-protocol
- * handler and decoded again: at 2,000 POST /events a second that round
- * trip (bytes, headers, a DOMException per call) was a tenth of the CPU.
+ * handler and decoded again (bytes, copied headers, a DOMException a call):
+ * at 2,000 POST /events a second the service's CPU a call fell from
+ * 0.53-0.56 ms to 0.43-0.51 (4 alternating pairs).
  */
 export function createTranscoder(
   routes: readonly RestRoute[],
