@@ -32,12 +32,7 @@ import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { reclassifyDecodeErrors } from "./decode-errors.ts";
-import {
-  createGrpcUnaryHandlers,
-  createUnaryInvokers,
-  headerPairs,
-  type UnaryInvoker,
-} from "./grpc-unary.ts";
+import { createGrpcUnaryHandlers, createUnaryInvokers, headerPairs } from "./grpc-unary.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
 import { createOnePortServer } from "./one-port.ts";
@@ -138,9 +133,6 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   };
   // REST and the SDK routes hand their messages to the implementations themselves.
   const invokers = createUnaryInvokers([specs.ingest, specs.analytics, specs.users], interceptors);
-  const ingestDirect = invokers.get(
-    `/${IngestService.typeName}/${IngestService.method.ingest.name}`,
-  ) as UnaryInvoker;
   const grpcUnary = createGrpcUnaryHandlers({
     services: Object.values(specs),
     interceptors,
@@ -237,9 +229,11 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       host: String(req.headers.host ?? req.headers[":authority"] ?? "127.0.0.1"),
       protocol: "http",
       ingest: (request, header) =>
-        rest.answerDirect("POST", "/events", call.address, (values) =>
-          ingestDirect(request, { header, values, signal: ac.signal }),
-        ),
+        rest.answerMessage("POST", "/events", request, {
+          header,
+          address: call.address,
+          signal: ac.signal,
+        }),
     });
   }
 

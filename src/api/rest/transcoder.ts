@@ -9,7 +9,7 @@ import {
   type Message,
   toJson,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { http } from "../../../gen/google/api/annotations_pb.js";
 import type { UnaryInvoker } from "../grpc-unary.ts";
@@ -161,59 +161,49 @@ export function createTranscoder(
     },
 
     /**
-     * Answers `verb path` as {@link handle} would, for a call made directly
-     * to its implementation (the SDK routes: see grpc-unary's
-     * createUnaryInvokers): the same answer, status and headers.
+     * Answers `verb path` as {@link handle} would, for its input message
+     * made by the caller (the SDK routes): the same answer, status and headers.
      */
-    async answerDirect(
+    answerMessage(
       verb: string,
       path: string,
-      address: string,
-      call: (values: ContextValues) => Promise<{ output: Message; header: Headers }>,
+      message: Message,
+      req: Pick<RestRequest, "header" | "address" | "signal">,
     ): Promise<RestResponse> {
       const entry = table.get(`${verb} ${path}`);
       if (entry === undefined) throw new Error(`no REST route ${verb} ${path}`);
-      const { route } = entry;
-      const values = createContextValues()
-        .set(restRouteKey, `${route.verb} ${route.path}`)
-        .set(clientAddressKey, address);
-      return answer(route, () => call(values));
+      return invoke(entry, { message, bodyErrors: undefined }, req);
     },
   };
 
+  /** The route's answer to a call of its method: the output as JSON, or the error in Connect's shape. */
   async function invoke(
     { route, call }: { route: RestRoute; call: UnaryInvoker },
     input: { message: Message; bodyErrors: Map<number, string> | undefined },
-    req: RestRequest,
+    req: Pick<RestRequest, "header" | "address" | "signal">,
   ): Promise<RestResponse> {
     const values = createContextValues()
       .set(bodyErrorsKey, input.bodyErrors)
       .set(restRouteKey, `${route.verb} ${route.path}`)
       .set(clientAddressKey, req.address);
-    return answer(route, () =>
-      call(input.message, { header: req.header, values, signal: req.signal }),
-    );
-  }
-}
-
-/** The route's answer to a call of its method: the output as JSON, or the error in Connect's shape. */
-async function answer(
-  route: RestRoute,
-  call: () => Promise<{ output: Message; header: Headers }>,
-): Promise<RestResponse> {
-  try {
-    const { output, header } = await call();
-    return answerOf(route, output, passOn(header));
-  } catch (e) {
-    const err = ConnectError.from(e);
-    const header = passOn(err.metadata);
-    const status = codeToHttpStatus(err.code);
-    return {
-      // RESOURCE_EXHAUSTED is a rate (429, it says when to come back) or a size (413).
-      status: status === 429 && header["retry-after"] === undefined ? 413 : status,
-      body: { code: codeToString(err.code), message: err.rawMessage },
-      header,
-    };
+    try {
+      const { output, header } = await call(input.message, {
+        header: req.header,
+        values,
+        signal: req.signal,
+      });
+      return answerOf(route, output, passOn(header));
+    } catch (e) {
+      const err = ConnectError.from(e);
+      const header = passOn(err.metadata);
+      const status = codeToHttpStatus(err.code);
+      return {
+        // RESOURCE_EXHAUSTED is a rate (429, it says when to come back) or a size (413).
+        status: status === 429 && header["retry-after"] === undefined ? 413 : status,
+        body: { code: codeToString(err.code), message: err.rawMessage },
+        header,
+      };
+    }
   }
 }
 
