@@ -42,6 +42,9 @@ export interface RestRequest {
   signal: AbortSignal;
 }
 
+/** Who makes a call, and when it ends: what a method's invoker is given besides the message. */
+type Caller = Pick<RestRequest, "header" | "address" | "signal">;
+
 /** A REST response: a status and a JSON body. */
 export interface RestResponse {
   status: number;
@@ -168,7 +171,7 @@ export function createTranscoder(
       verb: string,
       path: string,
       message: Message,
-      req: Pick<RestRequest, "header" | "address" | "signal">,
+      req: Caller,
     ): Promise<RestResponse> {
       const entry = table.get(`${verb} ${path}`);
       if (entry === undefined) throw new Error(`no REST route ${verb} ${path}`);
@@ -180,7 +183,7 @@ export function createTranscoder(
   async function invoke(
     { route, call }: { route: RestRoute; call: UnaryInvoker },
     input: { message: Message; bodyErrors: Map<number, string> | undefined },
-    req: Pick<RestRequest, "header" | "address" | "signal">,
+    req: Caller,
   ): Promise<RestResponse> {
     const values = createContextValues()
       .set(bodyErrorsKey, input.bodyErrors)
