@@ -97,11 +97,17 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   // The queue is made below; the gauge reads it only at a scrape.
   const metrics = createMetrics({ queueDepth: () => queue.depth() });
   const errorsOf = createErrorReporters({ log, metrics });
+  // How many batches the consumer may hold unanswered. RabbitMQ counts
+  // messages, whatever their size (TALLY_PREFETCH). The local log counts
+  // rows (maxLentRows below), however many batches carry them: at a trickle
+  // of one-event requests, a count of 256 made the consumer flush every 128
+  // batches, several chDB inserts a second instead of one an interval.
+  const lentBatches = config.amqpUrl === undefined ? Number.POSITIVE_INFINITY : config.prefetch;
   const queue =
     config.amqpUrl === undefined
       ? await createJournalQueue({
           dir: join(config.dataDir, "journal", config.namespace),
-          prefetch: config.prefetch,
+          prefetch: lentBatches,
           // The consumer holds what it is lent as rows in memory: enough for
           // the two flushes it overlaps. Lent up to the prefetch (128,000
           // rows in batches of 500), they made a 3M-event ingest's peak RSS
@@ -194,8 +200,8 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
       warehouse,
       storedIds,
       flushRows: config.flushRows,
-      // The queue lends at most `prefetch` batches: flush before they run out.
-      flushBatches: Math.max(1, Math.floor(config.prefetch / 2)),
+      // The queue lends at most `lentBatches`: flush before they run out.
+      flushBatches: Math.max(1, Math.floor(lentBatches / 2)),
       flushIntervalMs: config.flushIntervalMs,
       metrics,
       log: log.child({ role: "consumer" }),

@@ -20,7 +20,7 @@ import { type BatchHandler, type EventQueue, outcome, QueueUnavailableError } fr
 export interface JournalQueueOptions {
   /** Its own directory (segments, checkpoint, dead letters). */
   dir: string;
-  /** Batches handed to the consumer at once, unanswered. */
+  /** Batches handed to the consumer at once, unanswered (Infinity: as many as `maxLentRows` allows). */
   prefetch: number;
   /**
    * Rows handed to the consumer at once, unanswered: past them it gets no

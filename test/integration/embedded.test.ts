@@ -96,4 +96,27 @@ describe("the embedded default (local log, in-process dedupe, chDB on disk)", ()
       await tally.close();
     }
   });
+
+  it("gathers a trickle into one insert however many requests carry it: the local log lends by rows, not by a count of batches", async () => {
+    // TALLY_PREFETCH counts RabbitMQ's messages. Applied to the local log
+    // too, 4 made the consumer flush every 2 batches: 6 inserts here, and
+    // at 800 one-event requests a second (the default 256) 6 a second.
+    const tally = await start(testConfig({ TALLY_FLUSH_INTERVAL_MS: "3000", TALLY_PREFETCH: "4" }));
+    try {
+      const port = tally.port as number;
+      for (const event of events(12, "many-requests")) {
+        expect(await rest(port, "/events", [event])).toMatchObject({ status: 202 });
+      }
+      await waitFor(
+        () => warehouseCounts(tally),
+        (c) => c.ids === 12,
+      );
+      const flushes = (await tally.metrics.flushRows.get()).values.find(
+        (v) => v.metricName === "tally_flush_rows_count",
+      );
+      expect(flushes?.value).toBe(1);
+    } finally {
+      await tally.close();
+    }
+  });
 });
