@@ -8,8 +8,9 @@ let root: string | undefined;
 /**
  * A new directory for one scenario's data (chDB's, a service's, a CSV),
  * under one directory for the scenario's process (bench/run.ts runs each
- * in its own), which is removed when the process exits: a default run writes about 9 GB of chDB data, and before
- * this it stayed behind in the temporary directory, run after run.
+ * in its own), which is removed when the process exits: a default run
+ * writes about 9 GB of chDB data, and before this it stayed behind in the
+ * temporary directory, run after run.
  */
 export function benchDir(prefix: string): string {
   if (root === undefined) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { Tally } from "../../src/app/tally.ts";
 import { rest } from "../clients.ts";
 import {
   counterValue,
@@ -19,6 +20,14 @@ function events(n: number, type: string): JsonEvent[] {
     user_id: `u${i % 25}`,
     event_type: type,
   }));
+}
+
+/** The consumer's flushes so far: each one insert. */
+async function flushes(tally: Tally) {
+  const count = (await tally.metrics.flushRows.get()).values.find(
+    (v) => v.metricName === "tally_flush_rows_count",
+  );
+  return count?.value;
 }
 
 describe("the embedded default (local log, in-process dedupe, chDB on disk)", () => {
@@ -88,10 +97,7 @@ describe("the embedded default (local log, in-process dedupe, chDB on disk)", ()
         () => warehouseCounts(tally),
         (c) => c.ids === 5,
       );
-      const flushes = (await tally.metrics.flushRows.get()).values.find(
-        (v) => v.metricName === "tally_flush_rows_count",
-      );
-      expect(flushes?.value).toBe(1);
+      expect(await flushes(tally)).toBe(1);
     } finally {
       await tally.close();
     }
@@ -111,10 +117,7 @@ describe("the embedded default (local log, in-process dedupe, chDB on disk)", ()
         () => warehouseCounts(tally),
         (c) => c.ids === 12,
       );
-      const flushes = (await tally.metrics.flushRows.get()).values.find(
-        (v) => v.metricName === "tally_flush_rows_count",
-      );
-      expect(flushes?.value).toBe(1);
+      expect(await flushes(tally)).toBe(1);
     } finally {
       await tally.close();
     }
