@@ -1,6 +1,6 @@
 /**
  * Tally's benchmarks: `npm run bench` runs every scenario at the default
- * scale (about fifteen minutes here), prints the tables and writes
+ * scale (about ten minutes here), prints the tables and writes
  * bench/RESULTS.md. Figures only: nothing here asserts a time.
  */
 import { execFileSync, fork } from "node:child_process";

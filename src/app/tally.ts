@@ -100,8 +100,8 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   // How many batches the consumer may hold unanswered. RabbitMQ counts
   // messages, whatever their size (TALLY_PREFETCH). The local log counts
   // rows (maxLentRows below), however many batches carry them: at a trickle
-  // of one-event requests, a count of 256 made the consumer flush every 128
-  // batches, several chDB inserts a second instead of one an interval.
+  // of one-event requests, a count made the consumer flush at half of it,
+  // several chDB inserts a second instead of one an interval.
   const lentBatches = config.amqpUrl === undefined ? Number.POSITIVE_INFINITY : config.prefetch;
   const queue =
     config.amqpUrl === undefined

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import type { Tally } from "../../src/app/tally.ts";
 import { rest } from "../clients.ts";
 import {
   counterValue,
@@ -22,12 +21,29 @@ function events(n: number, type: string): JsonEvent[] {
   }));
 }
 
-/** The consumer's flushes so far: each one insert. */
-async function flushes(tally: Tally) {
-  const count = (await tally.metrics.flushRows.get()).values.find(
-    (v) => v.metricName === "tally_flush_rows_count",
-  );
-  return count?.value;
+/**
+ * Sends `n` one-event requests to a fresh embedded service with a 3 s flush
+ * interval, waits until all are stored, and answers how many flushes (each
+ * one insert) stored them.
+ */
+async function flushesForTrickle(n: number, type: string, env: Record<string, string> = {}) {
+  const tally = await start(testConfig({ TALLY_FLUSH_INTERVAL_MS: "3000", ...env }));
+  try {
+    const port = tally.port as number;
+    for (const event of events(n, type)) {
+      expect(await rest(port, "/events", [event])).toMatchObject({ status: 202 });
+    }
+    await waitFor(
+      () => warehouseCounts(tally),
+      (c) => c.ids === n,
+    );
+    const count = (await tally.metrics.flushRows.get()).values.find(
+      (v) => v.metricName === "tally_flush_rows_count",
+    );
+    return count?.value;
+  } finally {
+    await tally.close();
+  }
 }
 
 describe("the embedded default (local log, in-process dedupe, chDB on disk)", () => {
@@ -87,39 +103,13 @@ describe("the embedded default (local log, in-process dedupe, chDB on disk)", ()
   it("inserts a trickle of requests together, once a flush interval, not once a request", async () => {
     // An insert costs chDB tens of ms of CPU however few its rows: at a
     // trickle, one a request kept 1.4 cores busy at 100 requests/s.
-    const tally = await start(testConfig({ TALLY_FLUSH_INTERVAL_MS: "3000" }));
-    try {
-      const port = tally.port as number;
-      for (const event of events(5, "trickle")) {
-        expect(await rest(port, "/events", [event])).toMatchObject({ status: 202 });
-      }
-      await waitFor(
-        () => warehouseCounts(tally),
-        (c) => c.ids === 5,
-      );
-      expect(await flushes(tally)).toBe(1);
-    } finally {
-      await tally.close();
-    }
+    expect(await flushesForTrickle(5, "trickle")).toBe(1);
   });
 
   it("gathers a trickle into one insert however many requests carry it: the local log lends by rows, not by a count of batches", async () => {
     // TALLY_PREFETCH counts RabbitMQ's messages. Applied to the local log
     // too, 4 made the consumer flush every 2 batches: 6 inserts here, and
-    // at 800 one-event requests a second (the default 256) 6 a second.
-    const tally = await start(testConfig({ TALLY_FLUSH_INTERVAL_MS: "3000", TALLY_PREFETCH: "4" }));
-    try {
-      const port = tally.port as number;
-      for (const event of events(12, "many-requests")) {
-        expect(await rest(port, "/events", [event])).toMatchObject({ status: 202 });
-      }
-      await waitFor(
-        () => warehouseCounts(tally),
-        (c) => c.ids === 12,
-      );
-      expect(await flushes(tally)).toBe(1);
-    } finally {
-      await tally.close();
-    }
+    // at 800 one-event requests a second (then the default 256) 6 a second.
+    expect(await flushesForTrickle(12, "many-requests", { TALLY_PREFETCH: "4" })).toBe(1);
   });
 });
