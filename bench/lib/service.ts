@@ -30,7 +30,8 @@ export async function startService(
   env: Record<string, string> = {},
   serveArgs: readonly string[] = [],
 ): Promise<BenchService> {
-  const namespace = `bench_${Date.now()}`;
+  // Given in env by a scenario whose processes share one (an API and its consumer).
+  const namespace = env.TALLY_NAMESPACE ?? `bench_${Date.now()}`;
   const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, TALLY, "serve", ...serveArgs], {

@@ -66,6 +66,47 @@ describe("coalescePublishes", () => {
     await alone;
   });
 
+  it("splits a batch of more than maxRows rows, and answers once the broker has every part", async () => {
+    const { queue, seen, release } = heldQueue();
+    const q = coalescePublishes(queue, { maxRows: 2 });
+    const big: EventBatch = {
+      id: "big",
+      body: Buffer.from("a\tb\nc\n\\n\nd\ne\n"),
+      rows: 5,
+      acceptedAt: 1000,
+      requestIds: ["r"],
+    };
+    let answered = false;
+    const publishing = q.publish(big).then(() => {
+      answered = true;
+    });
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 3,
+    );
+    expect(seen.map((b) => [b.rows, b.body.toString()])).toEqual([
+      [2, "a\tb\nc\n"],
+      [2, "\\n\nd\n"],
+      [1, "e\n"],
+    ]);
+    expect(new Set(seen.map((b) => b.id)).size).toBe(3);
+    expect(seen.every((b) => b.acceptedAt === 1000 && b.requestIds[0] === "r")).toBe(true);
+    release.shift()?.();
+    release.shift()?.();
+    await new Promise((r) => setImmediate(r));
+    expect(answered).toBe(false);
+    release.shift()?.();
+    await publishing;
+  });
+
+  it("fails the caller of a split batch when any part fails", async () => {
+    const { queue } = heldQueue(true);
+    const q = coalescePublishes(queue, { maxRows: 1 });
+    await expect(
+      q.publish({ ...batch(1), body: Buffer.from("x\ny\n"), rows: 2 }),
+    ).rejects.toBeInstanceOf(QueueUnavailableError);
+  });
+
   it("fails every caller whose batch rode in a message that failed", async () => {
     const { queue } = heldQueue(true);
     const q = coalescePublishes(queue, { inFlight: 1 });

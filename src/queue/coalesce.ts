@@ -1,9 +1,13 @@
-import { type EventBatch, newBatchId } from "./event-batch.ts";
+import { type EventBatch, newBatchId, splitBatch } from "./event-batch.ts";
 import type { EventQueue } from "./queue.ts";
 
 /** Options of {@link coalescePublishes}. */
 export interface CoalesceOptions {
-  /** Most rows in one combined message. @default 5000 */
+  /**
+   * Most rows in one message: smaller batches are combined up to it, bigger
+   * ones split. A consumer holds up to its prefetch in messages, so this
+   * bounds what it holds in rows. @default 500
+   */
   maxRows?: number;
   /** Publishes in flight at once; more wait and are combined. @default 4 */
   inFlight?: number;
@@ -16,10 +20,14 @@ export interface CoalesceOptions {
  * their confirms wait, and leave together as one message when one returns. Each
  * caller's promise settles with the message that carried its batch, so an
  * acknowledgement still means the broker has it. At low load nothing waits;
- * under load the broker, the consumer and Redis see far fewer messages.
+ * under load the broker, the consumer and Redis see far fewer messages. A
+ * batch of more than `maxRows` rows leaves as several messages, and its
+ * caller is answered once the broker has every one: a part taken before
+ * another failed is stored once, whatever the client's retry brings again,
+ * as every copy of an event is.
  */
 export function coalescePublishes(queue: EventQueue, options: CoalesceOptions = {}): EventQueue {
-  const maxRows = options.maxRows ?? 5000;
+  const maxRows = options.maxRows ?? MAX_MESSAGE_ROWS;
   const limit = options.inFlight ?? 4;
   let active = 0;
   let waiting: { batch: EventBatch; resolve: () => void; reject: (err: unknown) => void }[] = [];
@@ -62,20 +70,34 @@ export function coalescePublishes(queue: EventQueue, options: CoalesceOptions = 
     ...queue,
     kind: queue.kind,
     publish(batch) {
-      return new Promise<void>((resolve, reject) => {
-        waiting.push({ batch, resolve, reject });
-        // Requests read in one turn of the event loop leave together: at
-        // 2,000 single-event calls/s that halved the broker messages.
-        if (pumpScheduled) return;
-        pumpScheduled = true;
-        setImmediate(() => {
-          pumpScheduled = false;
-          pump();
-        });
-      });
+      if (batch.rows <= maxRows) return enqueue(batch);
+      return Promise.all(splitBatch(batch, maxRows).map(enqueue)).then(() => {});
     },
   };
+
+  function enqueue(batch: EventBatch) {
+    return new Promise<void>((resolve, reject) => {
+      waiting.push({ batch, resolve, reject });
+      // Requests read in one turn of the event loop leave together: at
+      // 2,000 single-event calls/s that halved the broker messages.
+      if (pumpScheduled) return;
+      pumpScheduled = true;
+      setImmediate(() => {
+        pumpScheduled = false;
+        pump();
+      });
+    });
+  }
 }
+
+/**
+ * Most rows in one message. RabbitMQ bounds a consumer's unacknowledged
+ * messages (TALLY_PREFETCH), not their rows: with messages of up to 10,000
+ * events (a request's limit), a backlog of 3M events made a consumer's peak
+ * RSS 1,631 MiB, against 869 with messages of 1,000. With 500, the default
+ * prefetch (512) holds at most 256,000 rows.
+ */
+export const MAX_MESSAGE_ROWS = 500;
 
 function combine(batches: EventBatch[]): EventBatch {
   return {

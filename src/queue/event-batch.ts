@@ -30,3 +30,27 @@ let idsMade = 0;
 export function newBatchId(): string {
   return `${ID_PREFIX}${(idsMade++).toString(36)}`;
 }
+
+/**
+ * `batch` as messages of at most `maxRows` rows each, in order, each with an
+ * id of its own (itself when it is no bigger). Rows end in "\n", which
+ * escapeTsv keeps out of values, so a row is never cut.
+ */
+export function splitBatch(batch: EventBatch, maxRows: number): EventBatch[] {
+  if (batch.rows <= maxRows) return [batch];
+  const { body } = batch;
+  const parts: EventBatch[] = [];
+  let start = 0;
+  let rows = 0;
+  for (let at = 0; at < body.length; ) {
+    const end = body.indexOf(10, at);
+    at = end < 0 ? body.length : end + 1;
+    rows++;
+    if (rows === maxRows || at === body.length) {
+      parts.push({ ...batch, id: newBatchId(), body: body.subarray(start, at), rows });
+      start = at;
+      rows = 0;
+    }
+  }
+  return parts;
+}

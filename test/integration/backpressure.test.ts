@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
+import { MAX_MESSAGE_ROWS } from "../../src/queue/coalesce.ts";
 import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { connectClients, rest, toProto } from "../clients.ts";
 import {
@@ -12,6 +13,7 @@ import {
   testConfig,
   uniqueNamespace,
   waitFor,
+  warehouseCounts,
 } from "../helpers.ts";
 
 const events = (n: number, seed: number) => sameDayEvents(n, seed, "backpressure_test");
@@ -59,6 +61,41 @@ describe("backpressure: a queue over its depth limit", () => {
       expect(await queue.depth()).toBe(0);
     } finally {
       await queue.close();
+    }
+  });
+});
+
+describe("a request of more rows than a message holds (RabbitMQ)", () => {
+  it("leaves as messages of at most MAX_MESSAGE_ROWS rows, each event stored once", async () => {
+    // A consumer holds up to its prefetch in messages: their size bounds its memory.
+    const config = testConfig(realServices());
+    const api = await start(config, "api");
+    const queue = createRabbitQueue({
+      url: AMQP_URL,
+      namespace: config.namespace,
+      prefetch: 1,
+      onError: reportErrors,
+    });
+    const n = 2 * MAX_MESSAGE_ROWS + 200;
+    try {
+      const port = api.port as number;
+      expect((await rest(port, "/events", events(n, 7))).status).toBe(202);
+      // Nothing consumes yet: the queue holds the request, as three messages.
+      expect(await queue.depth()).toBe(3);
+      const consumer = await start(config, "consumer");
+      try {
+        await waitFor(
+          () => warehouseCounts(consumer),
+          (c) => c.ids === n,
+        );
+        const top = await rest(port, "/stats/top-events?from=2025-10-28&to=2025-10-28");
+        expect(top.body).toEqual([{ event_type: "backpressure_test", count: n }]);
+      } finally {
+        await consumer.close();
+      }
+    } finally {
+      await queue.close();
+      await api.close();
     }
   });
 });
