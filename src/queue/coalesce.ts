@@ -1,6 +1,15 @@
 import { type EventBatch, newBatchId, splitBatch } from "./event-batch.ts";
 import type { EventQueue } from "./queue.ts";
 
+/**
+ * Most rows in one message. RabbitMQ bounds a consumer's unacknowledged
+ * messages (TALLY_PREFETCH), not their rows: with a message a request (up
+ * to 10,000 events), a backlog of 3M events made a consumer's peak RSS
+ * 1,631 MiB; split to 500 rows, 662. The default prefetch (512) then holds
+ * at most 256,000 rows.
+ */
+export const MAX_MESSAGE_ROWS = 500;
+
 /** Options of {@link coalescePublishes}. */
 export interface CoalesceOptions {
   /**
@@ -89,15 +98,6 @@ export function coalescePublishes(queue: EventQueue, options: CoalesceOptions = 
     });
   }
 }
-
-/**
- * Most rows in one message. RabbitMQ bounds a consumer's unacknowledged
- * messages (TALLY_PREFETCH), not their rows: with a message a request (up
- * to 10,000 events), a backlog of 3M events made a consumer's peak RSS
- * 1,631 MiB; split to 500 rows, 662. The default prefetch (512) then holds
- * at most 256,000 rows.
- */
-export const MAX_MESSAGE_ROWS = 500;
 
 function combine(batches: EventBatch[]): EventBatch {
   return {
