@@ -51,3 +51,60 @@ describe("active users of a user with very many events", () => {
     expect(Math.max(...answer.map((a) => a.activeUsers))).toBe(7);
   });
 });
+
+describe("active users over ranges longer than one sweep", () => {
+  const warehouse = testWarehouse();
+  afterAll(() => warehouse.close());
+
+  it("agrees with a brute force across the sweep's 64-day words and its 128-day parts", async () => {
+    await migrate(warehouse);
+    // 40 users active on scattered days over 400 days, gaps short and long:
+    // runs of a window's days start and end everywhere, bit 63 and 64 included.
+    const random = rng(31);
+    const DAY = 86_400_000;
+    const first = Date.parse("2025-01-01T00:00:00Z");
+    const events = Array.from({ length: 3_000 }, () => {
+      const user = Math.floor(random() * 40);
+      // Each user active in a few stretches of the 400 days only.
+      const stretch = Math.floor(random() * 4);
+      const day = (user * 37 + stretch * 101 + Math.floor(random() * 20 * (1 + (user % 3)))) % 400;
+      return { user_id: `u${user}`, ms: first + day * DAY + Math.floor(random() * DAY) };
+    });
+    await storeEvents(
+      warehouse,
+      events.map((e) => ({
+        event_id: uuidFrom(random),
+        occurred_at: new Date(e.ms).toISOString(),
+        user_id: e.user_id,
+        event_type: "page_view",
+      })),
+    );
+    const day = (d: number) => new Date(first + d * DAY).toISOString().slice(0, 10);
+    const brute = (from: number, to: number, windowDays: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => {
+        const end = first + (from + i + 1) * DAY;
+        const users = new Set(
+          events.filter((e) => e.ms < end && e.ms >= end - windowDays * DAY).map((e) => e.user_id),
+        );
+        return { date: day(from + i), activeUsers: users.size };
+      });
+    const cases = [
+      ["week", 7, 0, 0],
+      ["month", 30, 30, 128], // one part: the first window day is position 0, the last 127
+      ["month", 30, 30, 129], // two parts
+      ["month", 30, 3, 399], // five parts, the first window before the data
+      ["week", 7, 57, 190], // positions 63 and 64 in the first part
+      ["day", 1, 10, 300],
+    ] as const;
+    for (const [window, windowDays, from, to] of cases) {
+      const want = brute(from, to, windowDays);
+      const q = { from: day(from), to: day(to), window, tz: "UTC", segment: [] };
+      expect({ q, answer: await activeUsers(warehouse, q) }).toEqual({ q, answer: want });
+      const raw = await activeUsers(warehouse, q, { rawOnly: true });
+      expect({ q, raw }).toEqual({ q, raw: want });
+    }
+    // The data has substance: windows with several users, and empty ones.
+    const all = brute(0, 420, 30).map((a) => a.activeUsers);
+    expect(Math.max(...all)).toBeGreaterThan(5);
+  });
+});
