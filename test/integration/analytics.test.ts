@@ -256,6 +256,38 @@ function trendDraw(c: (typeof TREND_SWEEP)[number]): Draw {
   };
 }
 
+function lifecycleDraw(
+  from: number,
+  to: number,
+  interval: "day" | "week" | "month",
+  tz: string,
+  segment: string[],
+): Draw {
+  const q = { from: day(from), to: day(to), interval, tz, segment };
+  return {
+    kind: "lifecycle",
+    path: `/stats/lifecycle?from=${day(from)}&to=${day(to)}&interval=${interval}&tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`,
+    tz,
+    segment,
+    want: (e) => refLifecycle(e, day(from), day(to), interval, tz, segment),
+    run: (t, options) => lifecycle(t.warehouse, q, options),
+  };
+}
+
+/**
+ * Daily lifecycles over more days than a drawn range spans (which is at
+ * most 41): from the user rollup, an indexed property's and zone's rollups
+ * and the events.
+ */
+const LONG_LIFECYCLES = [
+  [-20, DAYS + 20, "UTC", []],
+  [-70, DAYS + 70, "UTC", []],
+  [0, 63, "UTC", []],
+  [-20, DAYS + 20, "UTC", ["properties.country:UA"]],
+  [-20, DAYS + 20, "Europe/Kyiv", []],
+  [-20, DAYS + 20, "Asia/Kolkata", ["event_type:click"]],
+] as const;
+
 function draw(random: () => number): Draw {
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)] as T;
   const tz = pick(ZONES);
@@ -376,17 +408,8 @@ function draw(random: () => number): Draw {
         run: (t, options) => retention(t.warehouse, q, options),
       };
     }
-    case "lifecycle": {
-      const interval = pick(["day", "week", "month"] as const);
-      const q = { from: day(from), to: day(to), interval, ...common };
-      return {
-        kind: "lifecycle",
-        path: `/stats/lifecycle?from=${day(from)}&to=${day(to)}&interval=${interval}&${query}`,
-        ...common,
-        want: (e) => refLifecycle(e, day(from), day(to), interval, tz, segment),
-        run: (t, options) => lifecycle(t.warehouse, q, options),
-      };
-    }
+    case "lifecycle":
+      return lifecycleDraw(from, to, pick(["day", "week", "month"] as const), tz, segment);
     case "stickiness": {
       const interval = pick(["day", "week"] as const);
       // Half the draws narrow by a type (the route's event_type=), as a segment would.
@@ -474,7 +497,13 @@ describe("analytics against a brute-force reference", () => {
     const sources = { "": 0, prop_: 0, zone_: 0, events: 0 };
     // Draws whose answer has substance (someone past a funnel's first step, a trend above zero), per kind.
     const substantial: Record<string, number> = {};
-    const fixed = [...EDGES.map(funnelDraw), ...TREND_SWEEP.map(trendDraw)];
+    const fixed = [
+      ...EDGES.map(funnelDraw),
+      ...TREND_SWEEP.map(trendDraw),
+      ...LONG_LIFECYCLES.map(([from, to, tz, segment]) =>
+        lifecycleDraw(from, to, "day", tz, [...segment]),
+      ),
+    ];
     for (let i = 0; i < 400 + fixed.length; i++) {
       const q = fixed[i] ?? draw(random);
       const source = chooseSource(q.tz, q.segment, indexed);
