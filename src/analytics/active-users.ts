@@ -41,93 +41,77 @@ export async function activeUsers(
     const byDate = new Map(rows.map((r) => [r.date, Number(r.users)]));
     return eachDay(range.from, range.to, (date) => byDate.get(date) ?? 0);
   }
-  // The (user, day) pairs that can fall in some window of a part of the
-  // range. Each query spans at most SPAN days, windows included; a longer
-  // range is asked in parts, each from the day a window before its first.
-  const pairs = userDaysSql(warehouse.db, source, "first", "to");
-  const perQuery = SPAN - windowDays + 1;
-  const parts = [];
-  for (let from = range.from; from <= range.to; from += perQuery) {
-    const to = Math.min(range.to, from + perQuery - 1);
-    const first = from - windowDays + 1;
-    parts.push(
-      warehouse
-        .query<{ position: number; delta: string }>(sweepSql(pairs, windowDays), {
-          ...source.params,
-          tz,
-          first: formatDay(first),
-          to: formatDay(to),
-        })
-        .then((rows) => {
-          const change = new Map(rows.map((r) => [Number(r.position), Number(r.delta)]));
-          let active = 0;
-          const counts = [];
-          for (let position = 0; position <= to - first; position++) {
-            active += change.get(position) ?? 0;
-            if (position >= windowDays - 1) counts.push(active);
-          }
-          return counts;
-        }),
-    );
+  // The (user, day) pairs that can fall in some window of the range; bit p
+  // of a user's words is day first + p.
+  const first = range.from - windowDays + 1;
+  const days = range.to - first + 1;
+  const rows = await warehouse.query<{ position: string; delta: string }>(
+    sweepSql(userDaysSql(warehouse.db, source, "first", "to"), windowDays, Math.ceil(days / 64)),
+    { ...source.params, tz, first: formatDay(first), to: formatDay(range.to) },
+  );
+  const change = new Map(rows.map((r) => [Number(r.position), Number(r.delta)]));
+  let active = 0;
+  for (let position = 0; position < windowDays - 1; position++) {
+    active += change.get(position) ?? 0;
   }
-  const counts = (await Promise.all(parts)).flat();
-  let day = 0;
-  return eachDay(range.from, range.to, () => counts[day++] ?? 0);
+  let position = windowDays - 1;
+  return eachDay(range.from, range.to, () => {
+    active += change.get(position++) ?? 0;
+    return active;
+  });
 }
-
-/** Days one sweep covers: a user's days in it are two 64-bit words. */
-const SPAN = 128;
 
 /**
  * A sweep over bits, not an expansion. Each user's active days from {first}
- * become the bits of two UInt64 words, lo (days 0-63) and hi (64-127): an OR
- * per (user, day) pair, with no array to collect or sort, and a day listed
- * twice (several events, rollup rows not yet merged) sets its bit twice.
- * A user is in the window ending on day d while some active day lies in
- * [d - window + 1, d], so the days are smeared forward: c = m | m << 1 | ...
- * | m << (window - 1), in log2(window) shift-ORs of the pair (the spans
- * double, the last one tops up). Each run of c's set bits adds +1 on its
- * first day and -1 on the day after its last: found with one more shift,
- * their positions sent as one Int16 each (p + 1 for a start, -(p + 2) for an
- * end, so that every value is non-zero) and summed per position. Summing the
- * changes day by day (the caller) gives every window's count.
+ * become the bits of `count` UInt64 words (w0: days 0-63, w1: 64-127, ...):
+ * an OR per (user, day) pair, with no array to collect or sort, and a day
+ * listed twice (several events, rollup rows not yet merged) sets its bit
+ * twice. A user is in the window ending on day d while some active day lies
+ * in [d - window + 1, d], so the days are smeared forward: c = m | m << 1 |
+ * ... | m << (window - 1), as shifts 0..s-1 (s about the window's square
+ * root), then shifts of that by multiples of s. Each run of c's set bits
+ * adds +1 on its first day and -1 on the day after its last: found with one
+ * more shift each way, their positions sent as one Int16 each (p + 1 for a
+ * start, -(p + 2) for an end, so that every value is non-zero) and summed
+ * per position. Summing the changes day by day (the caller) gives every
+ * window's count.
  */
-function sweepSql(pairs: string, windowDays: number): string {
-  // Level n holds lo{n} and hi{n}; each shift is a subquery of its own
-  // (as aliases of one SELECT, the same shifts ran a fifth slower).
-  let level = 0;
-  let words = `SELECT groupBitOr(bitShiftLeft(toUInt64(i < 64), i % 64)) AS lo0,
-      groupBitOr(bitShiftLeft(toUInt64(i >= 64), i % 64)) AS hi0
-    FROM (SELECT user, toUInt8(day - toDate({first:String})) AS i FROM (${pairs}))
-    GROUP BY user`;
-  let span = 1;
-  const shift = (k: number) => {
-    const [lo, hi, n] = [`lo${level}`, `hi${level}`, ++level];
-    words = `SELECT bitOr(${lo}, bitShiftLeft(${lo}, ${k})) AS lo${n},
-        bitOr(${hi}, bitOr(bitShiftLeft(${hi}, ${k}), bitShiftRight(${lo}, ${64 - k}))) AS hi${n}
-      FROM (${words})`;
-    span += k;
+function sweepSql(pairs: string, windowDays: number, count: number): string {
+  const each = <T>(f: (w: number) => T) => Array.from({ length: count }, (_, w) => f(w));
+  // Word w of the words named `name`, shifted left (k > 0) or right (k < 0) by |k| < 64.
+  const shifted = (name: string, w: number, k: number) => {
+    if (k === 0) return `${name}${w}`;
+    const [into, from, carry] =
+      k > 0 ? ["bitShiftLeft", w - 1, "bitShiftRight"] : ["bitShiftRight", w + 1, "bitShiftLeft"];
+    const own = `${into}(${name}${w}, ${Math.abs(k)})`;
+    return from < 0 || from >= count
+      ? own
+      : `bitOr(${own}, ${carry}(${name}${from}, ${64 - Math.abs(k)}))`;
   };
-  while (span * 2 <= windowDays) shift(span);
-  if (span < windowDays) shift(windowDays - span);
-  const [lo, hi] = [`lo${level}`, `hi${level}`];
-  const starts = [
-    `bitAnd(${lo}, bitNot(bitShiftLeft(${lo}, 1)))`,
-    `bitAnd(${hi}, bitNot(bitOr(bitShiftLeft(${hi}, 1), bitShiftRight(${lo}, 63))))`,
-  ];
-  const ends = [
-    `bitAnd(${lo}, bitNot(bitOr(bitShiftRight(${lo}, 1), bitShiftLeft(${hi}, 63))))`,
-    `bitAnd(${hi}, bitNot(bitShiftRight(${hi}, 1)))`,
-  ];
+  const or = (terms: string[]) => terms.reduce((x, y) => `bitOr(${x}, ${y})`);
+  let level = 0;
+  // Each level a subquery of its own (as aliases of one SELECT, the same shifts ran a fifth slower).
+  let words = `SELECT ${each((w) => `groupBitOr(bitShiftLeft(toUInt64(intDiv(i, 64) = ${w}), i % 64)) AS m0_${w}`).join(", ")}
+    FROM (SELECT user, toUInt16(day - toDate({first:String})) AS i FROM (${pairs}))
+    GROUP BY user`;
+  const orShifted = (shifts: number[]) => {
+    const [from, to] = [`m${level}_`, `m${++level}_`];
+    words = `SELECT ${each((w) => `${or(shifts.map((k) => shifted(from, w, k)))} AS ${to}${w}`).join(", ")} FROM (${words})`;
+  };
+  const step = Math.ceil(Math.sqrt(windowDays));
+  if (windowDays > 1) {
+    orShifted(Array.from({ length: step }, (_, k) => k));
+    const multiples = [];
+    for (let k = 0; k + step < windowDays; k += step) multiples.push(k);
+    orShifted([...multiples, windowDays - step]);
+  }
+  const c = `m${level}_`;
+  const changes = each((w) => [
+    `arrayMap(p -> toInt16(p + ${64 * w + 1}), bitPositionsToArray(bitAnd(${c}${w}, bitNot(${shifted(c, w, 1)}))))`,
+    `arrayMap(p -> toInt16(-p - ${64 * w + 2}), bitPositionsToArray(bitAnd(${c}${w}, bitNot(${shifted(c, w, -1)}))))`,
+  ]).flat();
   return `SELECT abs(change) - 1 AS position, sum(sign(change)) AS delta
-    FROM (
-      SELECT arrayConcat(
-        arrayMap(p -> toInt16(p + 1), bitPositionsToArray(${starts[0]})),
-        arrayMap(p -> toInt16(p + 65), bitPositionsToArray(${starts[1]})),
-        arrayMap(p -> toInt16(-p - 2), bitPositionsToArray(${ends[0]})),
-        arrayMap(p -> toInt16(-p - 66), bitPositionsToArray(${ends[1]}))) AS changes
-      FROM (${words})
-    )
+    FROM (SELECT arrayConcat(${changes.join(", ")}) AS changes FROM (${words}))
     ARRAY JOIN changes AS change
     GROUP BY position`;
 }

@@ -52,11 +52,11 @@ describe("active users of a user with very many events", () => {
   });
 });
 
-describe("active users over ranges longer than one sweep", () => {
+describe("active users over ranges of many 64-day words", () => {
   const warehouse = testWarehouse();
   afterAll(() => warehouse.close());
 
-  it("agrees with a brute force across the sweep's 64-day words and its 128-day parts", async () => {
+  it("agrees with a brute force across the sweep's words, bit 63 to bit 64 and on", async () => {
     await migrate(warehouse);
     // 40 users active on scattered days over 400 days, gaps short and long:
     // runs of a window's days start and end everywhere, bit 63 and 64 included.
@@ -90,10 +90,10 @@ describe("active users over ranges longer than one sweep", () => {
       });
     const cases = [
       ["week", 7, 0, 0],
-      ["month", 30, 30, 128], // one part: the first window day is position 0, the last 127
-      ["month", 30, 30, 129], // two parts
-      ["month", 30, 3, 399], // five parts, the first window before the data
-      ["week", 7, 57, 190], // positions 63 and 64 in the first part
+      ["month", 30, 0, 98], // two words: the first window's first day is bit 0, the last day bit 127
+      ["month", 30, 30, 129], // three words
+      ["month", 30, 3, 399], // seven words, the first window before the data
+      ["week", 7, 57, 190], // runs across bits 63 and 64, 127 and 128
       ["day", 1, 10, 300],
     ] as const;
     for (const [window, windowDays, from, to] of cases) {
