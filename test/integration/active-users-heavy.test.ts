@@ -1,7 +1,34 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { activeUsers } from "../../src/analytics/active-users.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
+import type { Warehouse } from "../../src/warehouse/warehouse.ts";
 import { rng, storeEvents, testWarehouse, uuidFrom } from "../helpers.ts";
+
+const DAY = 86_400_000;
+
+/** A user's event at `ms`. */
+type Visit = { user_id: string; ms: number };
+
+/** The visits as page views, straight into the events table. */
+function storeVisits(warehouse: Warehouse, visits: readonly Visit[], random: () => number) {
+  return storeEvents(
+    warehouse,
+    visits.map((e) => ({
+      event_id: uuidFrom(random),
+      occurred_at: new Date(e.ms).toISOString(),
+      user_id: e.user_id,
+      event_type: "page_view",
+    })),
+  );
+}
+
+/** Brute force: the users with a visit in the `windowDays` days ending on `date`. */
+function activeOn(visits: readonly Visit[], date: string, windowDays: number) {
+  const end = Date.parse(date) + DAY;
+  return new Set(
+    visits.filter((e) => e.ms < end && e.ms >= end - windowDays * DAY).map((e) => e.user_id),
+  ).size;
+}
 
 describe("active users of a user with very many events", () => {
   // Its queries capped at 100 MB each.
@@ -15,21 +42,12 @@ describe("active users of a user with very many events", () => {
     // array per element: 20,000² days, past the cap below.
     const random = rng(9);
     const first = Date.parse("2025-05-01T00:00:00Z");
-    const events = Array.from({ length: 20_000 }, () => ({
+    const events: Visit[] = Array.from({ length: 20_000 }, () => ({
       user_id: "heavy",
-      ms: first + Math.floor(random() * 40 * 86_400_000),
+      ms: first + Math.floor(random() * 40 * DAY),
     }));
-    for (let u = 0; u < 10; u++)
-      events.push({ user_id: `light-${u}`, ms: first + u * 5 * 86_400_000 });
-    await storeEvents(
-      warehouse,
-      events.map((e) => ({
-        event_id: uuidFrom(random),
-        occurred_at: new Date(e.ms).toISOString(),
-        user_id: e.user_id,
-        event_type: "page_view",
-      })),
-    );
+    for (let u = 0; u < 10; u++) events.push({ user_id: `light-${u}`, ms: first + u * 5 * DAY });
+    await storeVisits(warehouse, events, random);
 
     const answer = await activeUsers(
       warehouse,
@@ -37,15 +55,7 @@ describe("active users of a user with very many events", () => {
       { rawOnly: true },
     );
 
-    // Brute force: users with an event in the 30 days ending on each day.
-    const DAY = 86_400_000;
-    const expected = answer.map(({ date }) => {
-      const end = Date.parse(date) + DAY;
-      const users = new Set(
-        events.filter((e) => e.ms < end && e.ms >= end - 30 * DAY).map((e) => e.user_id),
-      );
-      return { date, activeUsers: users.size };
-    });
+    const expected = answer.map(({ date }) => ({ date, activeUsers: activeOn(events, date, 30) }));
     expect(answer).toEqual(expected);
     expect(answer.length).toBe(61);
     expect(Math.max(...answer.map((a) => a.activeUsers))).toBe(7);
@@ -61,33 +71,21 @@ describe("active users over ranges of many 64-day words", () => {
     // 40 users active on scattered days over 400 days, gaps short and long:
     // runs of a window's days start and end everywhere, bit 63 and 64 included.
     const random = rng(31);
-    const DAY = 86_400_000;
     const first = Date.parse("2025-01-01T00:00:00Z");
-    const events = Array.from({ length: 3_000 }, () => {
+    const events: Visit[] = Array.from({ length: 3_000 }, () => {
       const user = Math.floor(random() * 40);
       // Each user active in a few stretches of the 400 days only.
       const stretch = Math.floor(random() * 4);
       const day = (user * 37 + stretch * 101 + Math.floor(random() * 20 * (1 + (user % 3)))) % 400;
       return { user_id: `u${user}`, ms: first + day * DAY + Math.floor(random() * DAY) };
     });
-    await storeEvents(
-      warehouse,
-      events.map((e) => ({
-        event_id: uuidFrom(random),
-        occurred_at: new Date(e.ms).toISOString(),
-        user_id: e.user_id,
-        event_type: "page_view",
-      })),
-    );
+    await storeVisits(warehouse, events, random);
     const day = (d: number) => new Date(first + d * DAY).toISOString().slice(0, 10);
     const brute = (from: number, to: number, windowDays: number) =>
-      Array.from({ length: to - from + 1 }, (_, i) => {
-        const end = first + (from + i + 1) * DAY;
-        const users = new Set(
-          events.filter((e) => e.ms < end && e.ms >= end - windowDays * DAY).map((e) => e.user_id),
-        );
-        return { date: day(from + i), activeUsers: users.size };
-      });
+      Array.from({ length: to - from + 1 }, (_, i) => ({
+        date: day(from + i),
+        activeUsers: activeOn(events, day(from + i), windowDays),
+      }));
     const cases = [
       ["week", 7, 0, 0],
       ["month", 30, 0, 98], // two words: the first window's first day is bit 0, the last day bit 127

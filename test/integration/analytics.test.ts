@@ -274,12 +274,32 @@ function lifecycleDraw(
   };
 }
 
+function activeUsersDraw(
+  from: number,
+  to: number,
+  window: "day" | "week" | "month",
+  tz: string,
+  segment: string[],
+): Draw {
+  const q = { from: day(from), to: day(to), window, tz, segment };
+  const windowDays = { day: 1, week: 7, month: 30 }[window];
+  return {
+    kind: "active-users",
+    path: `/stats/active-users?from=${day(from)}&to=${day(to)}&window=${window}&tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`,
+    tz,
+    segment,
+    want: (e) => refActiveUsers(e, day(from), day(to), windowDays, tz, segment),
+    run: (t, options) => activeUsers(t.warehouse, q, options),
+  };
+}
+
 /**
- * Daily lifecycles over more days than a drawn range spans (which is at
- * most 41): from the user rollup, an indexed property's and zone's rollups
- * and the events.
+ * Daily lifecycles and rolling windows over more days than a drawn range
+ * spans (which is at most 41), so more than one 64-day word of a user's
+ * days: from the user rollup, an indexed property's and zone's rollups and
+ * the events.
  */
-const LONG_LIFECYCLES = [
+const LONG_RANGES = [
   [-20, DAYS + 20, "UTC", []],
   [-70, DAYS + 70, "UTC", []],
   [0, 63, "UTC", []],
@@ -373,18 +393,8 @@ function draw(random: () => number): Draw {
         want: (e) => refDau(e, day(from), day(to), tz, segment),
         run: (t, options) => dau(t.warehouse, { from: day(from), to: day(to), ...common }, options),
       };
-    case "active-users": {
-      const window = pick(["day", "week", "month"] as const);
-      const windowDays = { day: 1, week: 7, month: 30 }[window];
-      return {
-        kind: "active-users",
-        path: `/stats/active-users?from=${day(from)}&to=${day(to)}&window=${window}&${query}`,
-        ...common,
-        want: (e) => refActiveUsers(e, day(from), day(to), windowDays, tz, segment),
-        run: (t, options) =>
-          activeUsers(t.warehouse, { from: day(from), to: day(to), window, ...common }, options),
-      };
-    }
+    case "active-users":
+      return activeUsersDraw(from, to, pick(["day", "week", "month"] as const), tz, segment);
     case "top-events": {
       const limit = 1 + Math.floor(random() * 5);
       return {
@@ -500,9 +510,11 @@ describe("analytics against a brute-force reference", () => {
     const fixed = [
       ...EDGES.map(funnelDraw),
       ...TREND_SWEEP.map(trendDraw),
-      ...LONG_LIFECYCLES.map(([from, to, tz, segment]) =>
+      ...LONG_RANGES.flatMap(([from, to, tz, segment]) => [
         lifecycleDraw(from, to, "day", tz, [...segment]),
-      ),
+        activeUsersDraw(from, to, "month", tz, [...segment]),
+        activeUsersDraw(from, to, "week", tz, [...segment]),
+      ]),
     ];
     for (let i = 0; i < 400 + fixed.length; i++) {
       const q = fixed[i] ?? draw(random);
