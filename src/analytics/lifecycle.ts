@@ -1,6 +1,6 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { formatDay, parseChoice, parseRange, parseTimeZone } from "./params.ts";
-import { type Interval, nextPeriod, periodOf, periodSql } from "./periods.ts";
+import { type Interval, nextPeriod, periodOf, periodSql, periodsOf } from "./periods.ts";
 import { chooseSource, type ReadOptions, userDaysSql } from "./source.ts";
 
 /** Parameters of {@link lifecycle}, as in `GET /stats/lifecycle`. */
@@ -91,7 +91,11 @@ export async function lifecycle(
   // (has() copies the array per element) and the kinds are numbers (KINDS;
   // as strings they cost a fifth more).
   const rows = await warehouse.query<{ date: string; kind: number; users: string }>(
-    `SELECT toString(p) AS date,
+    source.kind === "rollups" &&
+      source.prefix === "" &&
+      periodsOf(interval, before, last).length <= 64
+      ? activityBitsSql(warehouse.db, interval)
+      : `SELECT toString(p) AS date,
             multiIf(p < toDate({first:String}), 3, p = born, 0, q = ${PREVIOUS[interval]("p")}, 1, 2) AS kind,
             count() AS users
      FROM (${users})
@@ -111,3 +115,45 @@ export async function lifecycle(
   }
   return out;
 }
+
+/**
+ * The same classification for all activity over up to 64 periods, the
+ * sort replaced by bits: each user's periods from {before} become the bits
+ * of a UInt64 (bit i: the i-th period after {before}), ORed from their days
+ * in range, with no array of periods made distinct and sorted. A set bit i
+ * is returning when bit i - 1 is set too. At 10M events, lifecycle by week
+ * over 12 weeks took 31-37 ms against 37-53 with the sort (alternating),
+ * and 17-18 ms either way at 1M. Over more periods, a word per part read
+ * every user's days once per part (a year by day: 188 ms against 95), and
+ * a segment's users have fewer days to sort (by week, purchases: 13-14 ms
+ * against 10-11 at 1M): the arrays cost less there.
+ */
+function activityBitsSql(db: string, interval: Interval): string {
+  const position = (day: string) => POSITION[interval](day);
+  return `SELECT toString(${PERIOD_AT[interval]("i")}) AS date,
+      multiIf(i = 0, 3, i = born, 0, bitTest(bitShiftLeft(periods, 1), i), 1, 2) AS kind,
+      count() AS users
+    FROM (
+      SELECT ${position("first_day")} AS born,
+        arrayReduce('groupBitOr', arrayMap(d -> bitShiftLeft(toUInt64(1), ${position("d")}),
+          arrayFilter(d -> d BETWEEN toDate({before:String}) AND toDate({end:String}), days))) AS periods
+      FROM ${db}.user_activity FINAL
+      WHERE event_type = {type:String} AND periods != 0
+    )
+    ARRAY JOIN bitPositionsToArray(periods) AS i
+    GROUP BY i, kind`;
+}
+
+/** The position of a day's period among those from {before}, in SQL (negative before it). */
+const POSITION: Record<Interval, (day: string) => string> = {
+  day: (d) => `toInt32(${d} - toDate({before:String}))`,
+  week: (d) => `toInt32(intDiv(${d} - toDate({before:String}), 7))`,
+  month: (d) => `toInt32(toRelativeMonthNum(${d}) - toRelativeMonthNum(toDate({before:String})))`,
+};
+
+/** The first day of the period at position `i` from {before}, in SQL. */
+const PERIOD_AT: Record<Interval, (i: string) => string> = {
+  day: (i) => `toDate({before:String}) + ${i}`,
+  week: (i) => `toDate({before:String}) + 7 * ${i}`,
+  month: (i) => `addMonths(toDate({before:String}), ${i})`,
+};
