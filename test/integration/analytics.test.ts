@@ -256,6 +256,11 @@ function trendDraw(c: (typeof TREND_SWEEP)[number]): Draw {
   };
 }
 
+/** The tz and segment parameters of a stats route. */
+function filterQuery(tz: string, segment: readonly string[]): string {
+  return `tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`;
+}
+
 function lifecycleDraw(
   from: number,
   to: number,
@@ -266,7 +271,7 @@ function lifecycleDraw(
   const q = { from: day(from), to: day(to), interval, tz, segment };
   return {
     kind: "lifecycle",
-    path: `/stats/lifecycle?from=${day(from)}&to=${day(to)}&interval=${interval}&tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`,
+    path: `/stats/lifecycle?from=${day(from)}&to=${day(to)}&interval=${interval}&${filterQuery(tz, segment)}`,
     tz,
     segment,
     want: (e) => refLifecycle(e, day(from), day(to), interval, tz, segment),
@@ -285,7 +290,7 @@ function activeUsersDraw(
   const windowDays = { day: 1, week: 7, month: 30 }[window];
   return {
     kind: "active-users",
-    path: `/stats/active-users?from=${day(from)}&to=${day(to)}&window=${window}&tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`,
+    path: `/stats/active-users?from=${day(from)}&to=${day(to)}&window=${window}&${filterQuery(tz, segment)}`,
     tz,
     segment,
     want: (e) => refActiveUsers(e, day(from), day(to), windowDays, tz, segment),
@@ -314,7 +319,7 @@ function draw(random: () => number): Draw {
   const segment = pick(SEGMENTS);
   const from = Math.floor(random() * (DAYS - 5)) - 3; // may start before the first event
   const to = Math.min(DAYS + 2, from + 1 + Math.floor(random() * 40));
-  const query = `tz=${tz}${segment.map((s) => `&segment=${encodeURIComponent(s)}`).join("")}`;
+  const query = filterQuery(tz, segment);
   const common = { tz, segment };
   switch (
     pick([
