@@ -144,7 +144,10 @@ function activityBitsSql(db: string, interval: Interval): string {
     GROUP BY i, kind`;
 }
 
-/** The position of a day's period among those from {before}, in SQL (negative before it). */
+/**
+ * The position of a day's period among those from {before}, in SQL: 0 or
+ * less for a day before it (only a match with a set bit counts).
+ */
 const POSITION: Record<Interval, (day: string) => string> = {
   day: (d) => `toInt32(${d} - toDate({before:String}))`,
   week: (d) => `toInt32(intDiv(${d} - toDate({before:String}), 7))`,
