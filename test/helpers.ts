@@ -6,6 +6,7 @@ import { pino } from "pino";
 import { type Role, startTally, type Tally } from "../src/app/tally.ts";
 import { type Config, loadConfig } from "../src/config/config.ts";
 import type { ErrorReporter } from "../src/observability/dependency-errors.ts";
+import { createRabbitQueue } from "../src/queue/rabbitmq-queue.ts";
 import { createChdbWarehouse } from "../src/warehouse/chdb-warehouse.ts";
 import type { Warehouse } from "../src/warehouse/warehouse.ts";
 import { tempDir } from "./temp-dirs.ts";
@@ -45,6 +46,11 @@ export const silentLog = pino({ level: "silent" });
 /** Adapters' error reporter in tests, where faults are injected on purpose: the errors go to the silent log. */
 export const reportErrors: ErrorReporter = (err, context) =>
   silentLog.warn({ err }, context ?? "client error");
+
+/** A RabbitMQ queue of `namespace` on the test broker, as a test's own producer or consumer. */
+export function rabbitQueue(namespace: string, prefetch = 1) {
+  return createRabbitQueue({ url: AMQP_URL, namespace, prefetch, onError: reportErrors });
+}
 
 export async function start(config: Config, role: Role = "all"): Promise<Tally> {
   return startTally(config, role, silentLog);

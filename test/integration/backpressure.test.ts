@@ -2,12 +2,10 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tally } from "../../src/app/tally.ts";
 import { MAX_MESSAGE_ROWS } from "../../src/queue/coalesce.ts";
-import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import { connectClients, rest, toProto } from "../clients.ts";
 import {
-  AMQP_URL,
+  rabbitQueue,
   realServices,
-  reportErrors,
   sameDayEvents,
   start,
   testConfig,
@@ -51,12 +49,7 @@ describe("backpressure: a queue over its depth limit", () => {
   it("reads the depth of a queue nothing has published to yet, as right after a start", async () => {
     // The guard's first probe can run before the publisher's first declare:
     // it found no queue, and refused every publish until the next probe.
-    const queue = createRabbitQueue({
-      url: AMQP_URL,
-      namespace: uniqueNamespace(),
-      prefetch: 1,
-      onError: reportErrors,
-    });
+    const queue = rabbitQueue(uniqueNamespace());
     try {
       expect(await queue.depth()).toBe(0);
     } finally {
@@ -70,12 +63,7 @@ describe("a request of more rows than a message holds (RabbitMQ)", () => {
     // A consumer holds up to its prefetch in messages: their size bounds its memory.
     const config = testConfig(realServices());
     const api = await start(config, "api");
-    const queue = createRabbitQueue({
-      url: AMQP_URL,
-      namespace: config.namespace,
-      prefetch: 1,
-      onError: reportErrors,
-    });
+    const queue = rabbitQueue(config.namespace);
     const n = 2 * MAX_MESSAGE_ROWS + 200;
     try {
       const port = api.port as number;

@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { stopConsuming } from "../../src/app/tally.ts";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
-import { createRabbitQueue } from "../../src/queue/rabbitmq-queue.ts";
 import type { Warehouse } from "../../src/warehouse/warehouse.ts";
 import { batchOf } from "../batches.ts";
 import {
   AMQP_URL,
+  rabbitQueue,
   realServices,
   reportErrors,
   silentLog,
@@ -26,12 +26,7 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
       TALLY_PREFETCH: "64",
     });
     const consumer = await start(config, "consumer");
-    const producer = createRabbitQueue({
-      url: AMQP_URL,
-      namespace: config.namespace,
-      prefetch: 1,
-      onError: reportErrors,
-    });
+    const producer = rabbitQueue(config.namespace);
     for (let i = 0; i < 10; i++) await producer.publish(batchOf(1, 1200 + i));
     const rabbit = new Connection(AMQP_URL);
     const depth = async (queue: string) =>
@@ -73,12 +68,7 @@ describe("shutdown hands held batches back (RabbitMQ)", () => {
       log: silentLog,
     });
     await queue.consume(consumer.handle);
-    const producer = createRabbitQueue({
-      url: AMQP_URL,
-      namespace,
-      prefetch: 1,
-      onError: reportErrors,
-    });
+    const producer = rabbitQueue(namespace);
     let seed = 1300;
     const batch = () => batchOf(1, seed++);
     await producer.publish(batch());
