@@ -32,8 +32,7 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
     database: options.database,
     onCall: options.onCall,
     insertSettings: (bytes) => ({ os_thread_priority: String(insertPriority(bytes ?? 0)) }),
-    // The insert's priority stays on chDB's session; stats run at the normal one.
-    querySettings: { os_thread_priority: 0 },
+    querySettings: QUERY_SETTINGS,
   });
   return {
     ...warehouse,
@@ -77,6 +76,24 @@ const CHDB_SERVER_ARGS = [
   `--index_mark_cache_size=${64 << 20}`,
   "--max_parts_cleaning_thread_pool_size=16",
 ];
+
+/**
+ * What every query (not an insert) runs with in chDB:
+ * - The normal priority: an insert's stays on chDB's session.
+ * - A thread for every 8 granules read (65,536 rows, or 80 MiB), up to
+ *   max_threads: 8 is ClickHouse's smallest read task, and its defaults
+ *   wait for 20 granules and 240 MiB. A per-user rollup holds a row a user,
+ *   so up to 163,840 users it was read by one thread, with all its per-row
+ *   work (lifecycle ORs or sorts every user's days). At 10M events (100,000
+ *   users), 5 alternating rounds: lifecycle by week 25-29 ms against 32-37,
+ *   weekly retention of every user 17-22 against 21-24; the other stats at
+ *   10M, at 1M and on 100k events as fast either way.
+ */
+const QUERY_SETTINGS = {
+  os_thread_priority: 0,
+  merge_tree_min_rows_for_concurrent_read: 8 * 8192,
+  merge_tree_min_bytes_for_concurrent_read: 8 * (10 << 20),
+};
 
 /**
  * The OS priority (nice) of an insert's threads in chDB, which shares the

@@ -181,6 +181,29 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
       ]);
     },
   );
+
+  it.runIf(url === undefined)(
+    "reads a table of 17 granules with two threads where it may, not one",
+    async () => {
+      // ClickHouse's defaults read fewer than 20 granules with one thread (chdb-warehouse.ts).
+      await warehouse.command(
+        `CREATE TABLE \`${database}\`.per_user (x UInt64) ENGINE = MergeTree ORDER BY x
+         SETTINGS index_granularity = 8192`,
+      );
+      await warehouse.command(
+        `INSERT INTO \`${database}\`.per_user SELECT number FROM numbers(17 * 8192)`,
+      );
+      const [threads] = await warehouse.query<{ n: number | string }>(
+        "SELECT getSetting('max_threads') AS n",
+      );
+      const pipeline = await warehouse.query<{ explain: string }>(
+        `EXPLAIN PIPELINE SELECT sum(x) FROM \`${database}\`.per_user`,
+      );
+      const read = pipeline.map((r) => r.explain).find((line) => line.includes("MergeTreeSelect"));
+      const streams = Number(/× (\d+)/.exec(read ?? "")?.[1] ?? 1);
+      expect(streams).toBe(Math.min(2, Number(threads?.n)));
+    },
+  );
 });
 
 describe("a ClickHouse server that does not answer", () => {
