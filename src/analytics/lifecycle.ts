@@ -1,7 +1,7 @@
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import { formatDay, parseChoice, parseRange, parseTimeZone } from "./params.ts";
 import { type Interval, nextPeriod, periodOf, periodSql, periodsOf } from "./periods.ts";
-import { chooseSource, type ReadOptions, userDaysSql } from "./source.ts";
+import { chooseSource, type ReadOptions, type Source, userDaysSql } from "./source.ts";
 
 /** Parameters of {@link lifecycle}, as in `GET /stats/lifecycle`. */
 export interface LifecycleQuery {
@@ -45,7 +45,6 @@ export async function lifecycle(
   const last = periodOf(interval, range.to);
   const before = periodOf(interval, first - 1);
   const end = nextPeriod(interval, last) - 1;
-  const period = (day: string) => periodSql(interval, day);
   const params = {
     ...source.params,
     tz,
@@ -54,53 +53,12 @@ export async function lifecycle(
     before: formatDay(before),
     end: formatDay(end),
   };
-  // Each user's active periods from the one before the range to its end,
-  // sorted, and the period they were born in (their first event's).
-  let users: string;
-  if (source.kind === "rollups" && source.prefix === "") {
-    // One row a user, as retention reads it: no grouping, no join.
-    users = `SELECT ${period("first_day")} AS born,
-        arraySort(arrayDistinct(arrayMap(d -> ${period("d")},
-          arrayFilter(d -> d BETWEEN toDate({before:String}) AND toDate({end:String}), days)))) AS periods
-      FROM ${warehouse.db}.user_activity FINAL
-      WHERE event_type = {type:String} AND notEmpty(periods)`;
-  } else {
-    // Only the users born in the range: for the others, born is never a
-    // period of the range (the join's default, 1970-01-01, is not either).
-    // The first days are read FINAL, each user's rows merged before the
-    // range is applied, as retention's are.
-    const bornInRange = "born BETWEEN toDate({first:String}) AND toDate({last:String})";
-    const firsts =
-      source.kind === "rollups"
-        ? `SELECT user_key AS user, ${period("first_day")} AS born
-           FROM ${warehouse.db}.${source.prefix}first_days FINAL
-           WHERE event_type = {type:String} AND ${source.where} AND ${bornInRange}`
-        : `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS born
-           FROM ${warehouse.db}.events FINAL WHERE ${source.where} GROUP BY user_id
-           HAVING ${bornInRange}`;
-    const days = userDaysSql(warehouse.db, source, "before", "end");
-    users = `SELECT a.periods AS periods, f.born AS born
-      FROM (SELECT user, arraySort(groupUniqArray(${period("day")})) AS periods FROM (${days}) GROUP BY user) AS a
-      LEFT JOIN (${firsts}) AS f ON f.user = a.user`;
-  }
-  // Each active period p of a user is new, returning or resurrecting:
-  // returning when q, the one before p in their sorted periods (p itself for
-  // the first), is the period before p. In the period before the range they
-  // are only counted. Dormant in p are those active in the period before and
-  // not in p: all active then, less p's returning. No array is searched
-  // (has() copies the array per element) and the kinds are numbers (KINDS;
-  // as strings they cost a fifth more).
+  const allActivity = source.kind === "rollups" && source.prefix === "";
+  // A UInt64's bits hold the period before the range and up to 63 in it.
   const rows = await warehouse.query<{ date: string; kind: number; users: string }>(
-    source.kind === "rollups" &&
-      source.prefix === "" &&
-      periodsOf(interval, before, last).length <= 64
+    allActivity && periodsOf(interval, before, last).length <= 64
       ? activityBitsSql(warehouse.db, interval)
-      : `SELECT toString(p) AS date,
-            multiIf(p < toDate({first:String}), 3, p = born, 0, q = ${PREVIOUS[interval]("p")}, 1, 2) AS kind,
-            count() AS users
-     FROM (${users})
-     ARRAY JOIN periods AS p, arrayPushFront(arrayPopBack(periods), periods[1]) AS q
-     GROUP BY p, kind`,
+      : sortedPeriodsSql(warehouse.db, source, interval),
     params,
   );
   const counts = new Map(rows.map((r) => [`${r.date}/${KINDS[r.kind]}`, Number(r.users)]));
@@ -114,6 +72,54 @@ export async function lifecycle(
     activeBefore = born + returning + resurrecting;
   }
   return out;
+}
+
+/**
+ * Each user's active periods from {before} to {end}, sorted, and the period
+ * they were born in (their first event's), classified. Each active period p
+ * of a user is new, returning or resurrecting: returning when q, the one
+ * before p in their sorted periods (p itself for the first), is the period
+ * before p. In the period before the range they are only counted. Dormant
+ * in p are those active in the period before and not in p: all active then,
+ * less p's returning. No array is searched (has() copies the array per
+ * element) and the kinds are numbers (KINDS; as strings they cost a fifth
+ * more).
+ */
+function sortedPeriodsSql(db: string, source: Source, interval: Interval): string {
+  const period = (day: string) => periodSql(interval, day);
+  let users: string;
+  if (source.kind === "rollups" && source.prefix === "") {
+    // One row a user, as retention reads it: no grouping, no join.
+    users = `SELECT ${period("first_day")} AS born,
+        arraySort(arrayDistinct(arrayMap(d -> ${period("d")},
+          arrayFilter(d -> d BETWEEN toDate({before:String}) AND toDate({end:String}), days)))) AS periods
+      FROM ${db}.user_activity FINAL
+      WHERE event_type = {type:String} AND notEmpty(periods)`;
+  } else {
+    // Only the users born in the range: for the others, born is never a
+    // period of the range (the join's default, 1970-01-01, is not either).
+    // The first days are read FINAL, each user's rows merged before the
+    // range is applied, as retention's are.
+    const bornInRange = "born BETWEEN toDate({first:String}) AND toDate({last:String})";
+    const firsts =
+      source.kind === "rollups"
+        ? `SELECT user_key AS user, ${period("first_day")} AS born
+           FROM ${db}.${source.prefix}first_days FINAL
+           WHERE event_type = {type:String} AND ${source.where} AND ${bornInRange}`
+        : `SELECT user_id AS user, ${period("min(toDate(occurred_at, {tz:String}))")} AS born
+           FROM ${db}.events FINAL WHERE ${source.where} GROUP BY user_id
+           HAVING ${bornInRange}`;
+    const days = userDaysSql(db, source, "before", "end");
+    users = `SELECT a.periods AS periods, f.born AS born
+      FROM (SELECT user, arraySort(groupUniqArray(${period("day")})) AS periods FROM (${days}) GROUP BY user) AS a
+      LEFT JOIN (${firsts}) AS f ON f.user = a.user`;
+  }
+  return `SELECT toString(p) AS date,
+            multiIf(p < toDate({first:String}), 3, p = born, 0, q = ${PREVIOUS[interval]("p")}, 1, 2) AS kind,
+            count() AS users
+     FROM (${users})
+     ARRAY JOIN periods AS p, arrayPushFront(arrayPopBack(periods), periods[1]) AS q
+     GROUP BY p, kind`;
 }
 
 /**
