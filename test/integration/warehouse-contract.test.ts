@@ -205,6 +205,17 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
       expect(streams).toBe(Math.min(3, Number(threads?.n)));
     },
   );
+
+  it.runIf(url === undefined)(
+    "writes every answer on the query's own thread, not through a pool of formatters",
+    async () => {
+      // Parallel formatting costs each small answer two threads' wakeups (chdb-warehouse.ts).
+      const sql = "SELECT getSetting('output_format_parallel_formatting') AS parallel";
+      expect(await warehouse.query(sql)).toEqual([{ parallel: false }]);
+      const bytes = await warehouse.queryBytes(sql, {}, "CSV");
+      expect(bytes.toString()).toBe("false\n");
+    },
+  );
 });
 
 describe("a ClickHouse server that does not answer", () => {
