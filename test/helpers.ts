@@ -143,8 +143,10 @@ export async function storeEvents(warehouse: Warehouse, events: readonly JsonEve
   });
 }
 
-/** Rows counted in the warehouse: physical rows and distinct event_ids. */
+/** Rows counted in the warehouse, once its writes have settled: physical rows and distinct event_ids. */
 export async function warehouseCounts(tally: Tally) {
+  // Only whole inserts: the events' table is written before its views' tables.
+  await tally.warehouse.settled?.();
   const [row] = await tally.warehouse.query<{ rows: string; ids: string }>(
     `SELECT count() AS rows, uniqExact(event_id) AS ids FROM ${tally.warehouse.db}.events`,
     {},

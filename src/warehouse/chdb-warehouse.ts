@@ -1,17 +1,21 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
-import { type ClickHouseClientConfigOptions, createClient } from "@clickhouse/client";
+import { createClient } from "@clickhouse/client";
 import { Session } from "chdb";
-import { createChdbConnection } from "chdb/connection";
-import { clientWarehouse } from "./client-warehouse.ts";
+import { chdbSessions } from "./chdb-sessions.ts";
+import { clientWarehouse, type WriteCount } from "./client-warehouse.ts";
 import type { Warehouse, WarehouseOptions } from "./warehouse.ts";
 
 /**
  * ClickHouse embedded (chDB) in `dataDir`, one per process, through the same
- * client as a server. Two things differ, and live here only:
- * - chDB's connection runs clickhouse_settings as SET on its one session,
+ * client as a server. What differs lives here only:
+ * - chDB's connection runs clickhouse_settings as SET on its session,
  *   where they stay for every later query, so queries carry theirs in a
- *   SETTINGS clause, and
+ *   SETTINGS clause;
+ * - a chDB session runs one statement at a time, so the client has several
+ *   ({@link CHDB_SESSIONS}), and chDB binds query parameters one query of
+ *   the process at a time, so they are written into the SQL
+ *   (inline-params.ts);
  * - chDB shares the API's process and cores, so a small insert runs below
  *   the API's priority ({@link insertPriority}) and queries at the normal one.
  */
@@ -19,12 +23,9 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
   const path = resolve(options.dataDir, "chdb");
   mkdirSync(path, { recursive: true });
   // The engine starts with the first session at `path`, configured by it;
-  // the client's connection below joins that engine.
+  // the client's sessions below join that engine.
   const engine = new Session(path, { connectionArgs: CHDB_SERVER_ARGS });
-  // chdb types its connection against its own copy of client-common.
-  const connection = createChdbConnection({
-    path,
-  }) as unknown as ClickHouseClientConfigOptions["connection"];
+  const connection = chdbSessions(path, CHDB_SESSIONS);
   const warehouse = clientWarehouse(createClient({ connection }), {
     // chDB's data is this process's alone: every write to it is counted here.
     writeCount: writeCountOf(path),
@@ -33,6 +34,7 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
     onCall: options.onCall,
     insertSettings: (bytes) => ({ os_thread_priority: String(insertPriority(bytes ?? 0)) }),
     querySettings: QUERY_SETTINGS,
+    inlineParams: true,
   });
   return {
     ...warehouse,
@@ -43,12 +45,19 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
   };
 }
 
+/**
+ * Statements chDB runs at once for one warehouse: a page's questions side
+ * by side, and none waiting for the consumer's insert. (Measured below in
+ * the note of the commit that set it; each session costs little memory.)
+ */
+export const CHDB_SESSIONS = 4;
+
 /** Writes to each chDB data directory, by every warehouse of this process opened on it. */
-const writeCounts = new Map<string, { value: number }>();
+const writeCounts = new Map<string, WriteCount>();
 function writeCountOf(path: string) {
   let count = writeCounts.get(path);
   if (count === undefined) {
-    count = { value: 0 };
+    count = { value: 0, running: 0, idle: [] };
     writeCounts.set(path, count);
   }
   return count;

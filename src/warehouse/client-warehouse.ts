@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import type { ClickHouseClient, ClickHouseSettings } from "@clickhouse/client";
+import { inlineParams } from "./inline-params.ts";
 import { type InsertRows, QueryMemoryError, type Warehouse } from "./warehouse.ts";
 
 /** What an implementation adds to the shared client code: its settings. */
@@ -15,11 +16,27 @@ export interface ClientWarehouseOptions {
    */
   querySettings?: Record<string, number>;
   /**
-   * Counts each insert and statement as it ends, done or not, and so gives
-   * the warehouse its {@link Warehouse.writes}: only where this process is
-   * the data's one writer.
+   * Query parameters written into the SQL as literals (inline-params.ts)
+   * instead of bound by the engine: chDB binds them one query at a time.
    */
-  writeCount?: { value: number };
+  inlineParams?: boolean;
+  /**
+   * Counts each insert and statement as it starts and ends, done or not,
+   * and so gives the warehouse its {@link Warehouse.writes} and
+   * {@link Warehouse.settled}: only where this process is the data's one
+   * writer.
+   */
+  writeCount?: WriteCount;
+}
+
+/** The writes of every warehouse of a process on one chDB. */
+export interface WriteCount {
+  /** Writes ended. */
+  value: number;
+  /** Writes running now. */
+  running: number;
+  /** Told once none is running. */
+  idle: (() => void)[];
 }
 
 /** A {@link Warehouse} over an @clickhouse/client, whatever its connection. */
@@ -35,12 +52,19 @@ export function clientWarehouse(
     return result;
   };
   const counter = options.writeCount;
-  const written = <T>(run: () => Promise<T>): Promise<T> =>
-    counter
-      ? run().finally(() => {
-          counter.value++;
-        })
-      : run();
+  const written = <T>(run: () => Promise<T>): Promise<T> => {
+    if (counter === undefined) return run();
+    counter.running++;
+    return run().finally(() => {
+      counter.value++;
+      if (--counter.running === 0) for (const settle of counter.idle.splice(0)) settle();
+    });
+  };
+  /** The SQL and parameters to send: the parameters in the SQL where the engine is not to bind them. */
+  const bound = (sql: string, params: Record<string, unknown>) =>
+    options.inlineParams && Object.keys(params).length > 0
+      ? { query: inlineParams(sql, params), query_params: {} }
+      : { query: sql, query_params: params };
   const withCap = (cap: number): Warehouse => {
     const settings = { ...(cap > 0 ? { max_memory_usage: cap } : {}), ...options.querySettings };
     const capped = async <T>(run: () => Promise<T>): Promise<T> => {
@@ -79,9 +103,10 @@ export function clientWarehouse(
       query: <T>(sql: string, params: Record<string, unknown> = {}) =>
         timed("query", () =>
           capped(async () => {
+            const { query, query_params } = bound(sql, params);
             const result = await client.query({
-              query: withSettings(sql, settings),
-              query_params: params,
+              query: withSettings(query, settings),
+              query_params,
               format: "JSONEachRow",
             });
             return eachRow<T>(await result.text());
@@ -90,9 +115,10 @@ export function clientWarehouse(
       queryBytes: (sql, params, format) =>
         timed("query", () =>
           capped(async () => {
+            const { query, query_params } = bound(sql, params);
             const { stream } = await client.exec({
-              query: `${withSettings(sql, settings)}\nFORMAT ${format}`,
-              query_params: params,
+              query: `${withSettings(query, settings)}\nFORMAT ${format}`,
+              query_params,
             });
             const chunks: Buffer[] = [];
             for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
@@ -101,9 +127,17 @@ export function clientWarehouse(
         ),
       // No SETTINGS clause here: on CREATE TABLE it would name the table's settings.
       command: (sql, params = {}) =>
-        written(() => client.command({ query: sql, query_params: params }).then(() => {})),
+        written(() => client.command(bound(sql, params)).then(() => {})),
       withQueryMemoryCap: withCap,
-      ...(counter ? { writes: () => counter.value } : {}),
+      ...(counter
+        ? {
+            writes: () => counter.value,
+            settled: () =>
+              counter.running === 0
+                ? Promise.resolve()
+                : new Promise<void>((settle) => counter.idle.push(settle)),
+          }
+        : {}),
       async check() {
         const ping = await client.ping();
         if (!ping.success) throw ping.error;

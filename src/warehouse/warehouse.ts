@@ -65,6 +65,12 @@ export interface Warehouse {
    * changes again ({@link reuseAnswers}).
    */
   readonly writes?: () => number;
+  /**
+   * Resolves once none of those writes is running. A read runs beside a
+   * write (as on a server), and an insert lands table by table, its views'
+   * tables after the events': a read after this sees every write whole.
+   */
+  readonly settled?: () => Promise<void>;
   /** Throws when ClickHouse does not answer. */
   check(): Promise<void>;
   close(): Promise<void>;

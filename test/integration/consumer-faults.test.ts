@@ -26,6 +26,7 @@ import { closeAfterEach, realParts } from "../parts.ts";
 const parts = () => realParts();
 
 async function stats(warehouse: Warehouse) {
+  await warehouse.settled?.(); // only whole inserts
   const [r] = await warehouse.query<{ rows: string; events: string }>(
     `SELECT (SELECT count() FROM ${warehouse.db}.events) AS rows, (SELECT count() FROM ${warehouse.db}.events FINAL) AS events`,
     {},

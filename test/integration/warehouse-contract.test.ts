@@ -97,6 +97,76 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
     expect(await warehouse.query("SELECT 1 AS one WHERE 0")).toEqual([]);
   });
 
+  it("gives a query each parameter's value exactly, whatever it holds, in every statement", async () => {
+    const strings = [
+      "it's",
+      "back\\slash\\",
+      "\\'; SELECT 1 --",
+      "line\nbreak\ttab\0nul",
+      "{other:String} */ -- /*",
+      "Київ 🎉",
+      "",
+    ];
+    const uuid = "0b1e5d3c-7a2f-4c61-9e8d-5f4a3b2c1d0e";
+    const params = {
+      strings,
+      one: strings[2],
+      n: 4294967295,
+      big: 18446744073709551615n,
+      neg: -9007199254740993n,
+      ids: [uuid],
+      nums: [0, 4294967295],
+      nested: [strings.slice(0, 3), []],
+      flag: true,
+    };
+    const [row] = await warehouse.query<Record<string, unknown>>(
+      `SELECT {strings:Array(String)} AS strings, {one:String} AS one, {n:UInt32} AS n,
+         toString({big:UInt64}) AS big, toString({neg:Int64}) AS neg,
+         toString({ids:Array(UUID)}[1]) AS id, '{one:String}' AS quoted,
+         {nums:Array(UInt32)} AS nums, {nested:Array(Array(String))} AS nested, {flag:Bool} AS flag`,
+      params,
+    );
+    expect(row).toEqual({
+      strings,
+      one: strings[2],
+      n: 4294967295,
+      big: "18446744073709551615",
+      neg: "-9007199254740993",
+      id: uuid,
+      quoted: "{one:String}",
+      nums: [0, 4294967295],
+      nested: [strings.slice(0, 3), []],
+      flag: true,
+    });
+    // A command and an answer as bytes carry them the same way.
+    await warehouse.command(
+      `INSERT INTO ${table} (id, name, at) SELECT 9, {one:String}, now64(3)`,
+      {
+        one: strings[2],
+      },
+    );
+    const bytes = await warehouse.queryBytes(
+      `SELECT name FROM ${table} WHERE id = {id:UInt32}`,
+      { id: 9 },
+      "TabSeparatedRaw",
+    );
+    expect(bytes.toString()).toBe(`${strings[2]}\n`);
+    await warehouse.command(`DELETE FROM ${table} WHERE id = {id:UInt32}`, { id: 9 });
+  });
+
+  it("answers a parameterised query while another is still running", async () => {
+    // chDB's own binding ran such queries one at a time (inline-params.ts).
+    let slowDone = false;
+    const slow = warehouse
+      .query("SELECT sleepEachRow(0.1), {a:String} AS a FROM numbers(20)", { a: "slow" })
+      .then(() => {
+        slowDone = true;
+      });
+    expect(await warehouse.query("SELECT {b:String} AS b", { b: "fast" })).toEqual([{ b: "fast" }]);
+    expect(slowDone).toBe(false);
+    await slow;
+  });
+
   it("refuses rows it cannot read with an error the consumer calls bad data, and keeps the table as it was", async () => {
     const err = await warehouse
       .insert("contract", {
