@@ -9,6 +9,7 @@ import { topEvents } from "../../src/analytics/top-events.ts";
 import { trends } from "../../src/analytics/trends.ts";
 import { generateCsv } from "../../src/cli/gen/generate.ts";
 import { CSV_COLUMNS } from "../../src/cli/import/csv-events.ts";
+import { encodeRow, ROW_COLUMNS } from "../../src/event/row-format.ts";
 import { compactRollups } from "../../src/warehouse/compact.ts";
 import { carryOutDeletions, requestDeletion } from "../../src/warehouse/deletions.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
@@ -16,6 +17,7 @@ import { reuseAnswers } from "../../src/warehouse/reuse-answers.ts";
 import { indexRollups } from "../../src/warehouse/rollup-index.ts";
 import { createWarehouse, type Warehouse } from "../../src/warehouse/warehouse.ts";
 import { benchDir } from "../lib/bench-dir.ts";
+import { makeBatches } from "../lib/events.ts";
 import { quantile } from "../lib/quantile.ts";
 import type { Section } from "../lib/table.ts";
 
@@ -282,6 +284,27 @@ async function smallData(): Promise<Section> {
       const again = await latency(() => run(reused), 30);
       rows.push([name, p50, p95, again.p50]);
     }
+    // The page at / asks its nine questions at once: side by side here, against one after another.
+    const page = pageQuestions("2025-10-01", "2025-10-30");
+    const [atOnce, inTurn] = await alternately(
+      () => Promise.all(page.map((ask) => ask(warehouse))),
+      async () => {
+        for (const ask of page) await ask(warehouse);
+      },
+      30,
+    );
+    rows.push(["the page's nine questions at once", atOnce.p50, atOnce.p95, ""]);
+    rows.push(["the same nine, one after another", inTurn.p50, inTurn.p95, ""]);
+    // DAU while the consumer's inserts run back to back (last: they add events).
+    const during = await whileInserting(warehouse, 10, () =>
+      dau(warehouse, { from: "2025-10-01", to: "2025-10-30", ...utc }),
+    );
+    rows.push([
+      `DAU over 30 days, while 20,000-row inserts run (${during.asked} asks over ${during.inserts} inserts)`,
+      during.p50,
+      during.p95,
+      "",
+    ]);
     return {
       title: `Stats latency on small data: ${events.toLocaleString("en-US")} events (chDB, in process)`,
       columns: ["query (UTC)", "p50 ms", "p95 ms", "p50 ms, asked again with no write since"],
@@ -289,12 +312,73 @@ async function smallData(): Promise<Section> {
       notes: [
         "The generator's first 100,000 events over 400 days (100,000 users), loaded and compacted; each query ran 30 times after a warm-up. Goal: 5 ms p50 or less for DAU, top events and retention.",
         "Asked again: the service answers a question asked again from memory while nothing has been written to chDB since (src/warehouse/reuse-answers.ts); the first columns are every ask going to chDB, as after each of the consumer's inserts.",
+        "The page's questions: active users by day, week and month, top events, retention, a funnel, a trend, lifecycle and stickiness over the 30 days, asked at once as the page at / asks them, and one after another, in turn, 30 times each. chDB answers them side by side on several sessions (src/warehouse/chdb-sessions.ts). While inserting: TabSeparated inserts of 20,000 rows (the consumer's flush) back to back through the same warehouse.",
       ],
     };
   } finally {
     await warehouse.close();
   }
 }
+
+/** The questions the page at / asks at once, over `from`..`to` (UTC). */
+function pageQuestions(from: string, to: string): ((w: Warehouse) => Promise<unknown>)[] {
+  const f = { from, to, tz: "UTC", segment: [] };
+  return [
+    ...(["day", "week", "month"] as const).map(
+      (window) => (w: Warehouse) => activeUsers(w, { ...f, window }),
+    ),
+    (w) => topEvents(w, f),
+    (w) => retention(w, { ...f, startDate: from, endDate: to, windows: 7, granularity: "day" }),
+    (w) =>
+      funnel(w, {
+        ...f,
+        step: ["page_view", "add_to_cart", "purchase"],
+        window: "14d",
+        mode: "ordered",
+        breakdown: "",
+      }),
+    (w) =>
+      trends(w, {
+        ...f,
+        eventType: "",
+        interval: "day",
+        measure: "events",
+        breakdown: "",
+        limit: 5,
+      }),
+    (w) => lifecycle(w, { ...f, interval: "week" }),
+    (w) => stickiness(w, { ...f, interval: "day", eventType: "" }),
+  ];
+}
+
+/**
+ * p50 and p95 of `ask`, asked again 10 ms after each answer while
+ * `inserts` TabSeparated inserts of 20,000 other events run back to back,
+ * as the consumer's flushes do under load.
+ */
+async function whileInserting(warehouse: Warehouse, inserts: number, ask: () => Promise<unknown>) {
+  const bodies = makeBatches(inserts * 20_000, 20_000).map((batch) =>
+    batch.map((e) => encodeRow(e, JSON.stringify(e.properties ?? {}), ACCEPTED)).join(""),
+  );
+  let done = false;
+  const inserting = (async () => {
+    for (const text of bodies) {
+      await warehouse.insert("events", { format: "TabSeparated", columns: ROW_COLUMNS, text });
+    }
+  })().finally(() => {
+    done = true;
+  });
+  const times: number[] = [];
+  while (!done) {
+    const t = performance.now();
+    await ask();
+    times.push(performance.now() - t);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await inserting;
+  return { ...percentiles(times), asked: times.length, inserts };
+}
+const ACCEPTED = "2025-10-28 12:00:00.000000";
 
 /**
  * Stores `events` events of one user across the history, then deletes
