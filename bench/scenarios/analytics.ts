@@ -351,6 +351,9 @@ function pageQuestions(from: string, to: string): ((w: Warehouse) => Promise<unk
   ];
 }
 
+/** The acceptance time of the rows {@link whileInserting} inserts. */
+const ACCEPTED = "2025-10-28 12:00:00.000000";
+
 /**
  * p50 and p95 of `ask`, asked again 10 ms after each answer while
  * `inserts` TabSeparated inserts of 20,000 other events run back to back,
@@ -378,7 +381,6 @@ async function whileInserting(warehouse: Warehouse, inserts: number, ask: () => 
   await inserting;
   return { ...percentiles(times), asked: times.length, inserts };
 }
-const ACCEPTED = "2025-10-28 12:00:00.000000";
 
 /**
  * Stores `events` events of one user across the history, then deletes
