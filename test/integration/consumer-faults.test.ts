@@ -322,18 +322,24 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     let published = 0;
     let faulted = false;
     const failures: unknown[] = [];
-    // Ten publishers keep batches in flight from before the fault until 100
-    // batches after it. The fault waits for the consumer to have stored a
-    // batch: its connection opens on its own time (CI once closed nothing).
-    const publishers = Array.from({ length: 10 }, async () => {
-      let after = 0;
-      while (!faulted || after++ < 10) {
-        await queue.publish(batchOf(20, 1000 + published++)).catch((err) => failures.push(err));
-      }
-    });
+    const publish = () =>
+      queue.publish(batchOf(20, 1000 + published++)).catch((err) => failures.push(err));
+    // The consumer first stores a batch: its connection opens on its own time
+    // (CI once closed nothing). Publishing flat out meanwhile left, on a busy
+    // machine, more than its 20 s to drain after the fault.
+    await publish();
     await waitFor(
       () => stats(warehouse),
       (s) => s.events > 0,
+    );
+    // Ten publishers keep batches in flight from before the fault until 100 batches after it.
+    const publishers = Array.from({ length: 10 }, async () => {
+      let after = 0;
+      while (!faulted || after++ < 10) await publish();
+    });
+    await waitFor(
+      async () => published,
+      (n) => n > 50,
     );
     const closed = closeRabbitConnections([`tally-${namespace}-consumer`]);
     faulted = true;
