@@ -53,10 +53,9 @@ export async function lifecycle(
     before: formatDay(before),
     end: formatDay(end),
   };
-  const allActivity = source.kind === "rollups" && source.prefix === "";
   // A UInt64's bits hold the period before the range and up to 63 in it.
   const rows = await warehouse.query<{ date: string; kind: number; users: string }>(
-    allActivity && periodsOf(interval, before, last).length <= 64
+    readsAllActivity(source) && periodsOf(interval, before, last).length <= 64
       ? activityBitsSql(warehouse.db, interval)
       : sortedPeriodsSql(warehouse.db, source, interval),
     params,
@@ -74,6 +73,11 @@ export async function lifecycle(
   return out;
 }
 
+/** Whether the source is every event's rollups: then `user_activity` holds each user's days. */
+function readsAllActivity(source: Source): boolean {
+  return source.kind === "rollups" && source.prefix === "";
+}
+
 /**
  * Each user's active periods from {before} to {end}, sorted, and the period
  * they were born in (their first event's), classified. Each active period p
@@ -88,7 +92,7 @@ export async function lifecycle(
 function sortedPeriodsSql(db: string, source: Source, interval: Interval): string {
   const period = (day: string) => periodSql(interval, day);
   let users: string;
-  if (source.kind === "rollups" && source.prefix === "") {
+  if (readsAllActivity(source)) {
     // One row a user, as retention reads it: no grouping, no join.
     users = `SELECT ${period("first_day")} AS born,
         arraySort(arrayDistinct(arrayMap(d -> ${period("d")},

@@ -4,12 +4,12 @@
  * itself gives a bound parameter once parsed. chDB's own binding runs every
  * parameterised query of the process one at a time (chdb-node chains them:
  * its engine's parameter state is shared), so a page's questions waited for
- * each other, and binding cost a small query 0.3-0.7 ms besides.
+ * each other.
  *
- * Values never enter the SQL as text: a string becomes a quoted literal
- * with its backslashes and quotes escaped (inside one, nothing else is
- * special), a number or bigint its decimal text in one, an array an array
- * of them; the type always comes from the SQL, never from a value.
+ * Values never enter the SQL as text: each becomes a quoted literal of its
+ * text (a number's or bigint's decimal text, an array's text as ClickHouse
+ * writes one), its backslashes and quotes escaped (inside one, nothing else
+ * is special); the type always comes from the SQL, never from a value.
  * Placeholders are found as ClickHouse's lexer finds them: not inside
  * quoted strings, quoted identifiers or comments.
  */
@@ -51,13 +51,17 @@ const MAX_PLACEHOLDER = 256;
  * element took 23 (and binding 16).
  */
 function literal(value: unknown, name: string): string {
-  return quote(Array.isArray(value) ? arrayText(value, name) : scalarText(value, name));
+  return sqlString(Array.isArray(value) ? arrayText(value, name) : scalarText(value, name));
 }
 
 /** An array as ClickHouse writes one: strings quoted inside it, the rest as they are. */
 function arrayText(values: unknown[], name: string): string {
   const items = values.map((v) =>
-    Array.isArray(v) ? arrayText(v, name) : typeof v === "string" ? quote(v) : scalarText(v, name),
+    Array.isArray(v)
+      ? arrayText(v, name)
+      : typeof v === "string"
+        ? sqlString(v)
+        : scalarText(v, name),
   );
   return `[${items.join(",")}]`;
 }
@@ -72,8 +76,8 @@ function scalarText(value: unknown, name: string): string {
   throw new Error(`query parameter ${name}: cannot be written as a literal (${typeof value})`);
 }
 
-/** A quoted string literal: a backslash and a quote are the only characters special in one. */
-function quote(text: string): string {
+/** A ClickHouse string literal of `text`: a backslash and a quote are the only characters special in one. */
+export function sqlString(text: string): string {
   return `'${text.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { sqlString } from "./inline-params.ts";
 import type { Warehouse } from "./warehouse.ts";
 
 /**
@@ -30,7 +31,7 @@ export interface RollupIndexChanges {
   dropped: string[];
 }
 
-/** How each kind of index fills its Null table (see migrations.ts) from the events. */
+/** How each kind of index fills its Null table (see migrations.ts) from the events: literals, since a view's query cannot take parameters. */
 const KINDS = {
   property: {
     prefix: "prop",
@@ -141,11 +142,6 @@ function index(kind: Kind, key: string) {
 /** The view's name for an index: a path or zone may hold any text, so it is hashed. */
 function viewName(name: string): string {
   return `index_mv_${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
-}
-
-/** A ClickHouse string literal: a view's query cannot take parameters. */
-function sqlString(text: string): string {
-  return `'${text.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
 }
 
 /**
