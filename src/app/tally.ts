@@ -34,6 +34,7 @@ import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-lim
 import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { compactRollups } from "../warehouse/compact.ts";
 import { carryOutDeletions, type DeletionStep, loadTombstones } from "../warehouse/deletions.ts";
+import { CHDB_LIBRARY, releaseLibraryPages } from "../warehouse/library-pages.ts";
 import { migrate } from "../warehouse/migrations.ts";
 import { applyRetention } from "../warehouse/retention.ts";
 import { reuseAnswers } from "../warehouse/reuse-answers.ts";
@@ -311,6 +312,11 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     // A consumer alone still answers health checks and Prometheus.
     ops = await startOpsServer(config.port, config.host, dependencies, metrics);
     port = ops.port;
+  }
+  if (warehouse.kind === "chdb") {
+    // Started: what chDB's start alone touched of its library goes back to the page cache.
+    const released = await releaseLibraryPages(CHDB_LIBRARY);
+    log.info({ mib: Math.round(released / 2 ** 20) }, "gave back chDB's load-time library pages");
   }
   log.info(
     {

@@ -1,4 +1,10 @@
 import { describe, expect, it } from "vitest";
+import {
+  CHDB_LIBRARY,
+  parseSmaps,
+  readSmaps,
+  releasable,
+} from "../../src/warehouse/library-pages.ts";
 import { rest } from "../clients.ts";
 import {
   counterValue,
@@ -47,6 +53,23 @@ async function flushesForTrickle(n: number, type: string, env: Record<string, st
 }
 
 describe("the embedded default (local log, in-process dedupe, chDB on disk)", () => {
+  // First in this file's process, so that this start is the one that loads chDB.
+  it("gives back the pages of chDB's library that only its start touched", async () => {
+    const tally = await start(testConfig());
+    try {
+      const mappings = parseSmaps(readSmaps() ?? "");
+      const residentKiB = releasable(mappings, CHDB_LIBRARY).reduce((kib, m) => kib + m.rssKiB, 0);
+      // Loading chDB and starting its engine touch about 185 MiB of them.
+      expect(residentKiB).toBeLessThan(96 << 10);
+      const [answer] = await tally.warehouse.query<{ n: string }>(
+        "SELECT count() AS n FROM numbers(10)",
+      );
+      expect(Number(answer?.n)).toBe(10);
+    } finally {
+      await tally.close();
+    }
+  });
+
   it("acknowledges events once its local log has them, and keeps stats exact across a restart that forgets the dedupe store", async () => {
     const config = testConfig();
     expect(config).toMatchObject({

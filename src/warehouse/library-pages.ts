@@ -1,0 +1,106 @@
+import { readFileSync } from "node:fs";
+
+/**
+ * Gives the kernel back the pages of a native library that stay mapped
+ * after their one use at start, and returns how many bytes were mapped.
+ *
+ * chDB's library is 600 MB. Starting its engine (registering every
+ * function, format and table engine) touches about 185 MiB of its code
+ * and constants, which then stay in the process's RSS, though most are
+ * never run again. madvise(MADV_DONTNEED) unmaps them: they stay in the
+ * page cache, and a page the engine runs again is mapped back on its next
+ * touch (a minor fault, no I/O).
+ *
+ * Only mappings that cannot be written and hold no page of their own are
+ * released: in a private file mapping, DONTNEED drops a page the process
+ * changed (a relocated one, say), but an unchanged page reads back from
+ * the file as it was. Linux only; elsewhere, or without libc, it does
+ * nothing.
+ */
+export async function releaseLibraryPages(library: RegExp, smaps = readSmaps()): Promise<number> {
+  const madvise = await libcMadvise();
+  if (madvise === undefined || smaps === undefined) return 0;
+  let released = 0;
+  for (const mapping of releasable(parseSmaps(smaps), library)) {
+    if (madvise(mapping.start, mapping.end - mapping.start, MADV_DONTNEED) === 0)
+      released += mapping.rssKiB * 1024;
+  }
+  return released;
+}
+
+/** The library's mappings that DONTNEED leaves as they were: read-only, with no page of the process's own. */
+export function releasable(mappings: readonly Mapping[], library: RegExp): Mapping[] {
+  return mappings.filter(
+    (m) => library.test(m.path) && !m.perms.includes("w") && m.anonymousKiB === 0 && m.rssKiB > 0,
+  );
+}
+
+const MADV_DONTNEED = 4;
+
+/** chDB's library, as its mappings name it. */
+export const CHDB_LIBRARY = /\/libchdb\.so$/;
+
+export interface Mapping {
+  start: number;
+  end: number;
+  perms: string;
+  path: string;
+  rssKiB: number;
+  anonymousKiB: number;
+}
+
+/** The mappings of /proc/<pid>/smaps, with their resident and private (anonymous) sizes. */
+export function parseSmaps(text: string): Mapping[] {
+  const mappings: Mapping[] = [];
+  let current: Mapping | undefined;
+  for (const line of text.split("\n")) {
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header !== null) {
+      current = {
+        start: Number.parseInt(header[1] ?? "", 16),
+        end: Number.parseInt(header[2] ?? "", 16),
+        perms: header[3] ?? "",
+        path: header[4] ?? "",
+        rssKiB: 0,
+        anonymousKiB: 0,
+      };
+      mappings.push(current);
+      continue;
+    }
+    const field = /^(Rss|Anonymous):\s+(\d+) kB/.exec(line);
+    if (field !== null && current !== undefined) {
+      const kib = Number(field[2]);
+      if (field[1] === "Rss") current.rssKiB = kib;
+      else current.anonymousKiB = kib;
+    }
+  }
+  return mappings;
+}
+
+export function readSmaps(): string | undefined {
+  try {
+    return readFileSync("/proc/self/smaps", "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+type Madvise = (addr: number, length: number, advice: number) => number;
+let madviseFn: Madvise | null | undefined;
+
+/** libc's madvise through koffi (a foreign-function library), once. */
+async function libcMadvise(): Promise<Madvise | undefined> {
+  if (madviseFn === undefined) {
+    madviseFn = null;
+    if (process.platform === "linux") {
+      try {
+        const { default: koffi } = await import("koffi");
+        const libc = koffi.load("libc.so.6");
+        madviseFn = libc.func("int madvise(uintptr_t addr, size_t length, int advice)") as Madvise;
+      } catch {
+        madviseFn = null; // not glibc, or koffi has no build for this machine
+      }
+    }
+  }
+  return madviseFn ?? undefined;
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import {
+  CHDB_LIBRARY,
+  parseSmaps,
+  readSmaps,
+  releasable,
+  releaseLibraryPages,
+} from "../../src/warehouse/library-pages.ts";
+import { migrate } from "../../src/warehouse/migrations.ts";
+import { sameDayEvents, storeEvents, testWarehouse } from "../helpers.ts";
+
+/** chDB's library in this process: resident KiB of what may be released, and the process's own pages in it. */
+function chdbPages() {
+  const mappings = parseSmaps(readSmaps() ?? "").filter((m) => CHDB_LIBRARY.test(m.path));
+  return {
+    releasableKiB: releasable(mappings, CHDB_LIBRARY).reduce((kib, m) => kib + m.rssKiB, 0),
+    ownKiB: mappings.reduce((kib, m) => kib + m.anonymousKiB, 0),
+  };
+}
+
+describe("chDB's load-time pages", () => {
+  it("are given back once the engine has started, and the engine runs on from pages mapped back", async () => {
+    const warehouse = testWarehouse();
+    try {
+      await migrate(warehouse);
+      await storeEvents(warehouse, sameDayEvents(500, 1, "page_view", 50));
+      const before = chdbPages();
+      // Starting the engine touched tens of MiB of its code and constants.
+      expect(before.releasableKiB).toBeGreaterThan(32 << 10);
+
+      const released = await releaseLibraryPages(CHDB_LIBRARY);
+      const after = chdbPages();
+      expect(released).toBeGreaterThan(before.releasableKiB * 1024 * 0.9);
+      expect(after.releasableKiB).toBeLessThan(before.releasableKiB / 2);
+      // The pages the process wrote (relocations, data) are all still there.
+      expect(after.ownKiB).toBeGreaterThanOrEqual(before.ownKiB);
+
+      await storeEvents(warehouse, sameDayEvents(300, 2, "purchase", 30));
+      await warehouse.settled?.();
+      const rows = await warehouse.query<{ event_type: string; n: string; users: string }>(
+        `SELECT event_type, count() AS n, uniqExact(user_id) AS users
+         FROM ${warehouse.db}.events GROUP BY event_type ORDER BY event_type`,
+      );
+      expect(rows.map((r) => [r.event_type, Number(r.n), Number(r.users)])).toEqual([
+        ["page_view", 500, 50],
+        ["purchase", 300, 30],
+      ]);
+    } finally {
+      await warehouse.close();
+    }
+  });
+});
