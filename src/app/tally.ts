@@ -34,7 +34,6 @@ import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-lim
 import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { compactRollups } from "../warehouse/compact.ts";
 import { carryOutDeletions, type DeletionStep, loadTombstones } from "../warehouse/deletions.ts";
-import { CHDB_LIBRARY, releaseLibraryPages } from "../warehouse/library-pages.ts";
 import { migrate } from "../warehouse/migrations.ts";
 import { applyRetention } from "../warehouse/retention.ts";
 import { reuseAnswers } from "../warehouse/reuse-answers.ts";
@@ -313,11 +312,9 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
     ops = await startOpsServer(config.port, config.host, dependencies, metrics);
     port = ops.port;
   }
-  if (warehouse.kind === "chdb") {
-    // Started: what chDB's start alone touched of its library goes back to the page cache.
-    const released = await releaseLibraryPages(CHDB_LIBRARY);
-    log.info({ mib: Math.round(released / 2 ** 20) }, "gave back chDB's load-time library pages");
-  }
+  const released = await warehouse.releaseStartPages?.();
+  if (released)
+    log.info({ mib: Math.round(released / 2 ** 20) }, "gave back the warehouse's start-time pages");
   log.info(
     {
       role,

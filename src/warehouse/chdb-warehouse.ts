@@ -4,6 +4,7 @@ import { createClient } from "@clickhouse/client";
 import { Session } from "chdb";
 import { chdbSessions } from "./chdb-sessions.ts";
 import { clientWarehouse, type WriteCount } from "./client-warehouse.ts";
+import { CHDB_LIBRARY, releaseLibraryPages } from "./library-pages.ts";
 import type { Warehouse, WarehouseOptions } from "./warehouse.ts";
 
 /**
@@ -17,7 +18,10 @@ import type { Warehouse, WarehouseOptions } from "./warehouse.ts";
  *   the process at a time, so they are written into the SQL
  *   (inline-params.ts);
  * - chDB shares the API's process and cores, so a small insert runs below
- *   the API's priority ({@link insertPriority}) and queries at the normal one.
+ *   the API's priority ({@link insertPriority}) and queries at the normal one;
+ * - chDB's library is in the process's memory, so what only the engine's
+ *   start touched of it is given back once the service has started
+ *   (library-pages.ts).
  */
 export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
   const path = resolve(options.dataDir, "chdb");
@@ -38,6 +42,7 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
   });
   return {
     ...warehouse,
+    releaseStartPages: () => releaseLibraryPages(CHDB_LIBRARY),
     async close() {
       await warehouse.close();
       engine.close();

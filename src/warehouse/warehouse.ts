@@ -71,6 +71,12 @@ export interface Warehouse {
    * tables after the events': a read after this sees every write whole.
    */
   readonly settled?: () => Promise<void>;
+  /**
+   * Gives the kernel back what only the engine's start needed, once the
+   * service has started, and answers how many bytes; there only where the
+   * engine runs in this process (chDB).
+   */
+  readonly releaseStartPages?: () => Promise<number>;
   /** Throws when ClickHouse does not answer. */
   check(): Promise<void>;
   close(): Promise<void>;

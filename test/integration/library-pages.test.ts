@@ -4,7 +4,6 @@ import {
   parseSmaps,
   readSmaps,
   releasable,
-  releaseLibraryPages,
 } from "../../src/warehouse/library-pages.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import { sameDayEvents, storeEvents, testWarehouse } from "../helpers.ts";
@@ -28,7 +27,7 @@ describe("chDB's load-time pages", () => {
       // Starting the engine touched tens of MiB of its code and constants.
       expect(before.releasableKiB).toBeGreaterThan(32 << 10);
 
-      const released = await releaseLibraryPages(CHDB_LIBRARY);
+      const released = (await warehouse.releaseStartPages?.()) ?? 0;
       const after = chdbPages();
       expect(released).toBeGreaterThan(before.releasableKiB * 1024 * 0.9);
       expect(after.releasableKiB).toBeLessThan(before.releasableKiB / 2);
