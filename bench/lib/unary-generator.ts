@@ -34,6 +34,12 @@ export interface Outcome {
   latencies: number[];
   /** Each measured window's p99 (ms), in order. */
   windowP99s: number[];
+  /**
+   * p99 of how late this process sent the measured calls (ms after each
+   * one's time): a share of their latencies that is this process's own,
+   * waiting for a core on a shared machine, not the server's.
+   */
+  sentLateP99: number;
   errors: Record<string, number>;
 }
 
@@ -117,6 +123,7 @@ async function runCalls(run: Run): Promise<Outcome> {
   // Made before the clock starts, as ghz does with a data file.
   const payloads = Array.from({ length: total }, PREPARE[run.call]);
   const latencies = new Float64Array(measured).fill(Number.POSITIVE_INFINITY);
+  const sentLate = new Float64Array(measured);
   const errors: Record<string, number> = {};
   let pending = total;
   let allAnswered: () => void = () => {};
@@ -134,6 +141,7 @@ async function runCalls(run: Run): Promise<Outcome> {
     for (; i < total && t0 + (i * 1000) / run.rate <= performance.now(); i++) {
       const n = i;
       if (n === warm) process.send?.("started");
+      if (n >= warm) sentLate[n - warm] = performance.now() - (t0 + (n * 1000) / run.rate);
       call(payloads[n] as Buffer, (err) => {
         if (n >= warm) {
           if (err === undefined)
@@ -154,7 +162,12 @@ async function runCalls(run: Run): Promise<Outcome> {
   const windowP99s = [];
   for (let from = 0; from < measured; from += perWindow)
     windowP99s.push(quantile(answeredIn(from, from + perWindow), 0.99));
-  return { latencies: answeredIn(0, measured), windowP99s, errors };
+  return {
+    latencies: answeredIn(0, measured),
+    windowP99s,
+    sentLateP99: quantile([...sentLate.sort()], 0.99),
+    errors,
+  };
 }
 
 process.on("message", (run: Run) => {

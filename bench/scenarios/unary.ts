@@ -42,30 +42,38 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
     { name: "REST POST /events", call: "rest", server: service },
   ] as const;
   const rows: (string | number)[][] = [];
+  const tailRows: (string | number)[][] = [];
   const errorKinds: string[] = [];
   try {
     for (const { name, call, server } of targets) {
       for (const rate of rates) {
         const windows = windowsAt(rate);
         let cpu0 = 0;
-        let steps0: Promise<Steps> | undefined;
+        let steps0: Promise<ServiceFigures> | undefined;
         const outcome = await runGenerator(
           generator,
           { call, port: server.port, rate, seconds, warmupSeconds: warmupAt(rate), windows },
           () => {
             cpu0 = server.cpuSeconds();
-            if (server === service) steps0 = acceptSteps(service.port);
+            if (server === service) steps0 = serviceFigures(service.port);
           },
         );
         const calls = rate * seconds * windows;
         const cpu = server.cpuSeconds() - cpu0;
         const before = await steps0;
-        const after = before && (await acceptSteps(service.port));
+        const after = before && (await serviceFigures(service.port));
+        const measuredSeconds = seconds * windows;
         // Mean ms per message of each step, over the measured windows (and the calls still
         // in flight when they began or ended).
         const meanMs = (step: keyof Steps) =>
           before && after
             ? ((after[step].sum - before[step].sum) * 1000) /
+              (after[step].count - before[step].count)
+            : "";
+        // The share of each over SLOW, in %.
+        const slowShare = (step: keyof Steps) =>
+          before && after
+            ? (100 * (after[step].slow - before[step].slow)) /
               (after[step].count - before[step].count)
             : "";
         const errors = Object.values(outcome.errors).reduce((n, e) => n + e, 0);
@@ -84,6 +92,19 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
           (cpu * 1000) / calls,
           meanMs("queue"),
           meanMs("claim"),
+        ]);
+        tailRows.push([
+          name,
+          rate,
+          quantile(latencies, 0.99),
+          outcome.sentLateP99,
+          slowShare("queue"),
+          slowShare("rpc"),
+          after ? after.loopDelayP99 * 1000 - LOOP_TICK_MS : "",
+          after ? after.loopDelayMax * 1000 - LOOP_TICK_MS : "",
+          before && after ? ((after.gc.sum - before.gc.sum) * 1000) / measuredSeconds : "",
+          before && after ? (after.gc.long - before.gc.long) / measuredSeconds : "",
+          before && after ? (after.gc.major - before.gc.major) / measuredSeconds : "",
         ]);
       }
     }
@@ -118,19 +139,75 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
         ...errorKinds,
       ],
     },
+    {
+      title: "Where the unary tail goes (the same runs)",
+      columns: [
+        "call",
+        "rate/s",
+        "p99 ms",
+        "sent late, p99 ms (generator)",
+        `confirms over ${Number(SLOW) * 1000} ms (%)`,
+        `calls over ${Number(SLOW) * 1000} ms in the service (%)`,
+        "event loop late, p99 ms (service)",
+        "event loop late, max ms",
+        "GC ms a second (service)",
+        "GC pauses over 10 ms a second",
+        "mark-compacts a second",
+      ],
+      rows: tailRows,
+      notes: [
+        `Over ${Number(SLOW) * 1000} ms: the share of the broker's confirms (per message), and of the calls as the service timed them (tally_rpc_duration_seconds, from its interceptor's start to its answer), that took longer, from the histograms' ${Number(SLOW) * 1000} ms bucket. Where the calls' p99 is past it and the service's own share is under 1%, the tail was spent before the service's handler began or after it answered: in the event loop's queue (garbage collection, chDB's inserts in the same process), in HTTP/2, or in the generator.`,
+        "Sent late: how long after its time the generator sent each call, at p99 (its own wait for a core; latencies count from the call's time, so it is part of them). Event loop late: how long after its time the service's 10 ms tick came, at p99 (prom-client's nodejs_eventloop_lag_p99_seconds, from perf_hooks' monitorEventLoopDelay, over the measured windows, less the tick itself), and at its worst. The service's GC time is every collection's pause, summed, a second of the windows (nodejs_gc_duration_seconds), and mark-compacts are its full collections.",
+      ],
+    },
   ];
 }
 
-type Steps = Record<"queue" | "claim", { sum: number; count: number }>;
+type Count = { sum: number; count: number; slow: number };
+/** prom-client's event loop sampling interval: a tick on time reads as this delay. */
+const LOOP_TICK_MS = 10;
+type Steps = Record<"queue" | "claim" | "rpc", Count>;
+type ServiceFigures = Steps & {
+  /** The event loop's delay p99 and max since the last scrape (prom-client resets it at each), in s. */
+  loopDelayP99: number;
+  loopDelayMax: number;
+  /** Garbage collection so far: seconds in all, how many pauses over 10 ms, and how many full (mark-compact) ones. */
+  gc: { sum: number; long: number; major: number };
+};
 
-/** The service's tally_accept_step_seconds so far: sum and count per step. */
-async function acceptSteps(port: number): Promise<Steps> {
+/** Where a call's tail is counted as slow: the histograms' bucket bound nearest the p99s. */
+const SLOW = "0.025";
+
+/**
+ * The service's tally_accept_step_seconds so far (sum, count, and how many
+ * took over {@link SLOW} s) per step, and the same of its Ingest calls'
+ * tally_rpc_duration_seconds; its event loop's delay and its garbage
+ * collection (prom-client's default metrics).
+ */
+async function serviceFigures(port: number): Promise<ServiceFigures> {
   const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
-  const of = (step: string) => ({
-    sum: sumOf(metrics, "tally_accept_step_seconds_sum", { step }),
-    count: sumOf(metrics, "tally_accept_step_seconds_count", { step }),
-  });
-  return { queue: of("queue"), claim: of("claim") };
+  const of = (name: string, labels: Record<string, string>) => {
+    const count = sumOf(metrics, `${name}_count`, labels);
+    return {
+      sum: sumOf(metrics, `${name}_sum`, labels),
+      count,
+      slow: count - sumOf(metrics, `${name}_bucket`, { ...labels, le: SLOW }),
+    };
+  };
+  return {
+    queue: of("tally_accept_step_seconds", { step: "queue" }),
+    claim: of("tally_accept_step_seconds", { step: "claim" }),
+    rpc: of("tally_rpc_duration_seconds", { method: "Ingest" }),
+    loopDelayP99: sumOf(metrics, "nodejs_eventloop_lag_p99_seconds"),
+    loopDelayMax: sumOf(metrics, "nodejs_eventloop_lag_max_seconds"),
+    gc: {
+      sum: sumOf(metrics, "nodejs_gc_duration_seconds_sum"),
+      long:
+        sumOf(metrics, "nodejs_gc_duration_seconds_count") -
+        sumOf(metrics, "nodejs_gc_duration_seconds_bucket", { le: "0.01" }),
+      major: sumOf(metrics, "nodejs_gc_duration_seconds_count", { kind: "major" }),
+    },
+  };
 }
 
 /** Each window's p99, then their median: "12.1, 30.4, 14.0 (14.0)". */
