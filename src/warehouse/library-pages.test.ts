@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseSmaps, releasable } from "./library-pages.ts";
 
-// Four mappings of a library as the kernel lists them, cut to the fields read.
+// A library's four mappings as the kernel lists them, then another library's
+// and anonymous memory, cut to the fields read.
 const SMAPS = `7ff5e5400000-7ff5ee56e000 r--p 00000000 fe:00 5311518                    /opt/lib/libchdb.so
 Size:             149944 kB
 Rss:               49596 kB
