@@ -49,18 +49,18 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
       for (const rate of rates) {
         const windows = windowsAt(rate);
         let cpu0 = 0;
-        let steps0: Promise<ServiceFigures> | undefined;
+        let figures0: Promise<ServiceFigures> | undefined;
         const outcome = await runGenerator(
           generator,
           { call, port: server.port, rate, seconds, warmupSeconds: warmupAt(rate), windows },
           () => {
             cpu0 = server.cpuSeconds();
-            if (server === service) steps0 = serviceFigures(service.port);
+            if (server === service) figures0 = serviceFigures(service.port);
           },
         );
         const calls = rate * seconds * windows;
         const cpu = server.cpuSeconds() - cpu0;
-        const before = await steps0;
+        const before = await figures0;
         const after = before && (await serviceFigures(service.port));
         const measuredSeconds = seconds * windows;
         // Mean ms per message of each step, over the measured windows (and the calls still
