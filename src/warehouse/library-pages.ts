@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
  * page cache, and a page the engine runs again is mapped back on its next
  * touch (a minor fault, no I/O, while the page cache holds it). Measured,
  * the embedded service's RSS idle went from 322 to 196 MiB, and its peak
- * after 3M events from 598-618 to 492-501 MiB, at the same events/s.
+ * after 3M events from 598-618 to 488-501 MiB, at the same events/s.
  *
  * Only mappings that cannot be written and hold no page of their own are
  * released: in a private file mapping, DONTNEED drops a page the process
