@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
  * Gives the kernel back the pages of a native library that stay mapped
  * after their one use at start, and answers how many bytes were resident.
  *
- * chDB's library is 600 MB. Starting its engine (registering every
+ * chDB's library is 566 MB. Starting its engine (registering every
  * function, format and table engine) touches about 185 MiB of its code
  * and constants, which then stay in the process's RSS, though most are
  * never run again. madvise(MADV_DONTNEED) unmaps them: they stay in the
