@@ -8,6 +8,7 @@ import { type Config, loadConfig } from "../src/config/config.ts";
 import type { ErrorReporter } from "../src/observability/dependency-errors.ts";
 import { createRabbitQueue } from "../src/queue/rabbitmq-queue.ts";
 import { createChdbWarehouse } from "../src/warehouse/chdb-warehouse.ts";
+import { CHDB_LIBRARY, parseSmaps, readSmaps, releasable } from "../src/warehouse/library-pages.ts";
 import type { Warehouse } from "../src/warehouse/warehouse.ts";
 import { tempDir } from "./temp-dirs.ts";
 
@@ -141,6 +142,15 @@ export async function storeEvents(warehouse: Warehouse, events: readonly JsonEve
     })),
     bestEffortTimes: true,
   });
+}
+
+/** chDB's library in this process: resident KiB of what may be released, and the process's own pages in it. */
+export function chdbLibraryPages() {
+  const mappings = parseSmaps(readSmaps() ?? "").filter((m) => CHDB_LIBRARY.test(m.path));
+  return {
+    releasableKiB: releasable(mappings, CHDB_LIBRARY).reduce((kib, m) => kib + m.rssKiB, 0),
+    ownKiB: mappings.reduce((kib, m) => kib + m.anonymousKiB, 0),
+  };
 }
 
 /** Rows counted in the warehouse, once its writes have settled: physical rows and distinct event_ids. */

@@ -20,12 +20,12 @@ import { readFileSync } from "node:fs";
  * nothing.
  */
 export async function releaseLibraryPages(library: RegExp): Promise<number> {
-  const madvise = await libcMadvise();
+  const advise = await libcMadvise();
   const smaps = readSmaps();
-  if (madvise === undefined || smaps === undefined) return 0;
+  if (advise === undefined || smaps === undefined) return 0;
   let released = 0;
   for (const mapping of releasable(parseSmaps(smaps), library)) {
-    if (madvise(mapping.start, mapping.end - mapping.start, MADV_DONTNEED) === 0)
+    if (advise(mapping.start, mapping.end - mapping.start, MADV_DONTNEED) === 0)
       released += mapping.rssKiB * 1024;
   }
   return released;
@@ -90,21 +90,21 @@ export function readSmaps(): string | undefined {
 }
 
 type Madvise = (addr: number, length: number, advice: number) => number;
-let madviseFn: Madvise | null | undefined;
+let madvise: Promise<Madvise | undefined> | undefined;
 
-/** libc's madvise through koffi (a foreign-function library), once. */
-async function libcMadvise(): Promise<Madvise | undefined> {
-  if (madviseFn === undefined) {
-    madviseFn = null;
-    if (process.platform === "linux") {
-      try {
-        const { default: koffi } = await import("koffi");
-        const libc = koffi.load("libc.so.6");
-        madviseFn = libc.func("int madvise(uintptr_t addr, size_t length, int advice)") as Madvise;
-      } catch {
-        madviseFn = null; // not glibc, or koffi has no build for this machine
-      }
-    }
+/** libc's madvise through koffi (a foreign-function library), loaded once. */
+function libcMadvise(): Promise<Madvise | undefined> {
+  madvise ??= loadMadvise();
+  return madvise;
+}
+
+async function loadMadvise(): Promise<Madvise | undefined> {
+  if (process.platform !== "linux") return undefined;
+  try {
+    const { default: koffi } = await import("koffi");
+    const libc = koffi.load("libc.so.6");
+    return libc.func("int madvise(uintptr_t addr, size_t length, int advice)") as Madvise;
+  } catch {
+    return undefined; // not glibc, or koffi has no build for this machine
   }
-  return madviseFn ?? undefined;
 }

@@ -1,12 +1,7 @@
 import { describe, expect, it } from "vitest";
-import {
-  CHDB_LIBRARY,
-  parseSmaps,
-  readSmaps,
-  releasable,
-} from "../../src/warehouse/library-pages.ts";
 import { rest } from "../clients.ts";
 import {
+  chdbLibraryPages,
   counterValue,
   type JsonEvent,
   rng,
@@ -57,10 +52,8 @@ describe("the embedded default (local log, in-process dedupe, chDB on disk)", ()
   it("gives back the pages of chDB's library that only its start touched", async () => {
     const tally = await start(testConfig());
     try {
-      const mappings = parseSmaps(readSmaps() ?? "");
-      const residentKiB = releasable(mappings, CHDB_LIBRARY).reduce((kib, m) => kib + m.rssKiB, 0);
       // Loading chDB and starting its engine touch about 185 MiB of them.
-      expect(residentKiB).toBeLessThan(96 << 10);
+      expect(chdbLibraryPages().releasableKiB).toBeLessThan(96 << 10);
       const [answer] = await tally.warehouse.query<{ n: string }>(
         "SELECT count() AS n FROM numbers(10)",
       );

@@ -1,21 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  CHDB_LIBRARY,
-  parseSmaps,
-  readSmaps,
-  releasable,
-} from "../../src/warehouse/library-pages.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
-import { sameDayEvents, storeEvents, testWarehouse } from "../helpers.ts";
-
-/** chDB's library in this process: resident KiB of what may be released, and the process's own pages in it. */
-function chdbPages() {
-  const mappings = parseSmaps(readSmaps() ?? "").filter((m) => CHDB_LIBRARY.test(m.path));
-  return {
-    releasableKiB: releasable(mappings, CHDB_LIBRARY).reduce((kib, m) => kib + m.rssKiB, 0),
-    ownKiB: mappings.reduce((kib, m) => kib + m.anonymousKiB, 0),
-  };
-}
+import { chdbLibraryPages, sameDayEvents, storeEvents, testWarehouse } from "../helpers.ts";
 
 describe("chDB's load-time pages", () => {
   it("are given back once the engine has started, and the engine runs on from pages mapped back", async () => {
@@ -23,12 +8,12 @@ describe("chDB's load-time pages", () => {
     try {
       await migrate(warehouse);
       await storeEvents(warehouse, sameDayEvents(500, 1, "page_view", 50));
-      const before = chdbPages();
+      const before = chdbLibraryPages();
       // Starting the engine touched tens of MiB of its code and constants.
       expect(before.releasableKiB).toBeGreaterThan(32 << 10);
 
       const released = (await warehouse.releaseStartPages?.()) ?? 0;
-      const after = chdbPages();
+      const after = chdbLibraryPages();
       expect(released).toBeGreaterThan(before.releasableKiB * 1024 * 0.9);
       expect(after.releasableKiB).toBeLessThan(before.releasableKiB / 2);
       // The pages the process wrote (relocations, data) are all still there.
