@@ -21,7 +21,7 @@ describe("event batch rows", () => {
 
   it("writes ClickHouse DateTime64 text", () => {
     expect(clickhouseTime(Date.parse("2025-10-28T12:00:00.123Z"))).toBe("2025-10-28 12:00:00.123");
-    // Every field at its edges, across day changes both ways (the formatter keeps the last day).
+    // Every field at its edges, across day changes both ways (the formatter keeps each day's date).
     const times = [
       0,
       1,
@@ -38,6 +38,10 @@ describe("event batch rows", () => {
       ms += 997
     ) {
       times.push(ms, ms - 86_400_000 * 400);
+    }
+    // More days than it keeps, twice over: it starts again, and stays right.
+    for (let round = 0; round < 2; round++) {
+      for (let day = 20_000; day < 25_000; day++) times.push(day * 86_400_000 + 43_200_123);
     }
     for (const ms of times) {
       expect(clickhouseTime(ms)).toBe(new Date(ms).toISOString().replace("T", " ").slice(0, 23));
