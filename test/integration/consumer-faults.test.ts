@@ -231,7 +231,7 @@ describe("the consumer under faults (RabbitMQ, Redis, chDB)", () => {
     const recording: Warehouse = {
       ...slowFirst,
       insert: (t, rows) => {
-        sizes.push(("text" in rows ? rows.text : "").split("\n").length - 1);
+        sizes.push(("text" in rows ? rows.text.toString() : "").split("\n").length - 1);
         return slowFirst.insert(t, rows);
       },
     };
