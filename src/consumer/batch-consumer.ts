@@ -244,11 +244,11 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   }
 
   /**
-   * The group's rows as one body, less those of deleted users from before
-   * their deletion: slices of the batches' own bytes, a whole batch where
-   * every row of it is kept.
+   * The group's rows, less those of deleted users from before their
+   * deletion: slices of the batches' own bytes, a whole batch where every
+   * row of it is kept.
    */
-  function rowsToInsert(group: Survivors[]): { body: Buffer; count: number; dropped: number } {
+  function rowsToInsert(group: Survivors[]): { body: Buffer[]; count: number; dropped: number } {
     const tombstones = options.tombstones?.();
     // Most of the time no one is deleted: no row is looked at.
     const deleted = tombstones !== undefined && tombstones.size > 0 ? tombstones : undefined;
@@ -282,7 +282,9 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       }
       endRun();
     }
-    return { body: Buffer.concat(parts), count, dropped };
+    // Not joined: a new buffer the size of the flush, each flush, is freed
+    // only when the heap is collected (the peak after 3M events rose 13-29 MiB).
+    return { body: parts, count, dropped };
   }
 
   /**

@@ -15,9 +15,12 @@ export interface WarehouseOptions {
   onCall?: (operation: "insert" | "query", seconds: number) => void;
 }
 
-/** Rows for {@link Warehouse.insert}: text in a ClickHouse format (or its UTF-8 bytes), or objects. */
+/**
+ * Rows for {@link Warehouse.insert}: text in a ClickHouse format (or its
+ * UTF-8 bytes, in pieces, sent in turn), or objects.
+ */
 export type InsertRows = (
-  | { format: "TabSeparated" | "CSV"; columns: readonly string[]; text: string | Buffer }
+  | { format: "TabSeparated" | "CSV"; columns: readonly string[]; text: string | readonly Buffer[] }
   | { format: "JSONEachRow"; rows: readonly Record<string, unknown>[] }
 ) & {
   /** Times may be in any form ClickHouse can guess (ISO 8601 with a zone, say). @default false */

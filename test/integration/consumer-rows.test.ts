@@ -39,7 +39,9 @@ describe("the consumer's rows (chDB)", () => {
     const recording: Warehouse = {
       ...warehouse,
       insert: (table, rows) => {
-        if ("text" in rows) bodies.push(rows.text.toString());
+        if ("text" in rows && typeof rows.text !== "string") {
+          bodies.push(Buffer.concat(rows.text).toString());
+        }
         return warehouse.insert(table, rows);
       },
     };
