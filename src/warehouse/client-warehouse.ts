@@ -94,7 +94,7 @@ export function clientWarehouse(
                   // The rollup views run side by side, not one after another.
                   parallel_view_processing: 1,
                   ...(rows.bestEffortTimes ? { date_time_input_format: "best_effort" } : {}),
-                  ...options.insertSettings?.("text" in rows ? textBytes(rows.text) : undefined),
+                  ...options.insertSettings?.("text" in rows ? rows.text.length : undefined),
                 },
               })
               .then(() => {}),
@@ -154,15 +154,8 @@ function insertBody(rows: InsertRows) {
     format: rows.format,
     columns: [...rows.columns] as [string, ...string[]],
     // chDB reads the whole body into one string anyway: hand it one chunk.
-    values: Readable.from(typeof rows.text === "string" ? [rows.text] : rows.text, {
-      objectMode: false,
-    }),
+    values: Readable.from([rows.text], { objectMode: false }),
   };
-}
-
-/** An insert's size, to weigh it by (its characters, for text). */
-function textBytes(text: string | readonly Buffer[]): number {
-  return typeof text === "string" ? text.length : text.reduce((n, b) => n + b.length, 0);
 }
 
 /**

@@ -15,12 +15,9 @@ export interface WarehouseOptions {
   onCall?: (operation: "insert" | "query", seconds: number) => void;
 }
 
-/**
- * Rows for {@link Warehouse.insert}: text in a ClickHouse format (or its
- * UTF-8 bytes, in pieces, sent in turn), or objects.
- */
+/** Rows for {@link Warehouse.insert}: text in a ClickHouse format, or objects. */
 export type InsertRows = (
-  | { format: "TabSeparated" | "CSV"; columns: readonly string[]; text: string | readonly Buffer[] }
+  | { format: "TabSeparated" | "CSV"; columns: readonly string[]; text: string }
   | { format: "JSONEachRow"; rows: readonly Record<string, unknown>[] }
 ) & {
   /** Times may be in any form ClickHouse can guess (ISO 8601 with a zone, say). @default false */

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createBatchConsumer } from "../../src/consumer/batch-consumer.ts";
 import { createStoredIds, loadStoredIds } from "../../src/consumer/stored-ids.ts";
 import { createMemoryDedupe } from "../../src/dedupe/memory-dedupe.ts";
-import { batchIds, ROW_COLUMNS } from "../../src/event/row-format.ts";
+import { ROW_COLUMNS, rowIds } from "../../src/event/row-format.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
 import { migrate } from "../../src/warehouse/migrations.ts";
 import type { Warehouse } from "../../src/warehouse/warehouse.ts";
@@ -45,11 +45,11 @@ describe("the stored-ids filter in front of the warehouse (chDB)", () => {
     }
     const ids = loadStoredIds(warehouse, 150);
     // Until loaded, every id may be stored.
-    expect(ids.mayHold(batchIds(batchOf(1, 99).body)[0] as string)).toBe(true);
+    expect(ids.mayHold(rowIds(batchOf(1, 99).body).ids[0] as string)).toBe(true);
     await ids.loaded;
-    const all = stored.flatMap((b) => batchIds(b.body));
+    const all = stored.flatMap((b) => rowIds(b.body).ids);
     expect(all.filter((id) => !ids.mayHold(id))).toEqual([]);
-    const fresh = batchIds(batchOf(400, 9).body);
+    const fresh = rowIds(batchOf(400, 9).body).ids;
     expect(fresh.filter((id) => ids.mayHold(id)).length).toBeLessThan(20);
   });
 
