@@ -66,6 +66,11 @@ interface Claimed {
   askWarehouse: boolean;
 }
 
+/**
+ * A batch until its flush, with its ids and rows as text. Held as its bytes
+ * and where its rows end instead (aa642e5), it inserted no faster, and the
+ * embedded peak after 3M events rose by 10-30 MiB.
+ */
 interface Pending {
   batch: EventBatch;
   ids: string[];
