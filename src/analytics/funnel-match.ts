@@ -88,10 +88,11 @@ export function matchUser(e: UserEvents, plan: FunnelPlan): UserFunnel | undefin
     const k = c[p] as number;
     if (k > 0) byType[k - 1]?.push(mode === "unordered" ? (t[p] as number) : p);
   }
-  // The first event at the same time as each: "at or after" includes ties.
-  const firstAtTime = new Int32Array(t.length);
-  for (let p = 1; p < t.length; p++)
-    firstAtTime[p] = t[p] === t[p - 1] ? (firstAtTime[p - 1] as number) : p;
+  // The first event at the same time as the one at `p`: "at or after" includes ties.
+  const firstAtTime = (p: number) => {
+    while (p > 0 && t[p - 1] === t[p]) p--;
+    return p;
+  };
   let best: UserFunnel | undefined;
   for (let i = 0; i < t.length && best?.reach !== n; i++) {
     if (r[i] === 0) continue;
@@ -122,10 +123,7 @@ export function matchUser(e: UserEvents, plan: FunnelPlan): UserFunnel | undefin
             : undefined;
       } else {
         const s = same[j] as number;
-        const from = Math.max(
-          firstAtTime[previous] as number,
-          s < 0 ? 0 : (matched[s] as number) + 1,
-        );
+        const from = Math.max(firstAtTime(previous), s < 0 ? 0 : (matched[s] as number) + 1);
         const positions = byType[(codes[j] as number) - 1] as number[];
         q = positions[lowerBound(positions, from)];
       }

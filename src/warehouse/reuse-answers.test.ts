@@ -14,6 +14,10 @@ function fake(answer: (sql: string) => unknown[] = () => [{ n: 1 }], withWrites 
       state.during();
       return answer(sql);
     },
+    async queryBytes(sql: string, _params: unknown, format: string) {
+      state.asked++;
+      return Buffer.from(`${format} ${JSON.stringify(answer(sql))}`);
+    },
     ...(withWrites ? { writes: () => state.writes } : {}),
   } as unknown as Warehouse;
   return { state, warehouse };
@@ -75,5 +79,29 @@ describe("reusing answers until the next write", () => {
     const server = fake(() => [{}], false);
     const direct = reuseAnswers(server.warehouse);
     expect(direct).toBe(server.warehouse);
+  });
+
+  it("reuses answers in ClickHouse's formats too (the funnel's RowBinary), as copies, up to maxBytes", async () => {
+    let n = 0;
+    const { state, warehouse } = fake((sql) =>
+      sql.includes("big") ? [{ text: "x".repeat(100) }] : [{ n: ++n }],
+    );
+    const reused = reuseAnswers(warehouse, { maxBytes: 64 });
+    const first = await reused.queryBytes("SELECT n", {}, "RowBinary");
+    first.fill(0);
+    expect(String(await reused.queryBytes("SELECT n", {}, "RowBinary"))).toBe(
+      'RowBinary [{"n":1}]',
+    );
+    expect(state.asked).toBe(1);
+    // Another format, or rows, are other answers.
+    expect(String(await reused.queryBytes("SELECT n", {}, "CSV"))).toBe('CSV [{"n":2}]');
+    expect(await reused.query("SELECT n")).toEqual([{ n: 3 }]);
+    state.writes++;
+    expect(String(await reused.queryBytes("SELECT n", {}, "RowBinary"))).toBe(
+      'RowBinary [{"n":4}]',
+    );
+    await reused.queryBytes("SELECT big", {}, "RowBinary");
+    await reused.queryBytes("SELECT big", {}, "RowBinary");
+    expect(state.asked).toBe(6);
   });
 });

@@ -6,6 +6,8 @@ export interface ReuseOptions {
   maxEntries?: number;
   /** Rows past which an answer is not kept. @default 10,000 */
   maxRows?: number;
+  /** Bytes past which an answer in a format of ClickHouse's (queryBytes) is not kept. @default 256 KiB */
+  maxBytes?: number;
   /**
    * Age past which an answer is asked again even with no write since: a
    * bound on what could change without one (a table's TTL, a mutation
@@ -27,34 +29,54 @@ export interface ReuseOptions {
  * (now(), today()) are never kept.
  */
 export function reuseAnswers(warehouse: Warehouse, options: ReuseOptions = {}): Warehouse {
+  if (warehouse.writes === undefined) return warehouse;
   const writes = warehouse.writes;
-  if (writes === undefined) return warehouse;
   const maxEntries = options.maxEntries ?? 256;
   const maxRows = options.maxRows ?? 10_000;
+  const maxBytes = options.maxBytes ?? 256 << 10;
   const maxAgeMs = options.maxAgeMs ?? 10_000;
   const now = options.now ?? Date.now;
-  const answers = new Map<string, { writes: number; at: number; rows: unknown[] }>();
+  const answers = new Map<string, { writes: number; at: number; answer: unknown }>();
+  /** `ask`'s answer, or a copy of the one kept under `key`; a copy of it kept where `keep` says. */
+  async function reused<T>(
+    key: string,
+    ask: () => Promise<T>,
+    keep: (answer: T) => boolean,
+    copy: (answer: T) => T,
+  ): Promise<T> {
+    if (/\b(now|now64|today|yesterday)\s*\(/i.test(key)) return ask();
+    const before = writes();
+    const kept = answers.get(key);
+    if (kept !== undefined && kept.writes === before && now() - kept.at < maxAgeMs) {
+      // Most recently used last.
+      answers.delete(key);
+      answers.set(key, kept);
+      return copy(kept.answer as T);
+    }
+    const at = now();
+    const answer = await ask();
+    if (keep(answer)) {
+      answers.delete(key);
+      answers.set(key, { writes: before, at, answer: copy(answer) });
+      if (answers.size > maxEntries) answers.delete(answers.keys().next().value as string);
+    }
+    return answer;
+  }
   return {
     ...warehouse,
-    async query<T>(sql: string, params: Record<string, unknown> = {}): Promise<T[]> {
-      if (/\b(now|now64|today|yesterday)\s*\(/i.test(sql)) return warehouse.query<T>(sql, params);
-      const key = `${sql}\n${JSON.stringify(params)}`;
-      const before = writes();
-      const kept = answers.get(key);
-      if (kept !== undefined && kept.writes === before && now() - kept.at < maxAgeMs) {
-        // Most recently used last.
-        answers.delete(key);
-        answers.set(key, kept);
-        return structuredClone(kept.rows) as T[];
-      }
-      const at = now();
-      const rows = await warehouse.query<T>(sql, params);
-      if (rows.length <= maxRows) {
-        answers.delete(key);
-        answers.set(key, { writes: before, at, rows: structuredClone(rows) });
-        if (answers.size > maxEntries) answers.delete(answers.keys().next().value as string);
-      }
-      return rows;
-    },
+    query: <T>(sql: string, params: Record<string, unknown> = {}) =>
+      reused(
+        `${sql}\n${JSON.stringify(params)}`,
+        () => warehouse.query<T>(sql, params),
+        (rows) => rows.length <= maxRows,
+        structuredClone,
+      ),
+    queryBytes: (sql, params, format) =>
+      reused(
+        `${sql}\n${JSON.stringify(params)}\n${format}`,
+        () => warehouse.queryBytes(sql, params, format),
+        (data) => data.length <= maxBytes,
+        (data) => Buffer.from(data),
+      ),
   };
 }
