@@ -105,7 +105,7 @@ function* funnelRows(
 ): Generator<FunnelRow> {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   // Room for every event: each takes 8 bytes of the data at least.
-  const most = data.length >> 3;
+  const most = Math.floor(data.length / 8);
   const times = new Float64Array(most);
   const types = new Uint8Array(most);
   const inRange = new Uint8Array(most);

@@ -37,14 +37,19 @@ export function reuseAnswers(warehouse: Warehouse, options: ReuseOptions = {}): 
   const maxAgeMs = options.maxAgeMs ?? 10_000;
   const now = options.now ?? Date.now;
   const answers = new Map<string, { writes: number; at: number; answer: unknown }>();
-  /** `ask`'s answer, or a copy of the one kept under `key`; a copy of it kept where `keep` says. */
+  /**
+   * `ask`'s answer to `sql` (with `asked`: its parameters, its format), or
+   * a copy of the one kept; a copy of it kept where `keep` says.
+   */
   async function reused<T>(
-    key: string,
+    sql: string,
+    asked: string,
     ask: () => Promise<T>,
     keep: (answer: T) => boolean,
     copy: (answer: T) => T,
   ): Promise<T> {
-    if (/\b(now|now64|today|yesterday)\s*\(/i.test(key)) return ask();
+    if (/\b(now|now64|today|yesterday)\s*\(/i.test(sql)) return ask();
+    const key = `${sql}\n${asked}`;
     const before = writes();
     const kept = answers.get(key);
     if (kept !== undefined && kept.writes === before && now() - kept.at < maxAgeMs) {
@@ -66,14 +71,16 @@ export function reuseAnswers(warehouse: Warehouse, options: ReuseOptions = {}): 
     ...warehouse,
     query: <T>(sql: string, params: Record<string, unknown> = {}) =>
       reused(
-        `${sql}\n${JSON.stringify(params)}`,
+        sql,
+        JSON.stringify(params),
         () => warehouse.query<T>(sql, params),
         (rows) => rows.length <= maxRows,
         structuredClone,
       ),
     queryBytes: (sql, params, format) =>
       reused(
-        `${sql}\n${JSON.stringify(params)}\n${format}`,
+        sql,
+        `${JSON.stringify(params)}\n${format}`,
         () => warehouse.queryBytes(sql, params, format),
         (data) => data.length <= maxBytes,
         (data) => Buffer.from(data),
