@@ -79,6 +79,19 @@ function rollupKey(tz: string, segments: readonly Segment[], options: ReadOption
   return undefined;
 }
 
+/**
+ * A rollup's rows of the source's event type or, for any type, of every
+ * activity type ('' rows, which stand for any type in user_days, left out).
+ * Chosen here, not by the parameter in SQL: with `{type} = '' AND … OR
+ * event_type = {type}`, top events over 30 days of 100k events took
+ * 1.06-1.15 as long, trends 1.05-1.14 (two runs of 60 alternating asks).
+ */
+export function rollupTypesSql(source: Extract<Source, { kind: "rollups" }>): string {
+  return source.params.type === ANY_TYPE
+    ? `event_type != '' AND event_type NOT IN ${NOT_ACTIVITY_SQL}`
+    : "event_type = {type:String}";
+}
+
 function rollups(prefix: "" | "prop_" | "zone_", where: string, params: Record<string, string>) {
   return { kind: "rollups", prefix, where, params } as const;
 }

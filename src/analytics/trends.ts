@@ -1,4 +1,3 @@
-import { NOT_ACTIVITY_SQL } from "../event/activity.ts";
 import { propertyValueSql } from "../warehouse/rollup-index.ts";
 import type { Warehouse } from "../warehouse/warehouse.ts";
 import {
@@ -24,6 +23,7 @@ import {
   eventsByTimeSql,
   eventsWhere,
   type ReadOptions,
+  rollupTypesSql,
   type Source,
   timeBoundsSql,
 } from "./source.ts";
@@ -237,12 +237,8 @@ function rollupRows(
   options: ReadOptions,
 ): { sql: string; params: Record<string, unknown>; noneFrom?: string } | undefined {
   const inRange = "day BETWEEN toDate({from:String}) AND toDate({to:String})";
-  // Rows of one type, or of every activity type ('' in user_days means any type, once per user):
-  // chosen here, not by the parameter in SQL, as top-events.ts does (trends 0.88-0.95 as long).
-  const types =
-    source.params.type === ""
-      ? `event_type != '' AND event_type NOT IN ${NOT_ACTIVITY_SQL}`
-      : "event_type = {type:String}";
+  // Rows of one type, or of every activity type ('' in user_days means any type, once per user).
+  const types = rollupTypesSql(source);
   const byType = breakdown.kind === "event_type";
   if (breakdown.kind === "none" || byType) {
     const value = byType ? "toNullable(toString(event_type))" : "toNullable('')";

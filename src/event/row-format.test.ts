@@ -104,8 +104,44 @@ describe("event batch rows", () => {
     expect(grown).toBeLessThan(20e6);
   });
 
+  it("reads each row and its id, with or without the last line break, past any non-ASCII", () => {
+    const at = "2025-10-28 12:00:01.000000";
+    const rows = [
+      encodeRow(
+        create(EventSchema, { eventId: crypto.randomUUID(), userId: "é", eventType: "x" }),
+        '{"k":"ü"}',
+        at,
+      ),
+      encodeRow(
+        create(EventSchema, { eventId: crypto.randomUUID(), userId: "u", eventType: "y" }),
+        "{}",
+        at,
+      ),
+      encodeRow(
+        create(EventSchema, { eventId: crypto.randomUUID(), userId: "😀", eventType: "z" }),
+        "{}",
+        at,
+      ),
+    ];
+    for (const body of [Buffer.from(rows.join("")), Buffer.from(rows.join("").slice(0, -1))]) {
+      const read = rowIds(body);
+      expect(read.rows).toEqual(rows.map((r) => r.slice(0, -1)));
+      expect(read.ids).toEqual(rows.map((r) => r.slice(0, 36)));
+    }
+    expect(rowIds(Buffer.alloc(0))).toEqual({ ids: [], rows: [] });
+  });
+
   it("refuses a body whose rows do not start with an id", () => {
     expect(() => rowIds(Buffer.from("garbage\n"))).toThrow(/row 0/);
+    const row = encodeRow(
+      create(EventSchema, { eventId: crypto.randomUUID(), userId: "u", eventType: "t" }),
+      "{}",
+      "2025-10-28 12:00:01.000000",
+    );
+    // An empty line, a short one, an id not followed by its tab.
+    expect(() => rowIds(Buffer.from(`${row}\n${row}`))).toThrow(/row 1/);
+    expect(() => rowIds(Buffer.from(`${row}${row}${row.slice(0, 36)}`))).toThrow(/row 2/);
+    expect(() => rowIds(Buffer.from(`${row}x${row}`))).toThrow(/row 1/);
   });
 
   it("reads rows back into events, for live tails", () => {
