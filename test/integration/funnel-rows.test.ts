@@ -53,6 +53,7 @@ describe("a funnel's rows as ClickHouse writes them (RowBinary)", () => {
     at("first-only", 0, "page_view", "PL");
     await storeEvents(warehouse, events);
 
+    const answers = new Map<string, FunnelAnswer>();
     for (const mode of ["ordered", "strict", "unordered"] as const) {
       for (const breakdown of ["", "properties.country"]) {
         const q = {
@@ -68,20 +69,12 @@ describe("a funnel's rows as ClickHouse writes them (RowBinary)", () => {
         expect(asRest(answer), `${mode} ${breakdown}`).toEqual(
           refFunnel(events, { ...q, steps: STEPS }),
         );
+        answers.set(`${mode} ${breakdown}`, answer);
       }
     }
-    const byCountry = await funnel(warehouse, {
-      from: "2025-10-01",
-      to: "2025-10-30",
-      step: STEPS,
-      window: "14d",
-      mode: "ordered",
-      breakdown: "properties.country",
-      tz: "UTC",
-      segment: [],
-    });
+    const byCountry = answers.get("ordered properties.country");
     // The heavy user entered on a value of 300 bytes, the light one on none (ties by text).
-    expect(byCountry.breakdowns?.map((b) => [b.value, b.steps.map((s) => s.users)])).toEqual([
+    expect(byCountry?.breakdowns?.map((b) => [b.value, b.steps.map((s) => s.users)])).toEqual([
       ["PL", [1, 0, 0]],
       [long, [1, 1, 1]],
       ["$none", [1, 1, 0]],
