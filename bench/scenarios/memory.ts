@@ -92,7 +92,7 @@ async function embedded(scale: number, port: number): Promise<Section> {
       ],
       notes: [
         "`tally serve` with no AMQP_URL, REDIS_URL or CLICKHOUSE_URL, as `npm start` runs it (its Node.js flags too); 4 gRPC streams of 500-event batches.",
-        "Peak RSS is the kernel's high-water mark (VmHWM). Once started, the service gives back the pages of chDB's library that only its start touched (src/warehouse/library-pages.ts); the files mapped are the library's pages touched since, and Node's own.",
+        "Peak RSS is the kernel's high-water mark (VmHWM). Once started, the service gives back the pages of chDB's library that only its start touched (src/warehouse/library-pages.ts); the files mapped are the library's pages touched since, and Node's own. chDB's own allocator (jemalloc) gives freed pages back after a second, not ClickHouse's 5 s (src/cli/chdb-allocator.js).",
       ],
     };
   } finally {

@@ -6,6 +6,8 @@
 // API process). The cache is NODE_COMPILE_CACHE, or node-compile-cache in
 // the temporary directory; where it cannot be written, nothing changes.
 import { enableCompileCache } from "node:module";
+import { tuneChdbAllocator } from "./chdb-allocator.js";
 
 enableCompileCache();
+tuneChdbAllocator();
 await import("./main.ts");
