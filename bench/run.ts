@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { tuneChdbAllocator } from "../src/cli/chdb-allocator.js";
 import { ratios } from "./lib/ratios.ts";
 import { markdownTable, type Section, textTable } from "./lib/table.ts";
 import { ack } from "./scenarios/ack.ts";
@@ -75,9 +76,13 @@ if (values.scenario !== undefined) {
  * before it against in its own, three alternating pairs: 4.79 (10.3)
  * against 3.27 (3.51) and 3.78 (4.20) against 3.73 (4.33) after
  * throughput, stages and import; 4.04 (4.83) against 3.58 (4.10) after unary.
+ * Its chDB (the limit, the stages, the stats) gets the allocator options
+ * the tally command gives the service's, so both sides run the same engine.
  */
 function runAlone(name: Name): Promise<Section[]> {
-  const child = fork(import.meta.filename, ["--scenario", name, "--scale", String(scale)]);
+  const env = { ...process.env };
+  tuneChdbAllocator(env);
+  const child = fork(import.meta.filename, ["--scenario", name, "--scale", String(scale)], { env });
   return new Promise((resolve, reject) => {
     let sections: Section[] | undefined;
     child.on("message", (m) => {

@@ -56,5 +56,9 @@ describe("chDB's allocator", () => {
     expect(confOfTally(["help"], { JE_MALLOC_CONF: "dirty_decay_ms:3000" })).toBe(
       "dirty_decay_ms:1000,dirty_decay_ms:3000",
     );
+    // A tally (or the bench) started by one that set them leaves them as they are.
+    expect(
+      confOfTally(["help"], { JE_MALLOC_CONF: "dirty_decay_ms:1000,dirty_decay_ms:3000" }),
+    ).toBe("dirty_decay_ms:1000,dirty_decay_ms:3000");
   });
 });
