@@ -11,7 +11,7 @@
 // gives come after ours, so theirs win.
 
 /** What the tally command gives chDB's jemalloc before a user's own options. */
-export const CHDB_ALLOCATOR_OPTIONS = "dirty_decay_ms:1000";
+const CHDB_ALLOCATOR_OPTIONS = "dirty_decay_ms:1000";
 
 /** Sets chDB's allocator options in `env`, ahead of any there. */
 export function tuneChdbAllocator(env = process.env) {
