@@ -34,6 +34,7 @@ import { createMemoryRateLimiter, type RateLimiter } from "../ratelimit/rate-lim
 import { createRedisRateLimiter } from "../ratelimit/redis-rate-limiter.ts";
 import { compactRollups } from "../warehouse/compact.ts";
 import { carryOutDeletions, type DeletionStep, loadTombstones } from "../warehouse/deletions.ts";
+import { nodeBinary, releaseLibraryPages } from "../warehouse/library-pages.ts";
 import { migrate } from "../warehouse/migrations.ts";
 import { applyRetention } from "../warehouse/retention.ts";
 import { reuseAnswers } from "../warehouse/reuse-answers.ts";
@@ -315,6 +316,9 @@ export async function startTally(config: Config, role: Role, log: Logger): Promi
   const released = await warehouse.releaseStartPages?.();
   if (released)
     log.info({ mib: Math.round(released / 2 ** 20) }, "gave back the warehouse's start-time pages");
+  const nodePages = await releaseLibraryPages(nodeBinary());
+  if (nodePages)
+    log.info({ mib: Math.round(nodePages / 2 ** 20) }, "gave back Node's start-time pages");
   log.info(
     {
       role,

@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseSmaps, releasable } from "./library-pages.ts";
 
@@ -46,5 +48,43 @@ describe("library pages", () => {
     // not the writable data, not another library, not anonymous memory.
     expect(chosen.map((m) => m.perms)).toEqual(["r--p", "r-xp"]);
     expect(chosen.map((m) => m.start)).toEqual([0x7ff5e5400000, 0x7ff5ee56e000]);
+  });
+});
+
+/**
+ * A Node.js process that loads the service's modules, gives back its
+ * binary's start-time pages, then runs on: what it gave back, the binary's
+ * releasable pages before and after, and an answer computed after (from
+ * code and data mapped back on their next touch).
+ */
+const RELEASE_NODE = `
+  import { nodeBinary, parseSmaps, readSmaps, releasable, releaseLibraryPages } from "./src/warehouse/library-pages.ts";
+  await import("./src/app/tally.ts");
+  const binary = nodeBinary();
+  const releasableKiB = () => releasable(parseSmaps(readSmaps() ?? ""), binary).reduce((k, m) => k + m.rssKiB, 0);
+  const before = releasableKiB();
+  const released = await releaseLibraryPages(binary);
+  const after = releasableKiB();
+  const answer = new Intl.NumberFormat("uk-UA").format(1234.5) + " " + JSON.stringify(structuredClone({ a: [1, 2] }));
+  console.log(JSON.stringify({ before, released, after, answer }));`;
+
+describe("Node's own start-time pages", () => {
+  it("are given back, and the process runs on from pages mapped back", () => {
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", RELEASE_NODE], {
+      cwd: join(import.meta.dirname, "../.."),
+      encoding: "utf8",
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const { before, released, after, answer } = JSON.parse(run.stdout) as {
+      before: number;
+      released: number;
+      after: number;
+      answer: string;
+    };
+    // Starting Node and loading the service touched tens of MiB of its binary.
+    expect(before).toBeGreaterThan(16 << 10);
+    expect(released).toBeGreaterThan(before * 1024 * 0.9);
+    expect(after).toBeLessThan(before / 2);
+    expect(answer).toBe(`${new Intl.NumberFormat("uk-UA").format(1234.5)} {"a":[1,2]}`);
   });
 });
