@@ -32,6 +32,12 @@ describe("logs", () => {
   });
   afterAll(() => tally?.close());
 
+  it("say at start how much of Node's own binary the service gave back (src/warehouse/library-pages.ts)", () => {
+    const gave = lines.find((l) => l.msg === "gave back Node's start-time pages");
+    // Starting Node and loading the service touch tens of MiB of its binary.
+    expect(gave?.mib).toBeGreaterThan(8);
+  });
+
   it("writes one JSON access line per request, with the id that follows its batch into the consumer", async () => {
     const port = tally.port as number;
     const res = await rest(port, "/events", [event(1)], {
