@@ -146,7 +146,7 @@ export async function storeEvents(warehouse: Warehouse, events: readonly JsonEve
 
 /** chDB's library in this process: resident KiB of what may be released, and the process's own pages in it. */
 export function chdbLibraryPages() {
-  const mappings = parseSmaps(readSmaps() ?? "").filter((m) => CHDB_LIBRARY.test(m.path));
+  const mappings = parseSmaps(readSmaps() ?? "").filter((m) => CHDB_LIBRARY(m.path));
   return {
     releasableKiB: releasable(mappings, CHDB_LIBRARY).reduce((kib, m) => kib + m.rssKiB, 0),
     ownKiB: mappings.reduce((kib, m) => kib + m.anonymousKiB, 0),

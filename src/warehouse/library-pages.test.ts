@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseSmaps, releasable } from "./library-pages.ts";
+import { CHDB_LIBRARY, parseSmaps, releasable } from "./library-pages.ts";
 
 // A library's four mappings as the kernel lists them, then another library's
 // and anonymous memory, cut to the fields read.
@@ -42,7 +42,7 @@ describe("library pages", () => {
   });
 
   it("releases only the library's read-only mappings that hold no page of the process's own", () => {
-    const chosen = releasable(parseSmaps(SMAPS), /\/libchdb\.so$/);
+    const chosen = releasable(parseSmaps(SMAPS), CHDB_LIBRARY);
     // Not the relocated read-only part (its pages were written before they
     // were sealed: DONTNEED would bring back the file's unrelocated ones),
     // not the writable data, not another library, not anonymous memory.

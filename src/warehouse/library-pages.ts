@@ -20,7 +20,7 @@ import { readFileSync, realpathSync } from "node:fs";
  * the file as it was. Linux only; elsewhere, or without libc, it does
  * nothing.
  */
-export async function releaseLibraryPages(library: RegExp): Promise<number> {
+export async function releaseLibraryPages(library: FileMatch): Promise<number> {
   const advise = await libcMadvise();
   const smaps = readSmaps();
   if (advise === undefined || smaps === undefined) return 0;
@@ -33,16 +33,19 @@ export async function releaseLibraryPages(library: RegExp): Promise<number> {
 }
 
 /** The library's mappings that DONTNEED leaves as they were: read-only, with no page of the process's own. */
-export function releasable(mappings: readonly Mapping[], library: RegExp): Mapping[] {
+export function releasable(mappings: readonly Mapping[], library: FileMatch): Mapping[] {
   return mappings.filter(
-    (m) => library.test(m.path) && !m.perms.includes("w") && m.anonymousKiB === 0 && m.rssKiB > 0,
+    (m) => library(m.path) && !m.perms.includes("w") && m.anonymousKiB === 0 && m.rssKiB > 0,
   );
 }
 
 const MADV_DONTNEED = 4;
 
+/** Which file's mappings to release, by the path the mappings name. */
+export type FileMatch = (path: string) => boolean;
+
 /** chDB's library, as its mappings name it. */
-export const CHDB_LIBRARY = /\/libchdb\.so$/;
+export const CHDB_LIBRARY: FileMatch = (path) => path.endsWith("/libchdb.so");
 
 /**
  * The Node.js binary running this process, as its mappings name it. Node
@@ -53,9 +56,9 @@ export const CHDB_LIBRARY = /\/libchdb\.so$/;
  * 134-135; the embedded service after 3M events at 464-480 against
  * 516-517 (two alternating runs each).
  */
-export function nodeBinary(): RegExp {
-  const path = realpathSync(process.execPath);
-  return new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+export function nodeBinary(): FileMatch {
+  const binary = realpathSync(process.execPath);
+  return (path) => path === binary;
 }
 
 export interface Mapping {
