@@ -16,7 +16,8 @@ import type { Warehouse, WarehouseOptions } from "./warehouse.ts";
  * - a chDB session runs one statement at a time, so the client has several
  *   ({@link CHDB_SESSIONS}), and chDB binds query parameters one query of
  *   the process at a time, so they are written into the SQL
- *   (inline-params.ts);
+ *   (inline-params.ts), and a query's answer is taken from chDB as it
+ *   comes, not through the client's stream (chdb-sessions.ts);
  * - chDB shares the API's process and cores, so a small insert runs below
  *   the API's priority ({@link insertPriority}) and queries at the normal one;
  * - chDB's library is in the process's memory, so what only the engine's
@@ -29,8 +30,8 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
   // The engine starts with the first session at `path`, configured by it;
   // the client's sessions below join that engine.
   const engine = new Session(path, { connectionArgs: CHDB_SERVER_ARGS });
-  const connection = chdbSessions(path, CHDB_SESSIONS);
-  const warehouse = clientWarehouse(createClient({ connection }), {
+  const sessions = chdbSessions(path, CHDB_SESSIONS);
+  const warehouse = clientWarehouse(createClient({ connection: sessions.connection }), {
     // chDB's data is this process's alone: every write to it is counted here.
     writeCount: writeCountOf(path),
     kind: "chdb",
@@ -39,6 +40,7 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
     insertSettings: (bytes) => ({ os_thread_priority: String(insertPriority(bytes ?? 0)) }),
     querySettings: QUERY_SETTINGS,
     inlineParams: true,
+    queryText: (sql) => sessions.queryText(sql, "JSONEachRow"),
   });
   return {
     ...warehouse,

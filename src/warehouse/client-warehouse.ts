@@ -21,6 +21,12 @@ export interface ClientWarehouseOptions {
    */
   inlineParams?: boolean;
   /**
+   * A query's rows as JSONEachRow text, asked of the engine without the
+   * client, where that is shorter (chDB: chdb-sessions.ts). Only with
+   * {@link inlineParams}: the SQL it is given holds the parameters.
+   */
+  queryText?: (sql: string) => Promise<string>;
+  /**
    * Counts each insert and statement as it starts and ends, done or not,
    * and so gives the warehouse its {@link Warehouse.writes} and
    * {@link Warehouse.settled}: only where this process is the data's one
@@ -104,12 +110,16 @@ export function clientWarehouse(
         timed("query", () =>
           capped(async () => {
             const { query, query_params } = bound(sql, params);
-            const result = await client.query({
-              query: withSettings(query, settings),
-              query_params,
-              format: "JSONEachRow",
-            });
-            return eachRow<T>(await result.text());
+            const text = options.queryText
+              ? await options.queryText(withSettings(query, settings))
+              : await client
+                  .query({
+                    query: withSettings(query, settings),
+                    query_params,
+                    format: "JSONEachRow",
+                  })
+                  .then((result) => result.text());
+            return eachRow<T>(text);
           }),
         ),
       queryBytes: (sql, params, format) =>

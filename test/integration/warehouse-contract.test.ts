@@ -1,3 +1,4 @@
+import { ClickHouseError } from "@clickhouse/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { insertErrorKind } from "../../src/consumer/insert-errors.ts";
 import { reuseAnswers } from "../../src/warehouse/reuse-answers.ts";
@@ -196,6 +197,16 @@ describe.each(implementations)("the warehouse contract: %s", (_name, url) => {
       "SELECT count() AS n FROM numbers(10000000)",
     );
     expect(Number(all?.n)).toBe(10_000_000);
+  });
+
+  it("fails a query ClickHouse refuses with the client's ClickHouseError, naming the error", async () => {
+    const refused = await warehouse.query(`SELECT count() FROM ${warehouse.db}.no_such_table`).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(ClickHouseError);
+    expect(refused).toMatchObject({ type: "UNKNOWN_TABLE", code: "60" });
+    expect((refused as Error).message).toContain("no_such_table");
   });
 
   it.runIf(url === undefined)(
