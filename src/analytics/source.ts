@@ -1,4 +1,4 @@
-import { NOT_ACTIVITY_SQL } from "../event/activity.ts";
+import { NOT_ACTIVITY, NOT_ACTIVITY_SQL } from "../event/activity.ts";
 import { parseSegments, type Segment, segmentsSql } from "./segments.ts";
 
 /** How a stats query may read the warehouse. */
@@ -87,10 +87,18 @@ function rollupKey(tz: string, segments: readonly Segment[], options: ReadOption
  * 1.06-1.15 as long, trends 1.05-1.14 (two runs of 60 alternating asks).
  */
 export function rollupTypesSql(source: Extract<Source, { kind: "rollups" }>): string {
-  return source.params.type === ANY_TYPE
+  return anyType(source)
     ? `event_type != '' AND event_type NOT IN ${NOT_ACTIVITY_SQL}`
     : "event_type = {type:String}";
 }
+
+/** Whether `source` is of any event type (its rollups' rows of every type, '' rows included). */
+export function anyType(source: Extract<Source, { kind: "rollups" }>): boolean {
+  return source.params.type === ANY_TYPE;
+}
+
+/** The types that {@link rollupTypesSql} leaves out of any type's rollup rows. */
+export const NOT_ACTIVITY_ROWS: readonly string[] = [ANY_TYPE, ...NOT_ACTIVITY];
 
 function rollups(prefix: "" | "prop_" | "zone_", where: string, params: Record<string, string>) {
   return { kind: "rollups", prefix, where, params } as const;
