@@ -40,7 +40,8 @@ export function chdbSessions(path: string, sessions: number): ChdbSessions {
       clickhouse_settings: {},
     } as Parameters<Connection["command"]>[0]);
     ready.catch(() => {}); // awaited by the session's first call
-    return { chdb, connection, ready, running: 0 };
+    // chDB's own queries on the same session (its connection's escape hatch).
+    return { own: chdb.chdb, connection, ready, running: 0 };
   });
   type Session = (typeof all)[number];
   const on = async <T>(call: (s: Session) => Promise<T>): Promise<T> => {
@@ -68,7 +69,7 @@ export function chdbSessions(path: string, sessions: number): ChdbSessions {
     queryText: (sql, format) =>
       on(async (s) => {
         try {
-          return (await s.chdb.chdb.queryAsync(sql, { format })).text();
+          return (await s.own.queryAsync(sql, { format })).text();
         } catch (err) {
           throw parseError(err instanceof Error ? err.message : String(err));
         }
