@@ -37,7 +37,8 @@ const HELP = `npm run bench -- [--scale S] [--only a,b] [--out PATH]
   --scale S    size of every scenario: 1 (default) is 1,000,000 events end to end
                and 10,000,000 for the stats; 0.01 is a quick check that everything runs;
                10 with --only analytics: the stats on 100,000,000 events (39 minutes
-               and 26 GB of disk or more on a 2-core machine)
+               and 26 GB of disk or more on a 2-core machine); give it --out, or it
+               replaces bench/RESULTS.md with that one scenario
   --only LIST  some of: ${Object.keys(SCENARIOS).join(", ")}
   --out PATH   where to write the results (default bench/RESULTS.md)
 `;
