@@ -1,6 +1,13 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { createContextValues, createServiceImplSpec } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  createServiceImplSpec,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import { describe, expect, it, vi } from "vitest";
 import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
 import { createGrpcUnaryHandlers } from "./grpc-unary.ts";
@@ -106,17 +113,16 @@ describe("createGrpcUnaryHandlers", () => {
   }
 
   /** A server answering INGEST through the lean path, and a client session to it. */
-  async function leanServer(limits: { readMaxBytes: number; connectionMaxBytes?: number }) {
+  async function leanServer(
+    limits: { readMaxBytes: number; connectionMaxBytes?: number },
+    ingest: ServiceImpl<typeof IngestService>["ingest"] = async () => ({
+      $typeName: "tally.v1.IngestResponse",
+      accepted: 0n,
+      rejected: [],
+    }),
+  ) {
     const handlers = createGrpcUnaryHandlers({
-      services: [
-        createServiceImplSpec<typeof IngestService>(IngestService, {
-          ingest: async () => ({
-            $typeName: "tally.v1.IngestResponse",
-            accepted: 0n,
-            rejected: [],
-          }),
-        }),
-      ],
+      services: [createServiceImplSpec<typeof IngestService>(IngestService, { ingest })],
       interceptors: [],
       ...limits,
     });
@@ -188,6 +194,62 @@ describe("createGrpcUnaryHandlers", () => {
       const later = server.call(1000, 1000);
       later.finish();
       expect(await later.answer).toMatchObject({ "grpc-status": "0" });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("gives the handler the call's headers, and takes the headers and trailers it sets", async () => {
+    let seen: Record<string, string | null> = {};
+    const server = await leanServer({ readMaxBytes: 1024 }, async (_, ctx) => {
+      seen = {
+        custom: ctx.requestHeader.get("X-Custom"),
+        path: ctx.requestHeader.get(":path"),
+        contentType: ctx.requestHeader.get("content-type"),
+      };
+      ctx.responseHeader.set("x-echo", String(ctx.requestHeader.get("x-custom")));
+      ctx.responseTrailer.append("x-note", "a");
+      ctx.responseTrailer.append("x-note", "b");
+      return { accepted: 1n };
+    });
+    try {
+      const call = server.call(200, 200, { "x-custom": "hello" });
+      call.finish();
+      expect(await call.answer).toMatchObject({
+        "content-type": "application/grpc+proto",
+        "x-echo": "hello",
+        "x-note": "a, b",
+        "grpc-status": "0",
+      });
+      expect(seen).toEqual({ custom: "hello", path: null, contentType: "application/grpc" });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("aborts the handler's signal when the deadline passes (DEADLINE_EXCEEDED), and once the call is over", async () => {
+    const contexts: HandlerContext[] = [];
+    const server = await leanServer({ readMaxBytes: 1024 }, async (_, ctx) => {
+      contexts.push(ctx);
+      if (ctx.timeoutMs() === undefined) return {};
+      // Waits for the deadline, as a handler waiting on something slow would.
+      await new Promise((r) => ctx.signal.addEventListener("abort", r));
+      throw ctx.signal.reason;
+    });
+    try {
+      const late = server.call(200, 200, { "grpc-timeout": "100m" });
+      late.finish();
+      expect(await late.answer).toMatchObject({ "grpc-status": "4" });
+      const [lateCtx] = contexts;
+      expect(ConnectError.from(lateCtx?.signal.reason).code).toBe(Code.DeadlineExceeded);
+
+      const quick = server.call(200, 200);
+      quick.finish();
+      expect(await quick.answer).toMatchObject({ "grpc-status": "0" });
+      const quickCtx = contexts[1];
+      expect(quickCtx?.timeoutMs()).toBeUndefined();
+      expect(quickCtx?.signal.aborted).toBe(true);
+      expect(ConnectError.from(quickCtx?.signal.reason).code).toBe(Code.Canceled);
     } finally {
       await server.close();
     }

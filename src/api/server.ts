@@ -32,10 +32,11 @@ import type { RateLimiter } from "../ratelimit/rate-limiter.ts";
 import { createAuthInterceptor } from "./auth.ts";
 import { corsHeaders, preflightHeaders } from "./cors.ts";
 import { reclassifyDecodeErrors } from "./decode-errors.ts";
-import { createGrpcUnaryHandlers, createUnaryInvokers, headerPairs } from "./grpc-unary.ts";
+import { createGrpcUnaryHandlers, createUnaryInvokers } from "./grpc-unary.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
 import { createOnePortServer } from "./one-port.ts";
+import { PlainHeaders } from "./plain-headers.ts";
 import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
 import { registerReflection } from "./reflection.ts";
 import { createTranscoder, error, type RestResponse, restRoutes } from "./rest/transcoder.ts";
@@ -297,7 +298,7 @@ function callValues(req: NodeRequest) {
 }
 
 function headersOf(req: NodeRequest): Headers {
-  return new Headers(headerPairs(req.headers));
+  return new PlainHeaders(req.headers);
 }
 
 /** The body, or undefined once it passes `max` bytes. */
