@@ -13,11 +13,15 @@ import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { PlainHeaders } from "./plain-headers.ts";
 
-/** Answers one plain gRPC unary call; resolves once the answer is written. */
+/**
+ * Answers one plain gRPC unary call on its HTTP/2 stream, with `answerHeaders`
+ * among its response headers; resolves once the answer is written.
+ */
 export type GrpcUnaryHandler = (
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
   values: ContextValues,
+  answerHeaders?: Record<string, string>,
 ) => Promise<void>;
 
 /** Options of {@link createGrpcUnaryHandlers}. */
@@ -59,8 +63,10 @@ const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
  * async iterators. The call still goes through connect for what matters:
  * the same interceptors (observe, auth, rate limit), the same handler
  * context, deadlines (grpc-timeout) and status trailers. Everything else
- * (compression, JSON, gRPC-Web, Connect, streams) stays with the router:
- * `for` says which requests this may answer.
+ * (compression, JSON, gRPC-Web, Connect, streams, HTTP/1.1) stays with the
+ * router: `for` says which HTTP/2 streams this may answer. It reads and
+ * answers on the HTTP/2 stream itself, without Node's compatibility objects
+ * (one-port.ts).
  */
 export function createGrpcUnaryHandlers(options: GrpcUnaryOptions) {
   const handlers = new Map<string, GrpcUnaryHandler>();
@@ -78,19 +84,17 @@ export function createGrpcUnaryHandlers(options: GrpcUnaryOptions) {
     }
   }
   return {
-    /** The handler for `path`, if the request is plain gRPC for a unary method. */
-    for(path: string, req: { httpVersion: string; method?: string; headers: object }) {
-      const headers = req.headers as Record<string, string | undefined>;
+    /** The handler for an HTTP/2 stream with `headers`, if it is plain gRPC for a unary method. */
+    for(headers: http2.IncomingHttpHeaders) {
       const encoding = headers["grpc-encoding"];
       if (
-        req.httpVersion !== "2.0" ||
-        req.method !== "POST" ||
+        headers[":method"] !== "POST" ||
         !PLAIN_GRPC.test(headers["content-type"] ?? "") ||
         (encoding !== undefined && encoding !== "identity")
       ) {
         return undefined;
       }
-      return handlers.get(path);
+      return handlers.get(headers[":path"] ?? "");
     },
   };
 }
@@ -102,26 +106,29 @@ function unaryHandler(
 ): GrpcUnaryHandler {
   const { readMaxBytes } = limits;
   const { method } = spec;
-  return async (req, res, values) => {
-    const timeout = parseTimeout(header(req.headers, "grpc-timeout"), Number.MAX_SAFE_INTEGER);
+  return async (stream, headers, values, answerHeaders = {}) => {
+    const timeout = parseTimeout(header(headers, "grpc-timeout"), Number.MAX_SAFE_INTEGER);
     const context = callContext(method, {
       protocolName: "grpc",
-      url: `http://${req.authority}${req.url}`,
-      requestHeader: new PlainHeaders(req.headers),
-      responseHeader: new PlainHeaders({ "content-type": "application/grpc+proto" }),
+      url: `http://${headers[":authority"]}${headers[":path"]}`,
+      requestHeader: new PlainHeaders(headers),
+      responseHeader: new PlainHeaders({
+        ...answerHeaders,
+        "content-type": "application/grpc+proto",
+      }),
       responseTrailer: new PlainHeaders({ "grpc-status": "0" }),
       values,
       timeoutMs: timeout.timeoutMs,
     });
-    res.once("close", () => {
-      if (!res.writableFinished)
+    stream.once("close", () => {
+      if (!stream.writableFinished)
         context.abort(new ConnectError("the client went away", Code.Canceled));
     });
     let body: Buffer | undefined;
     try {
       if (timeout.error) throw timeout.error;
       // The deadline and a client that leaves end the read too (context.signal says which).
-      const bytes = await readMessage(req, limits, context.signal);
+      const bytes = await readMessage(stream, limits, context.signal);
       const input = fromEnvelope(method, bytes, readMaxBytes);
       const output = await invokeUnaryImplementation(spec, context, input, interceptors);
       body = envelope(toBinary(method.output, output as never));
@@ -135,11 +142,14 @@ function unaryHandler(
     } finally {
       context.end();
     }
-    if (res.closed || res.destroyed) return;
-    res.writeHead(200, context.responseHeader.node);
-    res.addTrailers(context.responseTrailer.node);
-    if (body === undefined) res.end();
-    else res.end(body);
+    if (stream.closed || stream.destroyed) return;
+    stream.respond({ ":status": 200, ...context.responseHeader.node }, { waitForTrailers: true });
+    stream.once("wantTrailers", () => {
+      // Gone in between: nothing to send them on.
+      if (!stream.closed) stream.sendTrailers(context.responseTrailer.node);
+    });
+    if (body === undefined) stream.end();
+    else stream.end(body);
   };
 }
 
@@ -195,11 +205,11 @@ function callContext(
  * `connectionMaxBytes` across its calls.
  */
 function readMessage(
-  req: http2.Http2ServerRequest,
+  stream: http2.ServerHttp2Stream,
   { readMaxBytes, connectionMaxBytes }: Limits,
   signal: AbortSignal,
 ): Promise<Buffer> {
-  const session = req.stream.session ?? req.stream;
+  const session = stream.session ?? stream;
   let connection = gathering.get(session);
   if (connection === undefined) {
     connection = { bytes: 0 };
@@ -211,7 +221,7 @@ function readMessage(
     let size = 0;
     const fail = (err: unknown) => {
       done();
-      req.resume(); // drain, so the stream can close
+      stream.resume(); // drain, so the stream can close
       reject(err);
     };
     const onData = (chunk: Buffer) => {
@@ -250,17 +260,17 @@ function readMessage(
       if (settled) return;
       settled = true;
       held.bytes -= size;
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("close", onClose);
-      req.off("error", fail);
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.off("close", onClose);
+      stream.off("error", fail);
       signal.removeEventListener("abort", onAbort);
     };
     if (signal.aborted) return fail(signal.reason);
-    req.on("data", onData);
-    req.once("end", onEnd);
-    req.once("error", fail);
-    req.once("close", onClose);
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+    stream.once("error", fail);
+    stream.once("close", onClose);
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -7,9 +7,19 @@ import { createOnePortServer } from "./one-port.ts";
 
 describe("one port for HTTP/1.1 and HTTP/2 (h2c)", () => {
   const sessionSockets: string[] = [];
-  const server = createOnePortServer({}, (req, res) => {
-    res.end(`${req.httpVersion} ${req.method} ${req.url}`);
-  });
+  const server = createOnePortServer(
+    {},
+    (req, res) => {
+      res.end(`${req.httpVersion} ${req.method} ${req.url}`);
+    },
+    // Streams to /raw are answered on the stream itself; the others are left to the handler.
+    (stream, headers) => {
+      if (headers[":path"] !== "/raw") return false;
+      stream.respond({ ":status": 200 });
+      stream.end("raw stream");
+      return true;
+    },
+  );
   server.on("session", (session: http2.ServerHttp2Session) => {
     sessionSockets.push((session.socket as object).constructor.name);
   });
@@ -38,6 +48,39 @@ describe("one port for HTTP/1.1 and HTTP/2 (h2c)", () => {
       expect(body).toBe("2.0 GET /two");
       // httpolyglot's workaround wrapped it in a JSStreamSocket, which relayed every byte in JavaScript.
       expect(sessionSockets.at(-1)).toMatch(/^(bound )?Socket$/);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("gives HTTP/2 streams to the stream handler first, and those it leaves to the handler as Node's server would", async () => {
+    const client = http2.connect(`http://127.0.0.1:${port}`);
+    /** Status and body of one HTTP/2 request. */
+    const ask = async (headers: http2.OutgoingHttpHeaders, body?: string) => {
+      const stream = client.request(headers, { endStream: body === undefined });
+      if (body !== undefined) stream.end(body);
+      const status = await new Promise<number>((r) =>
+        stream.once("response", (h) => r(Number(h[":status"]))),
+      );
+      let text = "";
+      stream.setEncoding("utf8");
+      stream.on("data", (c: string) => {
+        text += c;
+      });
+      await new Promise((r) => stream.on("close", r));
+      return `${status} ${text}`;
+    };
+    try {
+      expect(await ask({ ":path": "/raw" })).toBe("200 raw stream");
+      expect(await ask({ ":path": "/other" })).toBe("200 2.0 GET /other");
+      expect(await ask({ ":path": "/c", ":method": "POST", expect: "100-continue" }, "b")).toBe(
+        "200 2.0 POST /c",
+      );
+      // Node's HTTP/2 server answers these itself: 417 and 405.
+      expect(await ask({ ":path": "/e", ":method": "POST", expect: "something" }, "b")).toBe(
+        "417 ",
+      );
+      expect(await ask({ ":method": "CONNECT", ":authority": "example.com:443" })).toMatch(/^405/);
     } finally {
       client.close();
     }

@@ -11,6 +11,15 @@ type Handler = (
 ) => void;
 
 /**
+ * Answers an HTTP/2 stream itself, without Node's compatibility API, or
+ * returns false to leave it to the handler.
+ */
+export type StreamHandler = (
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+) => boolean;
+
+/**
  * HTTP/1.1 and HTTP/2 without TLS on one port: a connection whose first
  * bytes are HTTP/2's preface goes to an HTTP/2 server, any other to an
  * HTTP/1.1 server, both answering with `handler`. The returned server
@@ -22,10 +31,38 @@ type Handler = (
  * every gRPC connection through a JavaScript stream wrapper, about 10% of
  * the service's CPU end to end. Node reads what the sniffing put back
  * itself (Http2Session takes a socket's buffered bytes).
+ *
+ * An HTTP/2 stream goes to `onStream` first. Those it leaves get Node's
+ * compatibility objects (request and response, each a stream over the
+ * HTTP/2 stream) and go to `handler`, as Node's own HTTP/2 server would
+ * give them. `onStream` answers plain gRPC unary calls: without those
+ * objects, the service's main thread spent 8% less CPU a call at 2,000 and
+ * 5,000 calls/s, and allocated 6% less.
  */
-export function createOnePortServer(http2Options: http2.ServerOptions, handler: Handler) {
+export function createOnePortServer(
+  http2Options: http2.ServerOptions,
+  handler: Handler,
+  onStream: StreamHandler = () => false,
+) {
   const h1 = http.createServer(handler);
-  const h2 = http2.createServer(http2Options, handler);
+  // No "request" listener: with one, Node would make the compatibility objects for every stream.
+  const h2 = http2.createServer(http2Options);
+  h2.on("stream", (stream, headers, _flags, rawHeaders) => {
+    if (onStream(stream, headers)) return;
+    const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    // What Node's server does before its "request" event (lib/internal/http2/core.js).
+    if (headers[":method"] === "CONNECT") {
+      res.statusCode = 405;
+      res.end();
+    } else if (headers.expect !== undefined && headers.expect !== "100-continue") {
+      res.statusCode = 417;
+      res.end();
+    } else {
+      if (headers.expect !== undefined) res.writeContinue();
+      handler(req, res);
+    }
+  });
   const server = net.createServer((socket) => route(socket, Buffer.alloc(0)));
   h2.on("session", (session) => server.emit("session", session));
 

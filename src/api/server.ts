@@ -35,7 +35,7 @@ import { reclassifyDecodeErrors } from "./decode-errors.ts";
 import { createGrpcUnaryHandlers, createUnaryInvokers } from "./grpc-unary.ts";
 import { createHealthService } from "./health.ts";
 import { createObserveInterceptor } from "./observe-rpc.ts";
-import { createOnePortServer } from "./one-port.ts";
+import { createOnePortServer, type StreamHandler } from "./one-port.ts";
 import { PlainHeaders } from "./plain-headers.ts";
 import { clientAddressKey, createRateLimitInterceptor } from "./rate-limit.ts";
 import { registerReflection } from "./reflection.ts";
@@ -46,6 +46,15 @@ import { createStaticFiles } from "./static-files.ts";
 /** What request bodies may be compressed with (gRPC's grpc-accept-encoding names them). */
 const ACCEPT_COMPRESSION = [compressionGzip, compressionBrotli];
 const ACCEPT_ENCODING = ACCEPT_COMPRESSION.map((c) => c.name).join(",");
+
+/** gRPC says which encodings a server takes, so a client may compress its requests. */
+const GRPC_ANSWER = { "grpc-accept-encoding": ACCEPT_ENCODING };
+
+/** The headers every answer to a plain gRPC call carries: the encodings taken, and CORS. */
+function answerHeaders(headers: http2.IncomingHttpHeaders): Record<string, string> {
+  if (headers.origin === undefined) return GRPC_ANSWER;
+  return { ...(corsHeaders(headers) as Record<string, string>), ...GRPC_ANSWER };
+}
 
 /** Options of {@link createApiServer}. */
 export interface ApiServerOptions {
@@ -163,17 +172,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     for (const [name, value] of Object.entries(corsHeaders(req.headers))) {
       res.setHeader(name, value as string);
     }
-    // gRPC says which encodings a server takes, so a client may compress its requests.
+    // gRPC calls the lean path leaves (streams, compressed, JSON, gRPC-Web): as GRPC_ANSWER.
     if (req.headers["content-type"]?.startsWith("application/grpc")) {
       res.setHeader("grpc-accept-encoding", ACCEPT_ENCODING);
-    }
-    const lean = grpcUnary.for(path, req);
-    if (lean !== undefined) {
-      return lean(
-        req as http2.Http2ServerRequest,
-        res as http2.Http2ServerResponse,
-        callValues(req),
-      );
     }
     const handler = rpc.get(path);
     if (handler !== undefined) {
@@ -238,17 +239,37 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     });
   }
 
-  const server = createOnePortServer(HTTP2_LIMITS, (req, res) => {
+  /** Plain gRPC unary calls, answered on their HTTP/2 stream (grpc-unary.ts). */
+  const onStream: StreamHandler = (stream, headers) => {
+    const lean = grpcUnary.for(headers);
+    if (lean === undefined) return false;
     inFlight++;
-    res.once("close", () => inFlight--);
-    handle(req, res).catch((err: unknown) => {
-      // The client went away: nothing to answer, nothing to report.
-      if (ConnectError.from(err).code === Code.Aborted) return;
-      log.error({ err, url: req.url }, "request failed");
-      if (!res.headersSent) send(res, error(500, "internal", "internal error"));
-      else res.destroy();
+    stream.once("close", () => inFlight--);
+    const values = createContextValues().set(
+      clientAddressKey,
+      stream.session?.socket?.remoteAddress ?? "",
+    );
+    lean(stream, headers, values, answerHeaders(headers)).catch((err: unknown) => {
+      log.error({ err, url: headers[":path"] }, "request failed");
+      stream.destroy();
     });
-  });
+    return true;
+  };
+  const server = createOnePortServer(
+    HTTP2_LIMITS,
+    (req, res) => {
+      inFlight++;
+      res.once("close", () => inFlight--);
+      handle(req, res).catch((err: unknown) => {
+        // The client went away: nothing to answer, nothing to report.
+        if (ConnectError.from(err).code === Code.Aborted) return;
+        log.error({ err, url: req.url }, "request failed");
+        if (!res.headersSent) send(res, error(500, "internal", "internal error"));
+        else res.destroy();
+      });
+    },
+    onStream,
+  );
   const sockets = new Set<Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session: http2.ServerHttp2Session) => {
