@@ -255,4 +255,36 @@ describe("createGrpcUnaryHandlers", () => {
       await server.close();
     }
   });
+
+  it("survives a client that resets the stream with an error while its call is being handled", async () => {
+    let release = () => {};
+    const handling = new Promise<void>((r) => {
+      release = r;
+    });
+    let started = () => {};
+    const begun = new Promise<void>((r) => {
+      started = r;
+    });
+    const server = await leanServer({ readMaxBytes: 1024 }, async () => {
+      started();
+      await handling;
+      return {};
+    });
+    try {
+      const call = server.call(200, 200);
+      call.finish();
+      await begun;
+      // RST_STREAM with an error code: Node emits "error" on the server's stream.
+      call.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      await new Promise((r) => setTimeout(r, 100));
+      release();
+      await new Promise((r) => setTimeout(r, 100));
+      // The server still answers.
+      const next = server.call(200, 200);
+      next.finish();
+      expect(await next.answer).toMatchObject({ "grpc-status": "0" });
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -107,6 +107,10 @@ function unaryHandler(
   const { readMaxBytes } = limits;
   const { method } = spec;
   return async (stream, headers, values, answerHeaders = {}) => {
+    // A client's reset with an error code is emitted as "error" on the
+    // stream; unheard, it would be thrown and end the process. Node's
+    // compatibility objects swallow it the same way; "close" follows.
+    stream.on("error", ignoreStreamError);
     const timeout = parseTimeout(header(headers, "grpc-timeout"), Number.MAX_SAFE_INTEGER);
     const context = callContext(method, {
       protocolName: "grpc",
@@ -152,6 +156,8 @@ function unaryHandler(
     else stream.end(body);
   };
 }
+
+function ignoreStreamError() {}
 
 /**
  * What connect's createHandlerContext makes, for one call, with less: one

@@ -137,6 +137,28 @@ describe("plain gRPC unary calls answer as connect's router does", () => {
     expect(counts).toEqual({ rows: 4, ids: 4 });
   });
 
+  it("stays up when clients reset their calls with an error code while they are handled", async () => {
+    // A reset with an error code is an "error" on the server's stream: unheard, it ended the process.
+    const message = ingest(sameDayEvents(1, 96, "grpc_unary_reset"));
+    const frame = Buffer.alloc(5);
+    frame.writeUInt32BE(message.length, 1);
+    const resets = Array.from({ length: 20 }, (_, i) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": INGEST,
+        "content-type": "application/grpc",
+      });
+      stream.on("error", () => {});
+      stream.end(Buffer.concat([frame, message]));
+      const closed = new Promise((r) => stream.once("close", r));
+      setTimeout(() => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR), i % 5);
+      return closed;
+    });
+    await Promise.all(resets);
+    const after = await call(INGEST, ingest(sameDayEvents(1, 97, "grpc_unary_after")), false);
+    expect(after.status).toBe("0");
+  });
+
   it("answers the same errors: invalid events, no events, bad bytes, a bad deadline", async () => {
     const bad = sameDayEvents(2, 92, "grpc_unary_bad").map((e) => ({ ...e, user_id: "" }));
     const invalid = await both(INGEST, ingest(bad));
