@@ -116,14 +116,12 @@ function unaryHandler(
       protocolName: "grpc",
       url: `http://${headers[":authority"]}${headers[":path"]}`,
       requestHeader: new PlainHeaders(headers),
-      responseHeader: new PlainHeaders({
-        ...answerHeaders,
-        "content-type": "application/grpc+proto",
-      }),
+      responseHeader: new PlainHeaders(answerHeaders),
       responseTrailer: new PlainHeaders({ "grpc-status": "0" }),
       values,
       timeoutMs: timeout.timeoutMs,
     });
+    context.responseHeader.set("content-type", "application/grpc+proto");
     stream.once("close", () => {
       if (!stream.writableFinished)
         context.abort(new ConnectError("the client went away", Code.Canceled));

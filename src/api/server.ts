@@ -179,7 +179,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     const handler = rpc.get(path);
     if (handler !== undefined) {
       const uRes = await handler(
-        universalRequestFromNodeRequest(req, res, undefined, callValues(req)),
+        universalRequestFromNodeRequest(req, res, undefined, callValues(req.socket.remoteAddress)),
       );
       await universalResponseToNodeResponse(uRes, res);
       return;
@@ -245,10 +245,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     if (lean === undefined) return false;
     inFlight++;
     stream.once("close", () => inFlight--);
-    const values = createContextValues().set(
-      clientAddressKey,
-      stream.session?.socket?.remoteAddress ?? "",
-    );
+    const values = callValues(stream.session?.socket?.remoteAddress);
     lean(stream, headers, values, answerHeaders(headers)).catch((err: unknown) => {
       log.error({ err, url: headers[":path"] }, "request failed");
       stream.destroy();
@@ -313,9 +310,9 @@ function send(res: NodeResponse, r: RestResponse) {
   res.end(text);
 }
 
-/** What the interceptors read of a call: who made it (for the rate limit). */
-function callValues(req: NodeRequest) {
-  return createContextValues().set(clientAddressKey, req.socket.remoteAddress ?? "");
+/** What the interceptors read of a call: who made it, by address (for the rate limit). */
+function callValues(address: string | undefined) {
+  return createContextValues().set(clientAddressKey, address ?? "");
 }
 
 function headersOf(req: NodeRequest): Headers {
