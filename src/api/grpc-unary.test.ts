@@ -261,24 +261,20 @@ describe("createGrpcUnaryHandlers", () => {
     const handling = new Promise<void>((r) => {
       release = r;
     });
-    let started = () => {};
-    const begun = new Promise<void>((r) => {
-      started = r;
-    });
-    const server = await leanServer({ readMaxBytes: 1024 }, async () => {
-      started();
+    let context: HandlerContext | undefined;
+    const server = await leanServer({ readMaxBytes: 1024 }, async (_, ctx) => {
+      context = ctx;
       await handling;
       return {};
     });
     try {
       const call = server.call(200, 200);
       call.finish();
-      await begun;
-      // RST_STREAM with an error code: Node emits "error" on the server's stream.
+      await vi.waitFor(() => expect(context).toBeDefined());
+      // RST_STREAM with an error code: Node emits "error" on the server's stream, then "close".
       call.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      await new Promise((r) => setTimeout(r, 100));
+      await vi.waitFor(() => expect(context?.signal.aborted).toBe(true));
       release();
-      await new Promise((r) => setTimeout(r, 100));
       // The server still answers.
       const next = server.call(200, 200);
       next.finish();

@@ -122,8 +122,12 @@ function unaryHandler(
       timeoutMs: timeout.timeoutMs,
     });
     context.responseHeader.set("content-type", "application/grpc+proto");
+    // Closed before its answer: the client left. (A reset ends the stream's
+    // writable side too, so writableFinished cannot say it.) The error is
+    // made only then: made for every call, it was most of the ConnectErrors
+    // (and their stack traces) the service built.
     stream.once("close", () => {
-      if (!stream.writableFinished)
+      if (!stream.headersSent)
         context.abort(new ConnectError("the client went away", Code.Canceled));
     });
     let body: Buffer | undefined;
@@ -254,10 +258,8 @@ function readMessage(
       done();
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
     };
-    // A client that resets the stream sends no end; this settles the wait.
-    // The error is made only then: made for every call, it was most of the
-    // ConnectErrors (and their stack traces) the service built.
-    const onClose = () => fail(new ConnectError("the client went away", Code.Canceled));
+    // A client that resets the stream sends no end: its close aborts the
+    // call's signal (unaryHandler), and that settles the wait.
     const onAbort = () => fail(signal.reason);
     let settled = false;
     const done = () => {
@@ -266,15 +268,11 @@ function readMessage(
       held.bytes -= size;
       stream.off("data", onData);
       stream.off("end", onEnd);
-      stream.off("close", onClose);
-      stream.off("error", fail);
       signal.removeEventListener("abort", onAbort);
     };
     if (signal.aborted) return fail(signal.reason);
     stream.on("data", onData);
     stream.once("end", onEnd);
-    stream.once("error", fail);
-    stream.once("close", onClose);
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }
