@@ -66,6 +66,50 @@ describe("coalescePublishes", () => {
     await alone;
   });
 
+  it("holds a message with room left while another is in flight, and lets full ones go", async () => {
+    const { queue, seen, release } = heldQueue();
+    const q = coalescePublishes(queue, { inFlight: 4, maxRows: 3 });
+    const turn = () => new Promise((r) => setImmediate(r));
+    const first = q.publish(batch(1));
+    await turn();
+    // Room for three more publishes, but 1's message had room left and is in flight: 2 and 3 wait.
+    const small = [q.publish(batch(2))];
+    await turn();
+    small.push(q.publish(batch(3)));
+    await turn();
+    await turn();
+    expect(seen.map((b) => b.requestIds)).toEqual([["r1"]]);
+    // A full message goes at once, beside the one in flight.
+    const full = q.publish({ ...batch(9), body: Buffer.from("x\ny\nz\n"), rows: 3 });
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 3,
+    );
+    // 2 and 3 went with it (the full batch did not fit behind them), as one message.
+    expect(seen.slice(1).map((b) => b.requestIds)).toEqual([["r2", "r3"], ["r9"]]);
+    for (const r of release.splice(0)) r();
+    await Promise.all([first, ...small, full]);
+    // With nothing in flight, 4 and 5 (one turn) leave together; 6 waits until their message is confirmed.
+    const later = [4, 5].map((n) => q.publish(batch(n)));
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 4,
+    );
+    expect(seen[3]?.requestIds).toEqual(["r4", "r5"]);
+    const next = q.publish(batch(6));
+    await turn();
+    await turn();
+    expect(seen).toHaveLength(4);
+    release.shift()?.();
+    await waitFor(
+      async () => seen.length,
+      (n) => n === 5,
+    );
+    expect(seen[4]?.requestIds).toEqual(["r6"]);
+    release.shift()?.();
+    await Promise.all([...later, next]);
+  });
+
   it("splits a batch of more than maxRows rows, and answers once the broker has every part", async () => {
     const { queue, seen, release } = heldQueue();
     const q = coalescePublishes(queue, { maxRows: 2 });
