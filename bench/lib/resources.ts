@@ -7,6 +7,20 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks at 100 Hz
 }
 
+/**
+ * CPU seconds the whole machine has been busy so far, every process on
+ * every core (user, nice, system, irq and softirq of /proc/stat; not idle,
+ * iowait or time stolen by the host).
+ */
+export function machineCpuSeconds(): number {
+  const ticks = (readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "")
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return [0, 1, 2, 5, 6].reduce((sum, i) => sum + (ticks[i] ?? 0), 0) / 100;
+}
+
 /** A size field of /proc/PID/status (VmRSS, VmHWM, RssFile, ...), in bytes. */
 export function statusBytes(pid: number, field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(

@@ -2,7 +2,7 @@ import { fork } from "node:child_process";
 import { join } from "node:path";
 import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
 import { quantile } from "../lib/quantile.ts";
-import { cpuSeconds } from "../lib/resources.ts";
+import { cpuSeconds, findPid, machineCpuSeconds } from "../lib/resources.ts";
 import { startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 import { forkGenerator, runGenerator } from "../lib/unary-load.ts";
@@ -35,6 +35,14 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
   const service = await startService(port);
   const bare = await startBareServer(port + 100);
   const generator = forkGenerator();
+  const broker = findPid("beam.smp");
+  const redis = findPid("redis-server");
+  /** CPU seconds so far of the machine, the broker and Redis. */
+  const machineNow = () => ({
+    machine: machineCpuSeconds(),
+    broker: broker === undefined ? Number.NaN : cpuSeconds(broker),
+    redis: redis === undefined ? Number.NaN : cpuSeconds(redis),
+  });
   // Rate by rate, the floor just before the service at the same rate: the
   // machine's speed drifts within a run (the floor's p99 at 2,000/s was
   // 5.2 to 31.9 ms from one run to another), and a ratio's two sides should
@@ -54,17 +62,20 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
       for (const { name, call, server } of targets) {
         const windows = windowsAt(rate);
         let cpu0 = 0;
+        let machine0 = machineNow();
         let figures0: Promise<ServiceFigures> | undefined;
         const outcome = await runGenerator(
           generator,
           { call, port: server.port, rate, seconds, warmupSeconds: warmupAt(rate), windows },
           () => {
             cpu0 = server.cpuSeconds();
+            machine0 = machineNow();
             if (server === service) figures0 = serviceFigures(service.port);
           },
         );
         const calls = rate * seconds * windows;
         const cpu = server.cpuSeconds() - cpu0;
+        const machine1 = machineNow();
         const before = await figures0;
         const after = before && (await serviceFigures(service.port));
         const measuredSeconds = seconds * windows;
@@ -111,6 +122,10 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
           before && after ? ((after.gc.sum - before.gc.sum) * 1000) / measuredSeconds : "",
           before && after ? (after.gc.long - before.gc.long) / measuredSeconds : "",
           before && after ? (after.gc.major - before.gc.major) / measuredSeconds : "",
+          (machine1.machine - machine0.machine) / measuredSeconds,
+          ((machine1.broker - machine0.broker) * 1000) / calls,
+          ((machine1.redis - machine0.redis) * 1000) / calls,
+          before && after ? calls / (after.queue.count - before.queue.count) : "",
         ]);
       }
     }
@@ -166,11 +181,16 @@ export async function unary(scale: number, port: number): Promise<Section[]> {
         "GC ms a second (service)",
         "GC pauses over 10 ms a second",
         "mark-compacts a second",
+        "machine cores busy (of 2)",
+        "RabbitMQ CPU ms/call",
+        "Redis CPU ms/call",
+        "calls a broker message",
       ],
       rows: tailRows,
       notes: [
         `Over ${Number(SLOW) * 1000} ms: the share of the broker's confirms and of the Redis claims (per message), and of the calls as the service timed them (tally_rpc_duration_seconds, from its interceptor's start to its answer), that took longer, from the histograms' ${Number(SLOW) * 1000} ms bucket. Where the service's own share is past 1%, its p99 is past the bound: the confirm's and the claim's shares say how much of that is the wait for the broker and for Redis, one after the other (a call's message is published, confirmed, then its ids claimed). The calls' p99 past the service's is spent before its handler began or after it answered: in the event loop's queue (garbage collection, chDB's inserts in the same process), in HTTP/2, or in the generator.`,
         "Sent late: how long after its time the generator sent each call, at p99 (its own wait for a core; latencies count from the call's time, so it is part of them). Event loop late: how long after its time the service's 10 ms tick came, at p99 (prom-client's nodejs_eventloop_lag_p99_seconds, from perf_hooks' monitorEventLoopDelay, over the measured windows, less the tick itself), and at its worst. The service's GC time is every collection's pause, summed, a second of the windows (nodejs_gc_duration_seconds), and mark-compacts are its full collections.",
+        "Machine cores busy: every process's CPU over the measured windows, a second (/proc/stat): the floor's is its generator and the bare server; the service's adds the broker, Redis and chDB. The nearer it is to 2, the longer a call that is ready waits for a core, at every step. RabbitMQ's and Redis's CPU a call are their processes' over the same windows. Calls a broker message: the calls answered over the windows, by the messages the service published (small batches share one, coalesce.ts).",
       ],
     },
   ];
