@@ -5,6 +5,7 @@ import { Session } from "chdb";
 import { chdbSessions } from "./chdb-sessions.ts";
 import { clientWarehouse, type WriteCount } from "./client-warehouse.ts";
 import { CHDB_LIBRARY, releaseLibraryPages } from "./library-pages.ts";
+import { mergeThreadPriority } from "./merge-priority.ts";
 import type { Warehouse, WarehouseOptions } from "./warehouse.ts";
 
 /**
@@ -18,8 +19,9 @@ import type { Warehouse, WarehouseOptions } from "./warehouse.ts";
  *   the process at a time, so they are written into the SQL
  *   (inline-params.ts), and a query's answer is taken from chDB as it
  *   comes, not through the client's stream (chdb-sessions.ts);
- * - chDB shares the API's process and cores, so a small insert runs below
- *   the API's priority ({@link insertPriority}) and queries at the normal one;
+ * - chDB shares the API's process and cores, so a small insert, and the
+ *   merges after it (merge-priority.ts), run below the API's priority
+ *   ({@link insertPriority}) and queries at the normal one;
  * - chDB's library is in the process's memory, so what only the engine's
  *   start touched of it is given back once the service has started
  *   (library-pages.ts).
@@ -31,13 +33,19 @@ export function createChdbWarehouse(options: WarehouseOptions): Warehouse {
   // the client's sessions below join that engine.
   const engine = new Session(path, { connectionArgs: CHDB_SERVER_ARGS });
   const sessions = chdbSessions(path, CHDB_SESSIONS);
+  const mergePriority = mergeThreadPriority();
   const warehouse = clientWarehouse(createClient({ connection: sessions.connection }), {
     // chDB's data is this process's alone: every write to it is counted here.
     writeCount: writeCountOf(path),
     kind: "chdb",
     database: options.database,
     onCall: options.onCall,
-    insertSettings: (bytes) => ({ os_thread_priority: String(insertPriority(bytes ?? 0)) }),
+    insertSettings: (bytes) => {
+      const priority = insertPriority(bytes ?? 0);
+      // The merges that follow this insert's parts yield as it does.
+      mergePriority(priority);
+      return { os_thread_priority: String(priority) };
+    },
     querySettings: QUERY_SETTINGS,
     inlineParams: true,
     queryText: (sql) => sessions.queryText(sql, "JSONEachRow"),
