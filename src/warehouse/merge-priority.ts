@@ -10,7 +10,7 @@ const MERGE_THREAD = "MergeMutate\n";
  * merges follow the parts the inserts make, and shared the API's cores at
  * its priority. At 2,000 gRPC calls/s, niced like a trickle's inserts, the
  * calls' p99 had a median of 44 ms over six alternating runs against 71,
- * and their p50 5.1 against 6.5. Niced under a flood too, the end-to-end
+ * and their p50 5.0 against 6.5. Niced under a flood too, the end-to-end
  * throughput fell by 8% (the merges fell behind the inserts), so they go
  * back to the normal priority when the inserts do (where the process may
  * raise a thread's priority: see insertPriority).
