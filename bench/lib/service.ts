@@ -29,12 +29,17 @@ export async function startService(
   port: number,
   env: Record<string, string> = {},
   serveArgs: readonly string[] = [],
+  /** Another checkout's tally command and other Node.js flags (bench/ab.ts's variants). */
+  {
+    tally = TALLY,
+    nodeFlags = SERVICE_NODE_FLAGS,
+  }: { tally?: string; nodeFlags?: readonly string[] } = {},
 ): Promise<BenchService> {
   // Given in env by a scenario whose processes share one (an API and its consumer).
   const namespace = env.TALLY_NAMESPACE ?? `bench_${Date.now()}`;
   const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, TALLY, "serve", ...serveArgs], {
+  const child = spawn(process.execPath, [...nodeFlags, tally, "serve", ...serveArgs], {
     env: {
       ...process.env,
       PORT: String(port),
