@@ -158,11 +158,13 @@ try {
 }
 
 // Medians over the pairs, and each against the first variant's.
-const median = (xs: number[]) =>
-  quantile(
-    [...xs].sort((a, b) => a - b),
-    0.5,
-  );
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
 const first = figures.get(variants[0]?.name ?? "") ?? [];
 console.log(
   `\n${call} at ${rate}/s, ${pairs} runs each (${windows} x ${seconds} s), medians; in brackets, / ${variants[0]?.name}'s`,

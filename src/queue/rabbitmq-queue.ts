@@ -219,7 +219,7 @@ export function createRabbitQueue(options: RabbitQueueOptions): EventQueue {
  * event loop for up to 20 ms after a flush (100 ms of the main thread in a
  * 25 s CPU profile; corked, 3 ms), and the calls waiting then were among
  * the slowest 1%. In 16 alternating pairs (bench/ab.ts), the calls' p99 was
- * lower in 11; in the last 6, medians of p99 39.7 ms against 43.8 and p50
+ * lower in 11; in the last 6, medians of p99 39.3 ms against 43.5 and p50
  * 4.6 against 5.1. (The socket is the client's own field: a reconnect
  * replaces it, and the one corked here is the one uncorked.)
  */
