@@ -8,7 +8,7 @@
  *   node bench/ab.ts --variant base --variant 'before;dir=/tmp/before' --rate 5000 --pairs 5
  *
  * A variant is a name, then `;`-separated: `dir=PATH` (another checkout,
- * e.g. a `git worktree` of the commit before, with its own node_modules),
+ * e.g. a `git worktree` of the commit before, with node_modules linked),
  * `flags=...` (the service's Node.js flags instead of npm start's), or
  * `NAME=VALUE` (an environment variable of the service).
  */
@@ -83,6 +83,15 @@ async function gcSoFar(port: number) {
   };
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+
 const variants = (values.variant ?? []).map(parseVariant);
 const broker = findPid("beam.smp");
 const generator = forkGenerator();
@@ -103,43 +112,33 @@ try {
     for (const v of variants) {
       const service = await startService(port++, v.env, [], v);
       try {
-        let before:
-          | {
-              cpu: number;
-              machine: number;
-              broker: number;
-              gc: Promise<{ seconds: number; markCompacts: number }>;
-            }
-          | undefined;
+        /** CPU seconds so far (the service, the machine, the broker), and the service's GC figures. */
+        const snapshot = () => ({
+          cpu: service.cpuSeconds(),
+          machine: machineCpuSeconds(),
+          broker: broker === undefined ? Number.NaN : cpuSeconds(broker),
+          gc: gcSoFar(service.port),
+        });
+        let before: ReturnType<typeof snapshot> | undefined;
         const outcome = await runGenerator(
           generator,
           { call, port: service.port, rate, seconds, windows, warmupSeconds: 5 },
           () => {
-            before = {
-              cpu: service.cpuSeconds(),
-              machine: machineCpuSeconds(),
-              broker: broker === undefined ? Number.NaN : cpuSeconds(broker),
-              gc: gcSoFar(service.port),
-            };
+            before = snapshot();
           },
         );
         if (before === undefined) throw new Error("the generator never started its clock");
+        const after = snapshot();
         const calls = rate * seconds * windows;
         const measured = seconds * windows;
-        const [gc0, gc1] = [await before.gc, await gcSoFar(service.port)];
+        const [gc0, gc1] = [await before.gc, await after.gc];
         const row = {
           "p50 ms": quantile(outcome.latencies, 0.5),
           "p99 ms": quantile(outcome.latencies, 0.99),
-          "window p99 ms (median)": quantile(
-            [...outcome.windowP99s].sort((a, b) => a - b),
-            0.5,
-          ),
-          "service CPU ms/call": ((service.cpuSeconds() - before.cpu) * 1000) / calls,
-          "machine cores": (machineCpuSeconds() - before.machine) / measured,
-          "broker CPU ms/call":
-            broker === undefined
-              ? Number.NaN
-              : ((cpuSeconds(broker) - before.broker) * 1000) / calls,
+          "window p99 ms (median)": median(outcome.windowP99s),
+          "service CPU ms/call": ((after.cpu - before.cpu) * 1000) / calls,
+          "machine cores": (after.machine - before.machine) / measured,
+          "broker CPU ms/call": ((after.broker - before.broker) * 1000) / calls,
           "GC ms/s": ((gc1.seconds - gc0.seconds) * 1000) / measured,
           "mark-compacts/s": (gc1.markCompacts - gc0.markCompacts) / measured,
         };
@@ -157,14 +156,7 @@ try {
   generator.disconnect();
 }
 
-// Medians over the pairs, and each against the first variant's.
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
+// Each variant against the first one's medians.
 const first = figures.get(variants[0]?.name ?? "") ?? [];
 console.log(
   `\n${call} at ${rate}/s, ${pairs} runs each (${windows} x ${seconds} s), medians; in brackets, / ${variants[0]?.name}'s`,

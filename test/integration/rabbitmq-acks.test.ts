@@ -38,10 +38,14 @@ it("acknowledges the batches a flush answers together in one write to the broker
   const brokerPort = Number(new URL(AMQP_URL).port || 5672);
   const write = vi.spyOn(Socket.prototype as unknown as { _write: () => void }, "_write");
   const writev = vi.spyOn(Socket.prototype as unknown as { _writev: () => void }, "_writev");
+  const toBroker = () =>
+    [...write.mock.contexts, ...writev.mock.contexts].filter(
+      (s) => (s as Socket).remotePort === brokerPort,
+    );
   for (const answer of answers) answer(outcome.ack);
-  await new Promise((r) => setTimeout(r, 200));
-  const writes = [...write.mock.contexts, ...writev.mock.contexts].filter(
-    (s) => (s as Socket).remotePort === brokerPort,
+  const writes = await waitFor(
+    async () => toBroker(),
+    (w) => w.length > 0,
   );
   vi.restoreAllMocks();
   // One write (two at most, if the answers straddled a turn of the event loop), not one per acknowledgement.
