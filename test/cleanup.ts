@@ -29,8 +29,9 @@ export async function dropNamespaces(pattern: RegExp, amqpUrl: string, redisUrl:
   }
   const redis = new Redis(redisUrl);
   try {
-    // Claims (`…:seen:…`) and whole batches' marks (`…:whole:…`).
-    for (const match of ["*:seen:*", "*:whole:*"]) {
+    // Claims (`…:claims:…`, and `…:seen:…` of the old layout), whole batches'
+    // marks (`…:whole:…`) and what the old layout's search found.
+    for (const match of ["*:claims:*", "*:seen:*", "*:whole:*", "*:seen-keys-until"]) {
       let cursor = "0";
       do {
         const [next, keys] = await redis.scan(cursor, "MATCH", match, "COUNT", 10_000);

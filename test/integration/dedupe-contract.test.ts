@@ -3,7 +3,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { DedupeStore } from "../../src/dedupe/dedupe-store.ts";
 import { createMemoryDedupe } from "../../src/dedupe/memory-dedupe.ts";
 import { createRedisDedupe } from "../../src/dedupe/redis-dedupe.ts";
-import { freePort, REDIS_URL, reportErrors, rng, uniqueNamespace, uuidFrom } from "../helpers.ts";
+import {
+  freePort,
+  REDIS_URL,
+  reportErrors,
+  rng,
+  uniqueNamespace,
+  uuidFrom,
+  waitFor,
+} from "../helpers.ts";
 
 /** Each implementation of the dedupe seam, made fresh for a test. */
 const implementations: [name: string, make: () => DedupeStore][] = [
@@ -79,6 +87,24 @@ describe.each(implementations)("the dedupe store contract: %s", (_name, make) =>
   });
 });
 
+/** The namespace's claim buckets. */
+async function claimKeys(redis: Redis, namespace: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, found] = await redis.scan(
+      cursor,
+      "MATCH",
+      `${namespace}:claims:*`,
+      "COUNT",
+      10_000,
+    );
+    keys.push(...found);
+    cursor = next;
+  } while (cursor !== "0");
+  return keys;
+}
+
 describe("bounds and errors of each dedupe store", () => {
   it("in-process: holds at most its cap of claims, so memory stays bounded", async () => {
     const dedupe = createMemoryDedupe({ ttlSeconds: 600, maxIds: 10_000 });
@@ -93,39 +119,88 @@ describe("bounds and errors of each dedupe store", () => {
     expect(dedupe.size).toBe(10_000);
   });
 
-  it("Redis: every claim expires after the ttl, so memory stays bounded there too", async () => {
+  it("Redis: a claim is kept for the ttl at least, then forgotten and its bucket freed, so memory stays bounded", async () => {
     const namespace = uniqueNamespace();
+    const dedupe = createRedisDedupe({
+      url: REDIS_URL,
+      namespace,
+      ttlSeconds: 2,
+      onError: reportErrors,
+    });
+    const redis = new Redis(REDIS_URL);
+    try {
+      const claimed = Date.now();
+      expect(await dedupe.claim(["x1"], ["m"])).toEqual([true]);
+      const [first] = await claimKeys(redis, namespace);
+      // Within the ttl, another owner is refused, however often it asks.
+      let forgotten: number | undefined;
+      while (forgotten === undefined) {
+        const [mine] = await dedupe.claim(["x1"], ["later"]);
+        if (mine) forgotten = Date.now() - claimed;
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(forgotten).toBeGreaterThanOrEqual(2000);
+      // Buckets are a second wide here: the claim is read in its bucket and the two after.
+      expect(forgotten).toBeLessThanOrEqual(4000);
+      // What is left is the last claim's bucket: the first one is gone, not waiting to expire.
+      const left = await claimKeys(redis, namespace);
+      expect(left).toHaveLength(1);
+      expect(left).not.toContain(first);
+    } finally {
+      redis.disconnect();
+      await dedupe.close();
+    }
+  });
+
+  it("Redis: a whole batch's mark goes a second before its claims, those made now and those made earlier", async () => {
+    const namespace = uniqueNamespace();
+    const redis = new Redis(REDIS_URL);
+    // A claim of the old layout (a key an id) with 30 s left, as a consumer made it before an upgrade.
+    await redis.set(`${namespace}:seen:x4`, "c", "EX", 30);
     const dedupe = createRedisDedupe({
       url: REDIS_URL,
       namespace,
       ttlSeconds: 60,
       onError: reportErrors,
     });
-    const redis = new Redis(REDIS_URL);
     try {
-      await dedupe.claim(["x1", "x2"], ["m", "m"]);
-      await dedupe.claimBatch("b", ["x3"]);
-      const ttls = await Promise.all(
-        ["x1", "x2", "x3"].map((id) => redis.pttl(`${namespace}:seen:${id}`)),
-      );
-      for (const t of ttls) {
-        expect(t).toBeGreaterThan(0);
-        expect(t).toBeLessThanOrEqual(60_000);
-      }
-      // The whole batch's mark goes a second before its claims: it never vouches for expired ones.
+      expect(await dedupe.claimBatch("b", ["x3"])).toEqual([true]);
+      // Buckets of 30 s: x3 is kept 60-90 s from now, its mark a second less.
       const mark = await redis.pttl(`${namespace}:whole:b`);
-      expect(mark).toBeGreaterThan(0);
-      expect(mark).toBeLessThanOrEqual(59_000);
-      // Nor before claims the batch made earlier (a consumer that came first): x4 has 30 s left.
-      await dedupe.claim(["x4"], ["c"]);
-      await redis.expire(`${namespace}:seen:x4`, 30);
+      expect(mark).toBeGreaterThanOrEqual(58_000);
+      expect(mark).toBeLessThanOrEqual(89_000);
+      // The old layout's claim is still the owner's: another batch is refused it, c is not.
+      expect(await dedupe.claimBatch("d", ["x4"])).toEqual([false]);
       expect(await dedupe.claimBatch("c", ["x4", "x5"])).toEqual([true, true]);
       const early = await redis.pttl(`${namespace}:whole:c`);
       expect(early).toBeGreaterThan(0);
       expect(early).toBeLessThanOrEqual(29_000);
+      expect(await dedupe.whole(["b", "c", "d"])).toEqual([true, true, false]);
     } finally {
       redis.disconnect();
       await dedupe.close();
+    }
+  });
+
+  it("Redis: keys of the old layout are read for a ttl after an upgrade, and never in a namespace without them", async () => {
+    const redis = new Redis(REDIS_URL);
+    const upgraded = uniqueNamespace();
+    const fresh = uniqueNamespace();
+    await redis.set(`${upgraded}:seen:old`, "m", "EX", 600);
+    const stores = [upgraded, fresh].map((namespace) =>
+      createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600, onError: reportErrors }),
+    );
+    try {
+      const until = (namespace: string) => redis.get(`${namespace}:seen-keys-until`);
+      await waitFor(
+        () => Promise.all([until(upgraded), until(fresh)]),
+        (both) => both.every((u) => u !== null),
+      );
+      expect(Number(await until(upgraded))).toBeGreaterThan(Date.now() + 600_000);
+      expect(await until(fresh)).toBe("0");
+    } finally {
+      redis.disconnect();
+      for (const s of stores) await s.close();
     }
   });
 
