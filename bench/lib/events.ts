@@ -1,8 +1,9 @@
-import { create } from "@bufbuild/protobuf";
+import * as http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type Event, EventSchema } from "../../gen/tally/v1/event_pb.js";
-import { IngestService } from "../../gen/tally/v1/ingest_pb.js";
+import { IngestRequestSchema, IngestService } from "../../gen/tally/v1/ingest_pb.js";
 
 const TYPES = ["page_view", "page_view", "page_view", "click", "click", "signup", "purchase"];
 const BASE = Date.parse("2025-06-01T00:00:00Z");
@@ -43,6 +44,73 @@ export async function streamBatches(port: number, next: () => Event[] | undefine
     for (let events = next(); events !== undefined; events = next()) yield { events };
   }
   await Promise.all(Array.from({ length: streams }, () => client.ingestStream(mine())));
+}
+
+/**
+ * Each batch as the gRPC message of its IngestRequest (5 bytes of length
+ * prefix, then the protobuf), made before any clock starts: a client's
+ * encoding runs on the client's machine, not on the cores the service has.
+ */
+export function encodeFrames(batches: readonly Event[][]): Buffer[] {
+  return batches.map((events) => {
+    const bytes = toBinary(IngestRequestSchema, create(IngestRequestSchema, { events }));
+    const frame = Buffer.allocUnsafe(5 + bytes.length);
+    frame[0] = 0; // not compressed
+    frame.writeUInt32BE(bytes.length, 1);
+    frame.set(bytes, 5);
+    return frame;
+  });
+}
+
+/**
+ * Sends the frames `next` gives (from {@link encodeFrames}), until it
+ * gives none, over `streams` IngestStream calls on one HTTP/2 connection,
+ * as {@link streamBatches} does with connect's client; rejects unless every
+ * call ends with grpc-status 0.
+ */
+export async function streamFrames(port: number, next: () => Buffer | undefined, streams = 4) {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {}); // each call's own error says what failed
+  const call = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = session.request({
+        ":method": "POST",
+        ":path": `/${IngestService.typeName}/IngestStream`,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      let status: unknown;
+      let message: unknown;
+      // A trailers-only answer (an error at once) carries its status in the headers.
+      req.on("response", (headers) => {
+        status = headers["grpc-status"];
+        message = headers["grpc-message"];
+      });
+      req.on("trailers", (trailers) => {
+        status = trailers["grpc-status"];
+        message = trailers["grpc-message"];
+      });
+      req.on("data", () => {});
+      req.on("error", reject);
+      req.on("end", () =>
+        status === "0"
+          ? resolve()
+          : reject(new Error(`IngestStream: grpc-status ${status}: ${message}`)),
+      );
+      const pump = () => {
+        for (let frame = next(); frame !== undefined; frame = next()) {
+          // The service stops reading while its batches wait for the broker: wait with it.
+          if (!req.write(frame)) return void req.once("drain", pump);
+        }
+        req.end();
+      };
+      pump();
+    });
+  try {
+    await Promise.all(Array.from({ length: streams }, call));
+  } finally {
+    session.close();
+  }
 }
 
 /** Resolves once the service at `port` counts `total` events in `range` (`from=…&to=…`). */
