@@ -144,7 +144,7 @@ const CHUNK = 5000;
 export interface RedisDedupeOptions {
   /** e.g. "redis://127.0.0.1:6379", or several, comma-separated: a cluster's seeds. */
   url: string;
-  /** Prefix of every key: `<ns>:seen:<event_id>`. */
+  /** Prefix of every key: `<ns>:claims:<bucket>`, `<ns>:whole:<batch>`. */
   namespace: string;
   ttlSeconds: number;
   /** Told of the client's errors (it reconnects by itself; claims fail fast meanwhile). */
