@@ -320,6 +320,7 @@ function legacyUntil(
   };
   const tryAsking = () =>
     ask().catch((err) => {
+      if (redis.status === "end") return; // closed: nothing to claim any more
       onError(err, "finding claims of the old layout (they are read meanwhile)");
       setTimeout(tryAsking, 10_000).unref();
     });
