@@ -22,5 +22,5 @@ COPY src ./src
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
 RUN node src/cli/tally.js serve --help > /dev/null
 EXPOSE 8080
-ENTRYPOINT ["node", "--max-semi-space-size=8", "--heap-growing-percent=50", "src/cli/tally.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--heap-growing-percent=50", "--no-compact", "src/cli/tally.js"]
 CMD ["serve", "--role", "all"]

@@ -18,6 +18,7 @@ describe("the service's Node.js flags", () => {
 
   it("are the same in npm start, the tally command and the Docker image", () => {
     expect(flags).toContain("--heap-growing-percent=50");
+    expect(flags).toContain("--no-compact");
     expect(flagsIn(read("src/cli/tally.js").split("\n")[0] as string)).toEqual(flags);
     const entrypoint = read("Dockerfile")
       .split("\n")

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=50
+#!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=50 --no-compact
 // The tally command. It is JavaScript, not TypeScript, so that Node's
 // compile cache is on before any TypeScript loads: from the second run on,
 // every module comes from the cache already stripped of its types, and Node
