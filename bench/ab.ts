@@ -16,7 +16,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseMetrics, sumOf } from "../test/metrics-text.ts";
-import { quantile } from "./lib/quantile.ts";
+import { median, quantile } from "./lib/quantile.ts";
 import { cpuSeconds, findPid, machineCpuSeconds } from "./lib/resources.ts";
 import { SERVICE_NODE_FLAGS, startService, TALLY } from "./lib/service.ts";
 import { forkGenerator, runGenerator } from "./lib/unary-load.ts";
@@ -82,15 +82,6 @@ async function gcSoFar(port: number) {
     markCompacts: sumOf(metrics, "nodejs_gc_duration_seconds_count", { kind: "major" }),
   };
 }
-
-/** The middle value (the mean of the two middle ones for an even count). */
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 
 const variants = (values.variant ?? []).map(parseVariant);
 const broker = findPid("beam.smp");

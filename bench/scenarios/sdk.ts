@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { gzipSync } from "node:zlib";
+import { median } from "../lib/quantile.ts";
 import { startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 
@@ -143,8 +144,6 @@ export async function sdk(scale: number, port: number): Promise<Section[]> {
   const total = Math.max(3000, Math.round(50_000 * scale));
   const service = await startService(port);
   const base = `http://127.0.0.1:${port}`;
-  const median = (xs: number[]) =>
-    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   try {
     const rows: (string | number)[][] = [];
     for (const source of SOURCES) {

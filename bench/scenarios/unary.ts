@@ -1,7 +1,7 @@
 import { fork } from "node:child_process";
 import { join } from "node:path";
 import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
-import { quantile } from "../lib/quantile.ts";
+import { median, quantile } from "../lib/quantile.ts";
 import { cpuSeconds, findPid, machineCpuSeconds } from "../lib/resources.ts";
 import { startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
@@ -251,11 +251,7 @@ async function serviceFigures(port: number): Promise<ServiceFigures> {
 
 /** Each window's p99, then their median: "12.1, 30.4, 14.0 (14.0)". */
 function byWindow(p99s: readonly number[]): string {
-  const median = quantile(
-    [...p99s].sort((a, b) => a - b),
-    0.5,
-  );
-  return `${p99s.map((p) => p.toFixed(1)).join(", ")} (${median.toFixed(1)})`;
+  return `${p99s.map((p) => p.toFixed(1)).join(", ")} (${median(p99s).toFixed(1)})`;
 }
 
 /** bench/lib/bare-grpc-server.ts in a process of its own. */

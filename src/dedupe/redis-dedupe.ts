@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import type { Redis } from "ioredis";
 import type { ErrorReporter } from "../observability/dependency-errors.ts";
 import { connectRedis, isCluster, type RedisClient } from "../redis/connect.ts";
 import type { DedupeStore } from "./dedupe-store.ts";
@@ -164,8 +165,12 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
       : Promise.race([once(redis, "ready"), new Promise((r) => setTimeout(r, 1000).unref())]);
   const clustered = isCluster(redis);
   const { namespace, ttlSeconds } = options;
-  // On a cluster each prefix has the ids' hash tag.
-  const tagOf = clustered ? (id: string) => `{${namespace}:${id.slice(0, 2)}}` : () => namespace;
+  /** The script's key prefixes for an id, its buckets' and the old layout's: on a cluster with the id's hash tag. */
+  const prefixes = (tag: string) => [`${tag}:claims:`, `${tag}:seen:`] as const;
+  const single = prefixes(namespace);
+  const prefixesOf = clustered
+    ? (id: string) => prefixes(`{${namespace}:${id.slice(0, 2)}}`)
+    : () => single;
   /** A bucket's width, half the ttl: the script reads three, so a claim lives a ttl at least. */
   const width = String(Math.max(1, Math.ceil(ttlSeconds / 2)));
   /** Batches are marked whole on one Redis (a cluster spreads a batch's ids over slots). */
@@ -180,8 +185,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
    * where it is to be set.
    */
   function scriptArgs(ids: readonly string[], owners: [string, number][], mark?: string) {
-    const tag = tagOf(ids[0] as string);
-    const args = [mark === undefined ? "2" : "3", `${tag}:claims:`, `${tag}:seen:`];
+    const args = [mark === undefined ? "2" : "3", ...prefixesOf(ids[0] as string)];
     if (mark !== undefined) args.push(mark);
     args.push(width, Date.now() < legacy.until ? "1" : "0", packed(ids));
     for (const [owner, count] of owners) args.push(owner, String(count));
@@ -296,15 +300,12 @@ function legacyUntil(
 ): { until: number } {
   const known = { until: Number.POSITIVE_INFINITY };
   const key = `${namespace}:seen-keys-until`;
-  const nodes = () => (isCluster(redis) ? redis.nodes("master") : [redis]);
+  const nodes = (): Redis[] => (isCluster(redis) ? redis.nodes("master") : [redis]);
   const pattern = isCluster(redis) ? `{${namespace}:??}:seen:*` : `${namespace}:seen:*`;
-  async function anyOldKey(node: RedisClient): Promise<boolean> {
-    let cursor = "0";
-    do {
-      const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 10_000);
-      if (keys.length > 0) return true;
-      cursor = next;
-    } while (cursor !== "0");
+  async function anyOldKey(node: Redis): Promise<boolean> {
+    for await (const keys of node.scanStream({ match: pattern, count: 10_000 })) {
+      if ((keys as string[]).length > 0) return true;
+    }
     return false;
   }
   const ask = async () => {

@@ -90,18 +90,9 @@ describe.each(implementations)("the dedupe store contract: %s", (_name, make) =>
 /** The namespace's claim buckets. */
 async function claimKeys(redis: Redis, namespace: string): Promise<string[]> {
   const keys: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, found] = await redis.scan(
-      cursor,
-      "MATCH",
-      `${namespace}:claims:*`,
-      "COUNT",
-      10_000,
-    );
-    keys.push(...found);
-    cursor = next;
-  } while (cursor !== "0");
+  for await (const found of redis.scanStream({ match: `${namespace}:claims:*`, count: 10_000 })) {
+    keys.push(...(found as string[]));
+  }
   return keys;
 }
 

@@ -123,12 +123,9 @@ describe("on a Redis Cluster (3 masters, 3 replicas; RabbitMQ, chDB)", () => {
             const role = await node.call("role");
             if ((role as string[])[0] !== "master") continue;
             let held = 0;
-            let cursor = "0";
-            do {
-              const [next, keys] = await node.scan(cursor, "MATCH", "*:claims:*", "COUNT", 10_000);
-              for (const key of keys) held += await node.hlen(key);
-              cursor = next;
-            } while (cursor !== "0");
+            for await (const keys of node.scanStream({ match: "*:claims:*", count: 10_000 })) {
+              for (const key of keys as string[]) held += await node.hlen(key);
+            }
             claims.push(held);
           } finally {
             node.disconnect();
