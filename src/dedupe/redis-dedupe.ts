@@ -33,12 +33,17 @@ import type { DedupeStore } from "./dedupe-store.ts";
  *
  * The old layout, a key an id (`<ns>:seen:<id>`), is read too for the ids
  * no bucket holds, while its keys may live (see `legacyUntil`), so an
- * upgrade forgets no claim within the window.
+ * upgrade forgets no claim within the window. In a namespace known to be
+ * mid-upgrade, each new claim is written there too, for as long, so that
+ * the processes of the version before, still running, see the new ones'
+ * claims (a repeat is not stored twice, one by each version).
  */
 const CLAIM = `
 local now = tonumber(redis.call('TIME')[1])
 local width = tonumber(ARGV[1])
-local legacy = ARGV[2] == '1'
+-- The old layout: '0' left alone, '1' read, '2' read and written.
+local legacy = ARGV[2] ~= '0'
+local mirror = ARGV[2] == '2'
 local ids = ARGV[3]
 local bucket = math.floor(now / width)
 local list = {}
@@ -122,6 +127,11 @@ if #new > 0 then
   end
   -- Only if no call comes for a while: unlinking the oldest bucket below frees it first.
   redis.call('EXPIREAT', key, (bucket + 4) * width)
+  if mirror then
+    -- Processes of the version before, mid-upgrade, read the old layout only: each new claim goes there too, kept as long.
+    local left = (bucket + 3) * width - now
+    for j = 1, #new, 2 do redis.call('SET', KEYS[2] .. new[j], new[j + 1], 'EX', left, 'NX') end
+  end
 end
 redis.call('UNLINK', KEYS[1] .. (bucket - 3))
 local mark = until_ - now - 1
@@ -187,7 +197,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
   function scriptArgs(ids: readonly string[], owners: [string, number][], mark?: string) {
     const args = [mark === undefined ? "2" : "3", ...prefixesOf(ids[0] as string)];
     if (mark !== undefined) args.push(mark);
-    args.push(width, Date.now() < legacy.until ? "1" : "0", packed(ids));
+    args.push(width, oldLayout(legacy.until), packed(ids));
     for (const [owner, count] of owners) args.push(owner, String(count));
     return args;
   }
@@ -327,6 +337,18 @@ function legacyUntil(
     });
   void tryAsking();
   return known;
+}
+
+/**
+ * What the script does with the old layout until `until`: reads it ("1")
+ * while it may hold claims, and writes each new claim there too ("2") once
+ * this namespace is known to be mid-upgrade. Not while that is unknown: a
+ * new namespace's first claims would then be found by its own scan, which
+ * would take them for an upgrade's.
+ */
+function oldLayout(until: number): "0" | "1" | "2" {
+  if (Date.now() >= until) return "0";
+  return until === Number.POSITIVE_INFINITY ? "1" : "2";
 }
 
 /** Ids as the script reads them: each ended by a line break (which no event id holds). */

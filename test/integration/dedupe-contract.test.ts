@@ -195,6 +195,61 @@ describe("bounds and errors of each dedupe store", () => {
     }
   });
 
+  it("Redis: mid-upgrade, new claims are written in the old layout too, so a consumer of the version before sees them", async () => {
+    const redis = new Redis(REDIS_URL);
+    const upgraded = uniqueNamespace();
+    const fresh = uniqueNamespace();
+    await redis.set(`${upgraded}:seen:old`, "m", "EX", 600);
+    const [mid, clean] = [upgraded, fresh].map((namespace) =>
+      createRedisDedupe({ url: REDIS_URL, namespace, ttlSeconds: 600, onError: reportErrors }),
+    ) as [DedupeStore, DedupeStore];
+    /** What a consumer of the version before did for an id: SET NX GET, the owner it found (null: it claimed it). */
+    const oldClaim = (namespace: string, id: string, owner: string) =>
+      redis.set(`${namespace}:seen:${id}`, owner, "EX", 600, "NX", "GET");
+    try {
+      // Until its scan answers, the upgraded namespace only reads the old layout.
+      let n = 0;
+      await waitFor(
+        async () => {
+          const id = `n${n++}`;
+          expect(await mid.claimBatch("b", [id])).toEqual([true]);
+          return redis.get(`${upgraded}:seen:${id}`);
+        },
+        (owner) => owner === "b",
+      );
+      const id = `n${n}`;
+      expect(await mid.claim([id], ["b"])).toEqual([true]);
+      const kept = await redis.ttl(`${upgraded}:seen:${id}`);
+      expect(kept).toBeGreaterThanOrEqual(600); // as long as its bucket: 600-900 s
+      expect(kept).toBeLessThanOrEqual(900);
+      // The version before finds the claim and refuses it to its batch; its own claims are read back.
+      expect(await oldClaim(upgraded, id, "c")).toBe("b");
+      expect(await oldClaim(upgraded, "o1", "c")).toBeNull();
+      expect(await mid.claim(["o1"], ["b"])).toEqual([false]);
+      // A namespace without old keys never writes them, once its scan has answered.
+      await waitFor(
+        () => redis.get(`${fresh}:seen-keys-until`),
+        (until) => until === "0",
+      );
+      await waitFor(
+        async () => {
+          const id = `f${n++}`;
+          expect(await clean.claim([id], ["b"])).toEqual([true]);
+          return redis.exists(`${fresh}:seen:${id}`);
+        },
+        (exists) => exists === 0,
+      );
+      for (let i = 0; i < 10; i++) {
+        expect(await clean.claim([`g${i}`], ["b"])).toEqual([true]);
+        expect(await redis.exists(`${fresh}:seen:g${i}`)).toBe(0);
+      }
+    } finally {
+      redis.disconnect();
+      await mid.close();
+      await clean.close();
+    }
+  });
+
   it("Redis away: claims and checks fail fast, and the error reaches the reporter", async () => {
     const errors: unknown[] = [];
     const dedupe = createRedisDedupe({
