@@ -1,7 +1,8 @@
 /**
  * Query parameters written into the SQL as typed literals: each
  * `{name:Type}` becomes `CAST(<literal> AS Type)`, the form ClickHouse
- * itself gives a bound parameter once parsed. chDB's own binding runs every
+ * itself gives a bound parameter once parsed, and a String the string
+ * literal alone. chDB's own binding runs every
  * parameterised query of the process one at a time (chdb-node chains them:
  * its engine's parameter state is shared), so a page's questions waited for
  * each other.
@@ -32,7 +33,9 @@ export function inlineParams(sql: string, params: Record<string, unknown>): stri
       if (!Object.hasOwn(params, name)) {
         throw new Error(`query parameter ${name} (${type}) was not given`);
       }
-      out += `${sql.slice(from, i)}CAST(${literal(params[name], name)} AS ${type})`;
+      // A string literal is a String already: its CAST would be one more function to resolve.
+      const text = literal(params[name], name);
+      out += sql.slice(from, i) + (type === "String" ? text : `CAST(${text} AS ${type})`);
       i += whole.length - 1;
       from = i + 1;
     }
