@@ -6,7 +6,7 @@
  * cost. A bench run's minutes cannot show either. Figures only.
  *
  *   node bench/soak.ts --minutes 60
- *   node bench/soak.ts --minutes 60 --flags '--max-semi-space-size=8 --heap-growing-percent=50'
+ *   node bench/soak.ts --minutes 60 --flags='--max-semi-space-size=8 --heap-growing-percent=50'
  */
 
 import { parseArgs } from "node:util";
@@ -20,7 +20,7 @@ const HELP = `node bench/soak.ts [options]
   --minutes N   how long, a line each minute (default 60)
   --rate N      calls a second (default 2000)
   --call KIND   grpc or rest (default grpc)
-  --flags F     the service's Node.js flags (default npm start's)
+  --flags=F     the service's Node.js flags, given with = (default npm start's)
   --port N      the service's port (default 47900)`;
 
 const { values } = parseArgs({
