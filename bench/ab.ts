@@ -15,10 +15,15 @@
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseMetrics, sumOf } from "../test/metrics-text.ts";
 import { median, quantile } from "./lib/quantile.ts";
 import { cpuSeconds, findPid, machineCpuSeconds } from "./lib/resources.ts";
-import { SERVICE_NODE_FLAGS, startService, TALLY } from "./lib/service.ts";
+import {
+  gcTotals,
+  SERVICE_NODE_FLAGS,
+  serviceMetrics,
+  startService,
+  TALLY,
+} from "./lib/service.ts";
 import { forkGenerator, runGenerator } from "./lib/unary-load.ts";
 
 const HELP = `node bench/ab.ts --variant SPEC --variant SPEC [...] [options]
@@ -74,15 +79,6 @@ function parseVariant(spec: string): Variant {
   return variant;
 }
 
-/** The service's GC figures so far: every pause's seconds, and the mark-compacts. */
-async function gcSoFar(port: number) {
-  const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
-  return {
-    seconds: sumOf(metrics, "nodejs_gc_duration_seconds_sum"),
-    markCompacts: sumOf(metrics, "nodejs_gc_duration_seconds_count", { kind: "major" }),
-  };
-}
-
 const variants = (values.variant ?? []).map(parseVariant);
 const broker = findPid("beam.smp");
 const generator = forkGenerator();
@@ -108,7 +104,7 @@ try {
           cpu: service.cpuSeconds(),
           machine: machineCpuSeconds(),
           broker: broker === undefined ? Number.NaN : cpuSeconds(broker),
-          gc: gcSoFar(service.port),
+          gc: serviceMetrics(service.port).then(gcTotals),
         });
         let before: ReturnType<typeof snapshot> | undefined;
         const outcome = await runGenerator(

@@ -10,10 +10,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { parseMetrics, sumOf } from "../test/metrics-text.ts";
+import { sumOf } from "../test/metrics-text.ts";
 import { quantile } from "./lib/quantile.ts";
 import { statusBytes } from "./lib/resources.ts";
-import { SERVICE_NODE_FLAGS, startService } from "./lib/service.ts";
+import { gcTotals, SERVICE_NODE_FLAGS, serviceMetrics, startService } from "./lib/service.ts";
 import { forkGenerator, runGenerator } from "./lib/unary-load.ts";
 
 const HELP = `node bench/soak.ts [options]
@@ -65,7 +65,7 @@ console.log(`| ${COLUMNS.map(() => "---").join(" | ")} |`);
 const service = await startService(Number(values.port), {}, [], { nodeFlags });
 const generator = forkGenerator();
 try {
-  let before = { gc: 0, majors: 0 };
+  let before = { seconds: 0, markCompacts: 0 };
   for (let minute = 1; minute <= minutes; minute++) {
     // A run a minute: the generator makes each run's requests before its clock starts.
     const outcome = await runGenerator(
@@ -73,14 +73,9 @@ try {
       { call, port: service.port, rate, seconds: 60, windows: 1, warmupSeconds: 1 },
       () => {},
     );
-    const metrics = parseMetrics(
-      await (await fetch(`http://127.0.0.1:${service.port}/metrics`)).text(),
-    );
+    const metrics = await serviceMetrics(service.port);
     const of = (name: string, labels: Record<string, string> = {}) => sumOf(metrics, name, labels);
-    const now = {
-      gc: of("nodejs_gc_duration_seconds_sum"),
-      majors: of("nodejs_gc_duration_seconds_count", { kind: "major" }),
-    };
+    const now = gcTotals(metrics);
     const row = [
       minute,
       quantile(outcome.latencies, 0.5).toFixed(2),
@@ -92,8 +87,8 @@ try {
       (of("nodejs_heap_space_size_used_bytes", { space: "old" }) / MiB).toFixed(1),
       (of("nodejs_external_memory_bytes") / MiB).toFixed(1),
       (statusBytes(service.process.pid ?? 0, "VmRSS") / MiB).toFixed(0),
-      (((now.gc - before.gc) * 1000) / 60).toFixed(1),
-      now.majors - before.majors,
+      (((now.seconds - before.seconds) * 1000) / 60).toFixed(1),
+      now.markCompacts - before.markCompacts,
     ];
     console.log(`| ${row.join(" | ")} |`);
     before = now;

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dropNamespaces } from "../../test/cleanup.ts";
+import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
 import { benchDir } from "./bench-dir.ts";
 
 /** The Node.js flags `npm start` gives the service (package.json's start script), the same as the `tally` command's shebang: the bench runs both as users do. */
@@ -82,5 +83,18 @@ export async function startService(
       await exited;
       await dropNamespaces(new RegExp(`^${namespace}[.:]`), amqpUrl, redisUrl);
     },
+  };
+}
+
+/** The service's Prometheus metrics as they are now, by series. */
+export async function serviceMetrics(port: number): Promise<Map<string, number>> {
+  return parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+}
+
+/** The service's garbage collection so far, from its metrics: every pause's seconds summed, and the full collections. */
+export function gcTotals(metrics: Map<string, number>) {
+  return {
+    seconds: sumOf(metrics, "nodejs_gc_duration_seconds_sum"),
+    markCompacts: sumOf(metrics, "nodejs_gc_duration_seconds_count", { kind: "major" }),
   };
 }

@@ -1,11 +1,11 @@
 import { spawnSync } from "node:child_process";
 import { setTimeout } from "node:timers/promises";
-import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
+import { sumOf } from "../../test/metrics-text.ts";
 import { startChdbHttp } from "../lib/chdb-http.ts";
 import { makeBatches, streamBatches, untilCounted } from "../lib/events.ts";
 import { quantile } from "../lib/quantile.ts";
 import { statusBytes } from "../lib/resources.ts";
-import { type BenchService, startService, TALLY } from "../lib/service.ts";
+import { type BenchService, serviceMetrics, startService, TALLY } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 import { forkGenerator, runGenerator } from "../lib/unary-load.ts";
 
@@ -30,10 +30,7 @@ function statusMiB(service: BenchService, field: string): number {
 
 /** The heap V8 has now (MiB), from the service's metrics. */
 async function heapMiB(service: BenchService): Promise<number> {
-  const metrics = parseMetrics(
-    await (await fetch(`http://127.0.0.1:${service.port}/metrics`)).text(),
-  );
-  return sumOf(metrics, "nodejs_heap_size_total_bytes") / 2 ** 20;
+  return sumOf(await serviceMetrics(service.port), "nodejs_heap_size_total_bytes") / 2 ** 20;
 }
 
 /**

@@ -1,9 +1,9 @@
 import { fork } from "node:child_process";
 import { join } from "node:path";
-import { parseMetrics, sumOf } from "../../test/metrics-text.ts";
+import { sumOf } from "../../test/metrics-text.ts";
 import { median, quantile } from "../lib/quantile.ts";
 import { cpuSeconds, findPid, machineCpuSeconds } from "../lib/resources.ts";
-import { startService } from "../lib/service.ts";
+import { serviceMetrics, startService } from "../lib/service.ts";
 import type { Section } from "../lib/table.ts";
 import { forkGenerator, runGenerator } from "../lib/unary-load.ts";
 
@@ -224,7 +224,7 @@ const SLOW = "0.01";
  * collection (prom-client's default metrics).
  */
 async function serviceFigures(port: number): Promise<ServiceFigures> {
-  const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+  const metrics = await serviceMetrics(port);
   const of = (name: string, labels: Record<string, string>) => {
     const count = sumOf(metrics, `${name}_count`, labels);
     return {
