@@ -142,6 +142,9 @@ return table.concat(out)
 /** Ids per script call. */
 const CHUNK = 5000;
 
+/** How long a claim waits, at a process's start, for the first answer about the old layout. */
+const LEGACY_WAIT_MS = 3000;
+
 /**
  * On a Redis Cluster, one script's keys must share a hash slot: a key
  * carries a hash tag, `{<ns>:<two hex digits of the id>}`, so the ids of a
@@ -188,6 +191,19 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
   const markOf = (batchId: string) => `${namespace}:whole:${batchId}`;
   type Claimer = RedisClient & { claimIds(...args: string[]): Promise<string> };
   const legacy = legacyUntil(redis, namespace, ttlSeconds, options.onError);
+  /**
+   * Claims wait for the first answer about the old layout (a scan at most,
+   * once per namespace), so that mid-upgrade a new process's claims reach
+   * the old layout from the first one on. Not past LEGACY_WAIT_MS from the
+   * start (a scan of a large Redis): the old layout is then read only, as
+   * before. Not while Redis is away, so that claims still fail fast.
+   */
+  const firstAnswer = Promise.race([
+    legacy.answered,
+    new Promise((r) => setTimeout(r, LEGACY_WAIT_MS).unref()),
+  ]);
+  const layoutKnown = () =>
+    legacy.until === Number.POSITIVE_INFINITY && redis.status === "ready" ? firstAnswer : undefined;
 
   /**
    * The script's arguments for `ids` (sharing a tag), claimed by `owners`
@@ -243,6 +259,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
   async function claim(ids: readonly string[], owners: readonly string[]): Promise<boolean[]> {
     if (ids.length === 0) return [];
     await connected();
+    await layoutKnown();
     // A cluster: a group per hash tag (its keys share a slot); one Redis: one group.
     const groups = new Map<string, number[]>();
     for (let i = 0; i < ids.length; i++) {
@@ -272,6 +289,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
         return claim(ids, new Array<string>(ids.length).fill(batchId));
       }
       await connected();
+      await layoutKnown();
       const args = scriptArgs(ids, [[batchId, ids.length]], markOf(batchId));
       return readAnswer(await (redis as Claimer).claimIds(...args), ids.length);
     },
@@ -307,8 +325,15 @@ function legacyUntil(
   namespace: string,
   ttlSeconds: number,
   onError: ErrorReporter,
-): { until: number } {
-  const known = { until: Number.POSITIVE_INFINITY };
+): { until: number; answered: Promise<void> } {
+  let answer = () => {};
+  const known = {
+    until: Number.POSITIVE_INFINITY,
+    /** Resolves at the first answer. */
+    answered: new Promise<void>((r) => {
+      answer = r;
+    }),
+  };
   const key = `${namespace}:seen-keys-until`;
   const nodes = (): Redis[] => (isCluster(redis) ? redis.nodes("master") : [redis]);
   const pattern = isCluster(redis) ? `{${namespace}:??}:seen:*` : `${namespace}:seen:*`;
@@ -328,6 +353,7 @@ function legacyUntil(
       until = (await redis.get(key)) ?? String(candidate);
     }
     known.until = Number(until);
+    answer();
   };
   const tryAsking = () =>
     ask().catch((err) => {
