@@ -517,9 +517,10 @@ function loadInStages(warehouse: Warehouse, total: number) {
   const insertFile = async (file: string) => {
     await warehouse.command(
       `INSERT INTO ${warehouse.db}.events (${CSV_COLUMNS.join(", ")})
-       SELECT * FROM file({file:String}, 'CSV', {structure:String})
+       SELECT * FROM file({file:String}, 'CSV')
        SETTINGS date_time_input_format = 'best_effort', max_insert_threads = 2`,
-      { file, structure: CSV_STRUCTURE },
+      // The columns' types are the events table's: ClickHouse takes them from the insert's target.
+      { file },
     );
     rmSync(file);
   };
@@ -561,10 +562,6 @@ function loadInStages(warehouse: Warehouse, total: number) {
     },
   };
 }
-
-/** The generator's columns as `file()` reads them, typed as the events table's. */
-const CSV_STRUCTURE =
-  "event_id UUID, occurred_at DateTime64(3, 'UTC'), user_id String, event_type String, properties String";
 
 /** Resolves once chDB runs no merge in the warehouse's database (two minutes at most). */
 async function mergesDone(warehouse: Warehouse): Promise<void> {

@@ -202,8 +202,11 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
     legacy.answered,
     new Promise((r) => setTimeout(r, LEGACY_WAIT_MS).unref()),
   ]);
-  const layoutKnown = () =>
-    legacy.until === Number.POSITIVE_INFINITY && redis.status === "ready" ? firstAnswer : undefined;
+  /** Awaited before each claim: the connection (see `connected`), then that first answer. */
+  const readyToClaim = async () => {
+    await connected();
+    if (legacy.until === Number.POSITIVE_INFINITY && redis.status === "ready") await firstAnswer;
+  };
 
   /**
    * The script's arguments for `ids` (sharing a tag), claimed by `owners`
@@ -258,8 +261,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
 
   async function claim(ids: readonly string[], owners: readonly string[]): Promise<boolean[]> {
     if (ids.length === 0) return [];
-    await connected();
-    await layoutKnown();
+    await readyToClaim();
     // A cluster: a group per hash tag (its keys share a slot); one Redis: one group.
     const groups = new Map<string, number[]>();
     for (let i = 0; i < ids.length; i++) {
@@ -288,8 +290,7 @@ export function createRedisDedupe(options: RedisDedupeOptions): DedupeStore {
       if (!marks || ids.length === 0 || ids.length > CHUNK) {
         return claim(ids, new Array<string>(ids.length).fill(batchId));
       }
-      await connected();
-      await layoutKnown();
+      await readyToClaim();
       const args = scriptArgs(ids, [[batchId, ids.length]], markOf(batchId));
       return readAnswer(await (redis as Claimer).claimIds(...args), ids.length);
     },
